@@ -1,0 +1,7 @@
+"""authmesh: JWT authentication and authorization for Python microservices."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,180 @@
+"""Compact JWS for JWTs: sign, and verify in one pass with every RFC 8725 rule.
+
+The verify path is our own lean code over ``cryptography`` (measured at the
+floor of base64url + JSON + the primitive); the tests hold it to accept nothing
+that PyJWT and joserfc would reject.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authmesh.jose.b64 import b64url_decode, b64url_encode
+from authmesh.jose.claims import check_claims
+from authmesh.jose.errors import (
+    AlgNotAllowed,
+    BadSignature,
+    ForbiddenHeader,
+    MalformedToken,
+    TokenTooLarge,
+    UnknownKid,
+    UnsupportedCritical,
+    WrongType,
+)
+from authmesh.jose.keys import Key
+from authmesh.jose.keyset import KeyResolver
+from authmesh.jose.policy import Clock, VerifyPolicy
+
+__all__ = [
+    "FORBIDDEN_HEADERS",
+    "VerifiedToken",
+    "decode_segment",
+    "sign_jwt",
+    "verify_jwt",
+]
+
+#: Header parameters that point at or embed a key: trusting any of them lets the
+#: attacker choose the key (RFC 8725 §3.10 and the CVEs behind it).
+FORBIDDEN_HEADERS: frozenset[str] = frozenset({"jku", "x5u", "jwk", "x5c"})
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+_HEADER_DECODER = json.JSONDecoder(
+    parse_constant=_no_constants, object_pairs_hook=_unique_pairs
+).decode
+_PAYLOAD_DECODER = json.JSONDecoder(parse_constant=_no_constants).decode
+
+
+def decode_segment(segment: bytes, *, what: str, strict_members: bool = False) -> dict[str, Any]:
+    """Decode one base64url JSON-object segment.
+
+    Raises:
+        MalformedToken: not strict base64url, not UTF-8 JSON, or not an object.
+    """
+    try:
+        text = b64url_decode(segment).decode("utf-8")
+        obj = (_HEADER_DECODER if strict_members else _PAYLOAD_DECODER)(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise MalformedToken(f"the token {what} is not base64url-encoded JSON") from None
+    if not isinstance(obj, dict):
+        raise MalformedToken(f"the token {what} is not a JSON object")
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token that passed every check: its header, its claims and the key used."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    kid: str
+    alg: str
+
+
+def sign_jwt(
+    claims: Mapping[str, Any],
+    key: Key,
+    *,
+    typ: str = "JWT",
+    headers: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign a JWT with ``key``; the header gets the key's ``alg`` and ``kid``.
+
+    Raises:
+        InvalidKey: the key cannot sign.
+        ValueError: extra headers try to set a key-pointing parameter.
+    """
+    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid, "typ": typ}
+    if headers:
+        bad = FORBIDDEN_HEADERS.intersection(headers) | {"alg", "kid"}.intersection(headers)
+        if bad:
+            raise ValueError(f"header parameters {sorted(bad)} cannot be set here")
+        header.update(headers)
+    signing_input = (
+        b64url_encode(_DUMPS(header).encode()) + b"." + b64url_encode(_DUMPS(claims).encode())
+    )
+    return (signing_input + b"." + b64url_encode(key.sign(signing_input))).decode("ascii")
+
+
+def verify_jwt(
+    token: str | bytes,
+    keys: KeyResolver,
+    policy: VerifyPolicy,
+    *,
+    clock: Clock = time.time,
+) -> VerifiedToken:
+    """Verify a compact JWS JWT: structure, header rules, signature, then claims.
+
+    Checks in order: size; three strict base64url segments; the header is a JSON
+    object whose ``alg`` is allowed and is not ``none``; no ``jku``/``x5u``/
+    ``jwk``/``x5c``; no ``crit``; ``typ`` accepted; ``kid`` names a trusted key
+    bound to exactly that ``alg``; signature; then the claims (RFC 7519, 8725).
+
+    Raises:
+        TokenRejected: a subclass with the reason of the first failed rule.
+    """
+    if isinstance(token, str):
+        if len(token) > policy.max_token_bytes:
+            raise TokenTooLarge()
+        if not token.isascii():
+            raise MalformedToken("the token contains characters outside base64url")
+        raw = token.encode("ascii")
+    else:
+        raw = token
+        if len(raw) > policy.max_token_bytes:
+            raise TokenTooLarge()
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise MalformedToken("a JWT has three dot-separated parts")
+    header_b64, payload_b64, signature_b64 = parts
+
+    header = decode_segment(header_b64, what="header", strict_members=True)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise AlgNotAllowed("unsigned tokens (alg none) are not accepted")
+    if alg not in policy.algorithms:
+        raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
+    if not FORBIDDEN_HEADERS.isdisjoint(header):
+        raise ForbiddenHeader(
+            "the token header must not carry jku, x5u, jwk or x5c: keys come from the issuer"
+        )
+    if "crit" in header:
+        raise UnsupportedCritical()
+    if not policy.type_allowed(header.get("typ")):
+        raise WrongType()
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise UnknownKid("the token header has no key id")
+    key = keys.get(kid)
+    if key is None:
+        raise UnknownKid()
+    if key.alg != alg:
+        # Also what stops HS256 keyed with an RSA public key: the key's alg is RS256.
+        raise AlgNotAllowed("the token's algorithm is not the one bound to its key")
+
+    try:
+        signature = b64url_decode(signature_b64)
+    except ValueError:
+        raise MalformedToken("the token signature is not base64url-encoded") from None
+    if not key.verify(header_b64 + b"." + payload_b64, signature):
+        raise BadSignature()
+
+    claims = decode_segment(payload_b64, what="payload")
+    check_claims(claims, policy, clock())
+    return VerifiedToken(header=header, claims=claims, kid=kid, alg=alg)
