@@ -31,7 +31,14 @@ from authmesh.jose.errors import (
     WrongIssuer,
     WrongType,
 )
-from authmesh.jose.jws import FORBIDDEN_HEADERS, VerifiedToken, sign_jwt, verify_jwt
+from authmesh.jose.jws import (
+    FORBIDDEN_HEADERS,
+    VerifiedJWS,
+    VerifiedToken,
+    sign_jwt,
+    verify_jws,
+    verify_jwt,
+)
 from authmesh.jose.keys import ASYMMETRIC_ALGORITHMS, SUPPORTED_ALGORITHMS, Key
 from authmesh.jose.keyset import KeyResolver, KeySet
 from authmesh.jose.policy import ACCESS_TOKEN_CLAIMS, ACCESS_TOKEN_TYPES, Clock, VerifyPolicy
@@ -61,6 +68,7 @@ __all__ = [
     "TokenTooLarge",
     "UnknownKid",
     "UnsupportedCritical",
+    "VerifiedJWS",
     "VerifiedToken",
     "VerifierUnavailable",
     "VerifyPolicy",
@@ -68,5 +76,6 @@ __all__ = [
     "WrongIssuer",
     "WrongType",
     "sign_jwt",
+    "verify_jws",
     "verify_jwt",
 ]

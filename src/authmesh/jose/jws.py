@@ -31,9 +31,11 @@ from authmesh.jose.policy import Clock, VerifyPolicy
 
 __all__ = [
     "FORBIDDEN_HEADERS",
+    "VerifiedJWS",
     "VerifiedToken",
     "decode_segment",
     "sign_jwt",
+    "verify_jws",
     "verify_jwt",
 ]
 
@@ -78,12 +80,22 @@ def decode_segment(segment: bytes, *, what: str, strict_members: bool = False) -
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedJWS:
+    """A JWS whose header rules and signature passed; the payload is not interpreted."""
+
+    header: dict[str, Any]
+    payload: bytes
+    kid: str | None
+    alg: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedToken:
     """A token that passed every check: its header, its claims and the key used."""
 
     header: dict[str, Any]
     claims: dict[str, Any]
-    kid: str
+    kid: str | None
     alg: str
 
 
@@ -112,23 +124,10 @@ def sign_jwt(
     return (signing_input + b"." + b64url_encode(key.sign(signing_input))).decode("ascii")
 
 
-def verify_jwt(
-    token: str | bytes,
-    keys: KeyResolver,
-    policy: VerifyPolicy,
-    *,
-    clock: Clock = time.time,
-) -> VerifiedToken:
-    """Verify a compact JWS JWT: structure, header rules, signature, then claims.
-
-    Checks in order: size; three strict base64url segments; the header is a JSON
-    object whose ``alg`` is allowed and is not ``none``; no ``jku``/``x5u``/
-    ``jwk``/``x5c``; no ``crit``; ``typ`` accepted; ``kid`` names a trusted key
-    bound to exactly that ``alg``; signature; then the claims (RFC 7519, 8725).
-
-    Raises:
-        TokenRejected: a subclass with the reason of the first failed rule.
-    """
+def _verify_signed(
+    token: str | bytes, keys: KeyResolver, policy: VerifyPolicy
+) -> tuple[dict[str, Any], bytes, Key]:
+    """Structure, header rules and signature; returns the header, payload segment and key."""
     if isinstance(token, str):
         if len(token) > policy.max_token_bytes:
             raise TokenTooLarge()
@@ -159,11 +158,11 @@ def verify_jwt(
     if not policy.type_allowed(header.get("typ")):
         raise WrongType()
     kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise UnknownKid("the token header has no key id")
+    if kid is not None and (not isinstance(kid, str) or not kid):
+        raise UnknownKid("the token's key id is not a non-empty string")
     key = keys.get(kid)
     if key is None:
-        raise UnknownKid()
+        raise UnknownKid("the token header has no key id" if kid is None else None)
     if key.alg != alg:
         # Also what stops HS256 keyed with an RSA public key: the key's alg is RS256.
         raise AlgNotAllowed("the token's algorithm is not the one bound to its key")
@@ -174,7 +173,42 @@ def verify_jwt(
         raise MalformedToken("the token signature is not base64url-encoded") from None
     if not key.verify(header_b64 + b"." + payload_b64, signature):
         raise BadSignature()
+    return header, payload_b64, key
 
+
+def verify_jws(token: str | bytes, keys: KeyResolver, policy: VerifyPolicy) -> VerifiedJWS:
+    """Verify a compact JWS (any payload): every header rule and the signature.
+
+    Raises:
+        TokenRejected: a subclass with the reason of the first failed rule.
+    """
+    header, payload_b64, key = _verify_signed(token, keys, policy)
+    try:
+        payload = b64url_decode(payload_b64)
+    except ValueError:
+        raise MalformedToken("the token payload is not base64url-encoded") from None
+    return VerifiedJWS(header=header, payload=payload, kid=header.get("kid"), alg=key.alg)
+
+
+def verify_jwt(
+    token: str | bytes,
+    keys: KeyResolver,
+    policy: VerifyPolicy,
+    *,
+    clock: Clock = time.time,
+) -> VerifiedToken:
+    """Verify a compact JWS JWT: structure, header rules, signature, then claims.
+
+    Checks in order: size; three strict base64url segments; the header is a JSON
+    object (no duplicate members) whose ``alg`` is allowed and is not ``none``;
+    no ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``typ`` accepted; ``kid``
+    names a trusted key bound to exactly that ``alg``; signature; then the
+    claims (RFC 7519 §4.1, RFC 8725 §3).
+
+    Raises:
+        TokenRejected: a subclass with the reason of the first failed rule.
+    """
+    header, payload_b64, key = _verify_signed(token, keys, policy)
     claims = decode_segment(payload_b64, what="payload")
     check_claims(claims, policy, clock())
-    return VerifiedToken(header=header, claims=claims, kid=kid, alg=alg)
+    return VerifiedToken(header=header, claims=claims, kid=header.get("kid"), alg=key.alg)

@@ -15,9 +15,13 @@ __all__ = ["KeyResolver", "KeySet"]
 
 
 class KeyResolver(Protocol):
-    """Finds the trusted key a token names; ``None`` when the ``kid`` is unknown."""
+    """Finds the trusted key a token names; ``None`` when the ``kid`` is unknown.
 
-    def get(self, kid: str) -> Key | None:
+    ``kid`` is ``None`` for a token whose header has none: a resolver may answer
+    with its only key then, never with a guess among several.
+    """
+
+    def get(self, kid: str | None) -> Key | None:
         """The key with this ``kid``, or ``None``."""
         ...
 
@@ -43,8 +47,12 @@ class KeySet:
             raise InvalidKey(f"two keys share the kid {key.kid!r}")
         self._keys[key.kid] = key
 
-    def get(self, kid: str) -> Key | None:
-        """The key with this ``kid``, or ``None``."""
+    def get(self, kid: str | None) -> Key | None:
+        """The key with this ``kid``; for ``None``, the only key if there is exactly one."""
+        if kid is None:
+            if len(self._keys) == 1:
+                return next(iter(self._keys.values()))
+            return None
         return self._keys.get(kid)
 
     def __iter__(self) -> Iterator[Key]:
