@@ -1,0 +1,187 @@
+"""The tables of the auth server (SQLAlchemy 2 declarative models).
+
+Times are stored as UTC epoch seconds (float): they are compared with JWT
+NumericDates everywhere, and the same column type behaves alike on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AuditRow",
+    "Base",
+    "ClientRow",
+    "MetaRow",
+    "RefreshTokenRow",
+    "RevocationRow",
+    "SessionRow",
+    "SigningKeyRow",
+    "UserRoleRow",
+    "UserRow",
+]
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every authmesh table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class UserRow(Base):
+    """A person who logs in with a username and password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150))
+    # Lower-cased for lookups and uniqueness: "Alice" and "alice" are one account.
+    username_key: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    password_changed_at: Mapped[float] = mapped_column(Float)
+
+
+class UserRoleRow(Base):
+    """One role granted to one user."""
+
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class ClientRow(Base):
+    """A registered OAuth client: a first-party app (public) or a service (confidential)."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # SHA-256 of a generated high-entropy secret; NULL for a public client.
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    audiences: Mapped[list[str]] = mapped_column(JSON)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SessionRow(Base):
+    """One login: refresh tokens and access tokens (``sid``) belong to it."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_open", "user_id", "ended_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    audiences: Mapped[list[str]] = mapped_column(JSON)
+    auth_time: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float] = mapped_column(Float)
+    # The absolute end: no refresh extends a session past it.
+    expires_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+
+
+class RefreshTokenRow(Base):
+    """A refresh token, stored as its SHA-256; each is used once, then rotated."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    successor_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SigningKeyRow(Base):
+    """A signing key: published from ``published_at``, signs from ``activates_at``.
+
+    It stops signing at ``retires_at`` and leaves the JWKS at ``expires_at``,
+    when the last token it signed has expired.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # JSON of the private JWK, or its AES-GCM encryption when a master key is set.
+    private_jwk: Mapped[str] = mapped_column(Text)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[float] = mapped_column(Float)
+    activates_at: Mapped[float] = mapped_column(Float)
+    retires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RevocationRow(Base):
+    """A durable revocation event; ``cursor`` orders the feed."""
+
+    __tablename__ = "revocation_events"
+    __table_args__ = (Index("ix_revocation_expires", "expires_at"),)
+
+    cursor: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(3))
+    value: Mapped[str] = mapped_column(String(200))
+    not_before: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AuditRow(Base):
+    """A security event: who did what to whom, from where, with what outcome."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_action", "action"),
+        Index("ix_audit_subject", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(50))
+    outcome: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MetaRow(Base):
+    """Server-wide values that must survive restarts (e.g. the refresh-token pepper)."""
+
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

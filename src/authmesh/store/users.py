@@ -1,0 +1,100 @@
+"""Users and their roles."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authmesh.store.models import UserRoleRow, UserRow
+
+__all__ = [
+    "count_users",
+    "create_user",
+    "get_roles",
+    "get_user",
+    "get_user_by_id",
+    "list_users",
+    "set_roles",
+    "username_key",
+]
+
+
+def username_key(username: str) -> str:
+    """The case-folded form under which a username is unique."""
+    return username.strip().casefold()
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password_hash: str,
+    roles: Iterable[str] = (),
+    now: float,
+) -> UserRow:
+    """Insert a user; the caller checks the name is free (the unique index enforces it)."""
+    user = UserRow(
+        id=str(uuid.uuid4()),
+        username=username.strip(),
+        username_key=username_key(username),
+        password_hash=password_hash,
+        blocked=False,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    await set_roles(session, user.id, roles)
+    return user
+
+
+async def get_user(
+    session: AsyncSession, username: str, *, for_update: bool = False
+) -> UserRow | None:
+    """The user with this username (case-insensitive), or ``None``."""
+    stmt = select(UserRow).where(UserRow.username_key == username_key(username))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_user_by_id(
+    session: AsyncSession, user_id: str, *, for_update: bool = False
+) -> UserRow | None:
+    """The user with this id, or ``None``."""
+    stmt = select(UserRow).where(UserRow.id == user_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_users(
+    session: AsyncSession, *, offset: int = 0, limit: int = 100
+) -> Sequence[UserRow]:
+    """Users ordered by username."""
+    stmt = select(UserRow).order_by(UserRow.username_key).offset(offset).limit(limit)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def count_users(session: AsyncSession) -> int:
+    """How many users exist."""
+    return int((await session.execute(select(func.count()).select_from(UserRow))).scalar_one())
+
+
+async def get_roles(session: AsyncSession, user_id: str) -> list[str]:
+    """The user's roles, sorted."""
+    stmt = select(UserRoleRow.role).where(UserRoleRow.user_id == user_id).order_by(UserRoleRow.role)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def set_roles(session: AsyncSession, user_id: str, roles: Iterable[str]) -> list[str]:
+    """Replace the user's roles; returns the new sorted list."""
+    wanted = sorted(set(roles))
+    await session.execute(delete(UserRoleRow).where(UserRoleRow.user_id == user_id))
+    session.add_all(UserRoleRow(user_id=user_id, role=role) for role in wanted)
+    await session.flush()
+    return wanted
