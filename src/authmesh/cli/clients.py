@@ -1,0 +1,108 @@
+"""``authmesh clients``: register OAuth clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from authmesh.cli.server_context import (
+    ConfigOpt,
+    DatabaseOpt,
+    DataDirOpt,
+    run_with_core,
+    settings_from,
+)
+from authmesh.server import clients as client_service
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.store import clients as client_store
+from authmesh.store.models import ClientRow
+
+__all__ = ["clients_app"]
+
+clients_app = typer.Typer(help="Register, list and remove OAuth clients.", no_args_is_help=True)
+_CLI = RequestInfo(actor="cli")
+Many = list[str] | None
+
+
+@clients_app.command("add")
+def add(
+    client_id: Annotated[str, typer.Argument(help="The client id")],
+    public: Annotated[
+        bool, typer.Option("--public", help="A first-party app without a secret")
+    ] = False,
+    grant: Annotated[Many, typer.Option("--grant", "-g", help="Grant type (repeatable)")] = None,
+    scope: Annotated[Many, typer.Option("--scope", "-s", help="Allowed scope (repeatable)")] = None,
+    audience: Annotated[
+        Many, typer.Option("--audience", "-a", help="Allowed audience (repeatable)")
+    ] = None,
+    role: Annotated[Many, typer.Option("--role", "-r", help="Role of its own tokens")] = None,
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register a client; a confidential client's secret is printed this once."""
+    grants = grant or (["password", "refresh_token"] if public else ["client_credentials"])
+
+    async def action(core: AuthCore) -> client_service.NewClient:
+        return await client_service.register_client(
+            core,
+            client_id=client_id,
+            name=name,
+            public=public,
+            grant_types=grants,
+            scopes=scope or [],
+            audiences=audience or [],
+            roles=role or [],
+            info=_CLI,
+        )
+
+    made = run_with_core(settings_from(config, database_url, data_dir), action)
+    typer.echo(f"client {made.client.client_id} registered (grants: {', '.join(grants)})")
+    if made.secret is not None:
+        typer.echo(f"client_secret: {made.secret}")
+        typer.echo("store it now: it is not shown again (only its hash is kept)")
+
+
+@clients_app.command("list")
+def list_(
+    database_url: DatabaseOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None
+) -> None:
+    """List clients (never their secrets)."""
+
+    async def action(core: AuthCore) -> list[ClientRow]:
+        async with core.db.transaction() as session:
+            return list(await client_store.list_clients(session))
+
+    table = Table("client_id", "type", "grants", "scopes", "audiences", "roles")
+    for c in run_with_core(settings_from(config, database_url, data_dir), action):
+        table.add_row(
+            c.client_id,
+            "public" if c.secret_hash is None else "confidential",
+            " ".join(c.grant_types),
+            " ".join(c.scopes),
+            " ".join(c.audiences),
+            " ".join(c.roles),
+        )
+    Console().print(table)
+
+
+@clients_app.command("remove")
+def remove(
+    client_id: Annotated[str, typer.Argument(help="The client id")],
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete a client and revoke its own tokens."""
+
+    async def action(core: AuthCore) -> bool:
+        return await client_service.remove_client(core, client_id, info=_CLI)
+
+    if not run_with_core(settings_from(config, database_url, data_dir), action):
+        typer.echo(f"no client {client_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"client {client_id} removed")

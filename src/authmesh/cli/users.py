@@ -1,0 +1,157 @@
+"""``authmesh users``: manage accounts in the server's database."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from authmesh.cli.server_context import (
+    ConfigOpt,
+    DatabaseOpt,
+    DataDirOpt,
+    run_with_core,
+    settings_from,
+)
+from authmesh.server import accounts
+from authmesh.server.core import AuthCore, RequestInfo
+
+__all__ = ["users_app"]
+
+users_app = typer.Typer(help="Create, list, block and manage users.", no_args_is_help=True)
+_CLI = RequestInfo(actor="cli")
+RoleOpt = Annotated[list[str] | None, typer.Option("--role", "-r", help="A role (repeatable)")]
+UserArg = Annotated[str, typer.Argument(help="The username")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _print_user(view: accounts.UserView) -> None:
+    state = "blocked" if view.blocked else "active"
+    typer.echo(f"{view.username}  id={view.id}  roles={','.join(view.roles) or '-'}  {state}")
+
+
+@users_app.command("add")
+def add(
+    username: UserArg,
+    role: RoleOpt = None,
+    password_stdin: PasswordStdin = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a user (the first admin: `authmesh users add admin --role admin`)."""
+    password = _read_password(password_stdin)
+
+    async def action(core: AuthCore) -> accounts.UserView:
+        return await accounts.create_user(
+            core, username=username, password=password, roles=role or [], info=_CLI
+        )
+
+    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+
+
+@users_app.command("list")
+def list_(
+    database_url: DatabaseOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None
+) -> None:
+    """List users."""
+
+    async def action(core: AuthCore) -> list[accounts.UserView]:
+        return await accounts.list_users(core, limit=10_000)
+
+    views = run_with_core(settings_from(config, database_url, data_dir), action)
+    table = Table("username", "id", "roles", "state")
+    for v in views:
+        table.add_row(v.username, v.id, ", ".join(v.roles), "blocked" if v.blocked else "active")
+    Console().print(table)
+
+
+@users_app.command("block")
+def block(
+    username: UserArg,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Block a user and revoke every token they hold."""
+
+    async def action(core: AuthCore) -> accounts.UserView:
+        return await accounts.block_user(core, username, info=_CLI)
+
+    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+
+
+@users_app.command("unblock")
+def unblock(
+    username: UserArg,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Let a blocked user log in again."""
+
+    async def action(core: AuthCore) -> accounts.UserView:
+        return await accounts.unblock_user(core, username, info=_CLI)
+
+    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+
+
+@users_app.command("roles")
+def roles(
+    username: UserArg,
+    role: Annotated[list[str] | None, typer.Argument(help="The complete new set of roles")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace a user's roles (no roles given: remove all)."""
+
+    async def action(core: AuthCore) -> accounts.UserView:
+        return await accounts.set_roles(core, username, role or [], info=_CLI)
+
+    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+
+
+@users_app.command("passwd")
+def passwd(
+    username: UserArg,
+    password_stdin: PasswordStdin = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a user's password; their sessions end."""
+    password = _read_password(password_stdin)
+
+    async def action(core: AuthCore) -> None:
+        await accounts.set_password(core, username, password, info=_CLI)
+
+    run_with_core(settings_from(config, database_url, data_dir), action)
+    typer.echo(f"password of {username} changed; every session of the user has ended")
+
+
+@users_app.command("logout")
+def logout(
+    username: UserArg,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Force re-authentication: end every session of the user."""
+
+    async def action(core: AuthCore) -> int:
+        return await accounts.logout_all(core, username, info=_CLI, forced=True)
+
+    ended = run_with_core(settings_from(config, database_url, data_dir), action)
+    typer.echo(f"{ended} session(s) of {username} ended")

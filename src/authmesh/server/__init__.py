@@ -1,0 +1,1 @@
+"""The authmesh authentication server."""

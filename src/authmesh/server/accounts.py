@@ -1,0 +1,292 @@
+"""User accounts: creation, roles, block, passwords and logouts, free of HTTP.
+
+Every change that ends access writes revocation events (DESIGN.md "Revocation
+without a lookup per request") and an audit event in the same transaction, then
+wakes the feed after the commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound
+from authmesh.server.passwords import WeakPassword
+from authmesh.store import sessions as session_store
+from authmesh.store import users as user_store
+from authmesh.store.models import UserRow
+
+__all__ = [
+    "UserView",
+    "block_user",
+    "change_password",
+    "create_user",
+    "get_user",
+    "list_users",
+    "logout",
+    "logout_all",
+    "set_password",
+    "set_roles",
+    "unblock_user",
+]
+
+_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
+_ROLE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserView:
+    """A user as the admin API and CLI show it (never the password hash)."""
+
+    id: str
+    username: str
+    roles: list[str]
+    blocked: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of the admin API."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "roles": self.roles,
+            "blocked": self.blocked,
+            "created_at": self.created_at,
+        }
+
+
+def _view(user: UserRow, roles: list[str]) -> UserView:
+    return UserView(
+        id=user.id,
+        username=user.username,
+        roles=roles,
+        blocked=user.blocked,
+        created_at=user.created_at,
+    )
+
+
+def _check_roles(roles: Sequence[str]) -> list[str]:
+    for role in roles:
+        if not _ROLE.match(role):
+            raise InvalidRequest(f"invalid role name {role[:100]!r}")
+    return sorted(set(roles))
+
+
+def _check_password(core: AuthCore, password: str, username: str) -> None:
+    try:
+        core.policy.check(password, username)
+    except WeakPassword as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+async def create_user(
+    core: AuthCore,
+    *,
+    username: str,
+    password: str,
+    roles: Sequence[str] = (),
+    info: RequestInfo | None = None,
+) -> UserView:
+    """Create a user.
+
+    Raises:
+        InvalidRequest: bad username, weak password, bad role, or the name is taken.
+    """
+    if not _USERNAME.match(username):
+        raise InvalidRequest("username must be 1-150 of A-Z a-z 0-9 . _ @ + -")
+    _check_password(core, password, username)
+    wanted = _check_roles(roles)
+    password_hash = await core.hasher.ahash(password)
+    try:
+        async with core.db.transaction() as session:
+            if await user_store.get_user(session, username) is not None:
+                raise InvalidRequest(f"user {username!r} already exists")
+            user = await user_store.create_user(
+                session,
+                username=username,
+                password_hash=password_hash,
+                roles=wanted,
+                now=core.now(),
+            )
+            await core.audit(session, "user_create", info=info, subject=user.username, roles=wanted)
+    except IntegrityError:
+        raise InvalidRequest(f"user {username!r} already exists") from None
+    return _view(user, wanted)
+
+
+async def _load(session: AsyncSession, username: str) -> UserRow:
+    user = await user_store.get_user(session, username, for_update=True)
+    if user is None:
+        raise NotFound(f"no user {username[:150]!r}")
+    return user
+
+
+async def get_user(core: AuthCore, username: str) -> UserView:
+    """One user by name.
+
+    Raises:
+        NotFound: no such user.
+    """
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        return _view(user, await user_store.get_roles(session, user.id))
+
+
+async def list_users(core: AuthCore, *, offset: int = 0, limit: int = 100) -> list[UserView]:
+    """Users ordered by name."""
+    async with core.db.transaction() as session:
+        rows = await user_store.list_users(session, offset=offset, limit=limit)
+        return [_view(u, await user_store.get_roles(session, u.id)) for u in rows]
+
+
+async def _end_access(
+    core: AuthCore, session: AsyncSession, user: UserRow, reason: str
+) -> list[int]:
+    """End every session and revoke every token of the user issued until now."""
+    sids = await session_store.end_user_sessions(session, user.id, now=core.now(), reason=reason)
+    cursors = await core.revoke(session, "sub", [user.id])
+    cursors += await core.revoke(session, "sid", sids)
+    return cursors
+
+
+async def set_roles(
+    core: AuthCore, username: str, roles: Sequence[str], *, info: RequestInfo | None = None
+) -> UserView:
+    """Replace a user's roles.
+
+    Roles taken away are revoked at once: outstanding tokens carry the old roles,
+    so the user's tokens are revoked and the next refresh carries the new ones.
+    """
+    wanted = _check_roles(roles)
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        before = await user_store.get_roles(session, user.id)
+        await user_store.set_roles(session, user.id, wanted)
+        cursors: list[int] = []
+        if set(before) - set(wanted):
+            cursors = await core.revoke(session, "sub", [user.id])
+        await core.audit(
+            session, "role_change", info=info, subject=user.username, before=before, after=wanted
+        )
+    await core.announce(cursors)
+    return _view(user, wanted)
+
+
+async def block_user(core: AuthCore, username: str, *, info: RequestInfo | None = None) -> UserView:
+    """Block a user: no login, no refresh, every token revoked within the feed's latency."""
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        user.blocked = True
+        user.updated_at = core.now()
+        cursors = await _end_access(core, session, user, "blocked")
+        await core.audit(session, "block", info=info, subject=user.username)
+        roles = await user_store.get_roles(session, user.id)
+    await core.announce(cursors)
+    return _view(user, roles)
+
+
+async def unblock_user(
+    core: AuthCore, username: str, *, info: RequestInfo | None = None
+) -> UserView:
+    """Let a blocked user log in again (old tokens stay revoked)."""
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        user.blocked = False
+        user.updated_at = core.now()
+        await core.audit(session, "unblock", info=info, subject=user.username)
+        roles = await user_store.get_roles(session, user.id)
+    return _view(user, roles)
+
+
+async def logout_all(
+    core: AuthCore, username: str, *, info: RequestInfo | None = None, forced: bool = False
+) -> int:
+    """End every session of the user (logout everywhere, or an admin's forced re-auth)."""
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        open_count = len(await session_store.open_sessions(session, user.id, core.now()))
+        cursors = await _end_access(core, session, user, "forced_logout" if forced else "logout")
+        await core.audit(
+            session,
+            "force_logout" if forced else "logout_all",
+            info=info,
+            subject=user.username,
+            sessions=open_count,
+        )
+    await core.announce(cursors)
+    return open_count
+
+
+async def logout(
+    core: AuthCore, user_id: str, sid: str, *, info: RequestInfo | None = None
+) -> None:
+    """End one session of the user and revoke its tokens."""
+    async with core.db.transaction() as session:
+        sess = await session_store.get_session(session, sid)
+        cursors: list[int] = []
+        if sess is not None and sess.user_id == user_id:
+            await session_store.end_session(session, sid, now=core.now(), reason="logout")
+            cursors = await core.revoke(session, "sid", [sid])
+            user = await user_store.get_user_by_id(session, user_id)
+            await core.audit(
+                session,
+                "logout",
+                info=info,
+                subject=user.username if user else user_id,
+                session_id=sid,
+            )
+    await core.announce(cursors)
+
+
+async def change_password(
+    core: AuthCore,
+    user_id: str,
+    *,
+    current_password: str,
+    new_password: str,
+    info: RequestInfo | None = None,
+) -> None:
+    """The user changes their own password: every session ends, every token is revoked.
+
+    Raises:
+        AccessDenied: the current password is wrong.
+        InvalidRequest: the new password breaks the policy.
+    """
+    async with core.db.transaction() as session:
+        user = await user_store.get_user_by_id(session, user_id)
+    if user is None or user.blocked:
+        raise AccessDenied("the account cannot change its password")
+    if not await core.hasher.averify(user.password_hash, current_password):
+        async with core.db.transaction() as session:
+            await core.audit(
+                session, "password_change", outcome="failure", info=info, subject=user.username
+            )
+        raise AccessDenied("the current password is wrong")
+    await set_password(core, user.username, new_password, info=info, by_admin=False)
+
+
+async def set_password(
+    core: AuthCore,
+    username: str,
+    new_password: str,
+    *,
+    info: RequestInfo | None = None,
+    by_admin: bool = True,
+) -> None:
+    """Set a password (admin or CLI, or the user after checking the old one)."""
+    _check_password(core, new_password, username)
+    new_hash = await core.hasher.ahash(new_password)
+    async with core.db.transaction() as session:
+        user = await _load(session, username)
+        user.password_hash = new_hash
+        user.password_changed_at = user.updated_at = core.now()
+        cursors = await _end_access(core, session, user, "password_change")
+        await core.audit(
+            session, "password_change", info=info, subject=user.username, by_admin=by_admin
+        )
+    await core.announce(cursors)

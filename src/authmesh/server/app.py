@@ -1,0 +1,160 @@
+"""The ASGI app of the auth server: routes, error mapping, lifespan, headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import authmesh
+from authmesh.jose.policy import Clock
+from authmesh.server.config import ServerSettings
+from authmesh.server.core import AuthCore
+from authmesh.server.errors import OAuthError
+from authmesh.server.metrics import ServerMetrics
+from authmesh.server.routes import account, admin, feed, health, oauth, wellknown
+from authmesh.server.routes.common import NO_STORE
+from authmesh.store import revocations
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("authmesh.server")
+_MAINTENANCE_SECONDS = 60.0
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding the usual security headers to every response."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+        ]
+        if hsts:
+            self.extra.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                path = scope.get("path", "")
+                extra = self.extra
+                if path.startswith("/docs"):  # the Swagger page loads its own assets
+                    extra = [h for h in extra if h[0] != b"content-security-policy"]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_body(error: str, description: str) -> dict[str, str]:
+    return {"error": error, "error_description": description}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OAuthError)
+    async def oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse(
+            _error_body(exc.error, exc.description),
+            status_code=exc.status,
+            headers={**NO_STORE, **exc.headers()},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()[:5]
+        )
+        return JSONResponse(
+            _error_body("invalid_request", problems[:500] or "invalid request"),
+            status_code=400,
+            headers=NO_STORE,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "invalid_request"
+        )
+        return JSONResponse(
+            _error_body(error, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def server_error(_request: Request, exc: Exception) -> JSONResponse:
+        # Logged here with the type only: a traceback could carry form values.
+        log.error("unhandled %s on the auth server", type(exc).__name__)
+        return JSONResponse(
+            _error_body("server_error", "the server could not complete the request"),
+            status_code=500,
+            headers=NO_STORE,
+        )
+
+
+async def _maintenance(core: AuthCore) -> None:
+    """Scheduled key rotation and pruning of expired revocation events."""
+    while True:
+        await asyncio.sleep(_MAINTENANCE_SECONDS)
+        try:
+            rotated = await core.keys.rotate_if_due(core.settings.key_rotation_interval)
+            if rotated is not None:
+                async with core.db.transaction() as session:
+                    await core.audit(session, "key_rotate", kid=rotated.kid, scheduled=True)
+            async with core.db.transaction() as session:
+                await revocations.prune_expired(session, now=core.now())
+        except Exception:
+            log.warning("maintenance pass failed", exc_info=True)
+
+
+def create_app(
+    settings: ServerSettings, *, clock: Clock = time.time, core: AuthCore | None = None
+) -> FastAPI:
+    """Build the auth server app; the database is opened in the lifespan."""
+    core = core or AuthCore.build(settings, clock=clock)
+    metrics = ServerMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await core.start()
+        await core.hub.start()
+        task = asyncio.create_task(_maintenance(core))
+        try:
+            yield {}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await core.close()
+
+    app = FastAPI(
+        title="authmesh auth server",
+        version=authmesh.__version__,
+        description="OAuth 2.0 token endpoint, JWKS, revocation feed and admin API.",
+        lifespan=lifespan,
+    )
+    app.state.core = core
+    app.state.metrics = metrics
+    for module in (wellknown, oauth, account, admin, feed, health):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
+    return app

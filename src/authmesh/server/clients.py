@@ -1,0 +1,178 @@
+"""Client authentication (RFC 6749 §2.3) and registration of service clients."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from sqlalchemy.exc import IntegrityError
+
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.errors import InvalidClient, InvalidRequest
+from authmesh.server.secrets import hash_secret, new_secret, secret_matches
+from authmesh.store import clients as client_store
+from authmesh.store.models import ClientRow
+
+__all__ = [
+    "GRANT_TYPES",
+    "ClientCredentials",
+    "NewClient",
+    "authenticate_client",
+    "parse_client_credentials",
+    "register_client",
+    "remove_client",
+]
+
+GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_NAME_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 scope-token chars
+# Checked against when the client is unknown, so both paths do the same work.
+_DUMMY_HASH = hash_secret(new_secret())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """What the request presented: an id, maybe a secret, and how."""
+
+    client_id: str
+    secret: str | None
+    method: str  # client_secret_basic | client_secret_post | none
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    """A registered client and its secret, shown this once."""
+
+    client: ClientRow
+    secret: str | None
+
+
+def parse_client_credentials(
+    authorization: str | None, form: Mapping[str, str]
+) -> ClientCredentials:
+    """Read client credentials from HTTP Basic or the form, not both (RFC 6749 §2.3.1).
+
+    Raises:
+        InvalidClient: malformed Basic credentials or no client id at all.
+        InvalidRequest: more than one authentication method.
+    """
+    basic = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise InvalidClient("malformed HTTP Basic client credentials") from None
+            user, sep, password = decoded.partition(":")
+            if not sep:
+                raise InvalidClient("malformed HTTP Basic client credentials")
+            # §2.3.1: both parts are form-urlencoded before Basic encoding.
+            basic = ClientCredentials(
+                unquote_plus(user), unquote_plus(password), "client_secret_basic"
+            )
+    if basic is not None:
+        if "client_secret" in form:
+            raise InvalidRequest("use one client authentication method, not several")
+        if form.get("client_id") not in (None, basic.client_id):
+            raise InvalidRequest("client_id in the body differs from the authenticated client")
+        return basic
+    client_id = form.get("client_id")
+    if not client_id:
+        raise InvalidClient("client authentication is required")
+    secret = form.get("client_secret")
+    return ClientCredentials(
+        client_id, secret, "client_secret_post" if secret is not None else "none"
+    )
+
+
+async def authenticate_client(core: AuthCore, creds: ClientCredentials) -> ClientRow:
+    """The registered client these credentials prove.
+
+    Confidential clients must present their secret; a public first-party client
+    presents its id alone. Every failure is the same ``invalid_client``.
+
+    Raises:
+        InvalidClient: unknown client, wrong or missing secret, or a secret sent
+            for a public client.
+    """
+    async with core.db.transaction() as session:
+        client = await client_store.get_client(session, creds.client_id)
+    if client is None:
+        secret_matches(creds.secret or "", _DUMMY_HASH)
+        raise InvalidClient("client authentication failed")
+    if client.secret_hash is None:
+        if creds.secret:
+            raise InvalidClient("client authentication failed")
+        return client
+    if creds.secret is None or not secret_matches(creds.secret, client.secret_hash):
+        raise InvalidClient("client authentication failed")
+    return client
+
+
+def _check_tokens(kind: str, values: Sequence[str]) -> list[str]:
+    for value in values:
+        if not _NAME_TOKEN.match(value):
+            raise InvalidRequest(f"invalid {kind} {value!r}: use printable characters, no spaces")
+    return sorted(set(values))
+
+
+async def register_client(
+    core: AuthCore,
+    *,
+    client_id: str,
+    name: str = "",
+    public: bool = False,
+    grant_types: Sequence[str] = ("client_credentials",),
+    scopes: Sequence[str] = (),
+    audiences: Sequence[str] = (),
+    roles: Sequence[str] = (),
+    info: RequestInfo | None = None,
+) -> NewClient:
+    """Register a client; a confidential one gets a generated secret, stored hashed.
+
+    Raises:
+        InvalidRequest: bad id, unknown grant type, a public client asking for
+            client_credentials, or the id is taken.
+    """
+    if not _CLIENT_ID.match(client_id):
+        raise InvalidRequest("client_id must be 1-100 of A-Z a-z 0-9 . _ : -")
+    unknown = set(grant_types) - GRANT_TYPES
+    if unknown or not grant_types:
+        raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
+    if public and "client_credentials" in grant_types:
+        raise InvalidRequest("a public client cannot use client_credentials")
+    secret = None if public else new_secret()
+    try:
+        async with core.db.transaction() as session:
+            client = await client_store.create_client(
+                session,
+                client_id=client_id,
+                name=name[:200],
+                secret_hash=None if secret is None else hash_secret(secret),
+                grant_types=list(grant_types),
+                scopes=_check_tokens("scope", scopes),
+                audiences=_check_tokens("audience", audiences),
+                roles=_check_tokens("role", roles),
+                now=core.now(),
+            )
+            await core.audit(session, "client_create", info=info, client_id=client_id)
+    except IntegrityError:
+        raise InvalidRequest(f"client {client_id!r} already exists") from None
+    return NewClient(client=client, secret=secret)
+
+
+async def remove_client(core: AuthCore, client_id: str, *, info: RequestInfo | None = None) -> bool:
+    """Delete a client and revoke the tokens issued to it as a subject."""
+    async with core.db.transaction() as session:
+        existed = await client_store.delete_client(session, client_id)
+        cursors: list[int] = []
+        if existed:
+            cursors = await core.revoke(session, "sub", [client_id])
+            await core.audit(session, "client_delete", info=info, client_id=client_id)
+    await core.announce(cursors)
+    return existed

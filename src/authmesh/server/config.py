@@ -1,0 +1,160 @@
+"""Settings of the auth server: flags, ``AUTHMESH_*`` environment, or a TOML file.
+
+Precedence, highest first: explicit values (command-line flags), environment,
+the TOML file, defaults. Everything is validated at start with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from authmesh.errors import ConfigError
+
+__all__ = ["ServerSettings", "load_settings"]
+
+_CONFIG_FILE_ENV = "AUTHMESH_CONFIG"
+
+
+class ServerSettings(BaseSettings):
+    """Every setting of ``authmesh serve``; times are in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHMESH_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    issuer: str | None = Field(
+        default=None, description="Public base URL; defaults to http://host:port"
+    )
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="Defaults to a SQLite file in data_dir"
+    )
+    database_schema: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema (search_path) holding authmesh's tables",
+    )
+
+    access_token_ttl: int = Field(default=600, ge=30, le=86400)
+    refresh_idle_ttl: int = Field(default=7 * 86400, ge=60)
+    refresh_absolute_ttl: int = Field(default=30 * 86400, ge=60)
+    refresh_reuse_grace: float = Field(default=5.0, ge=0, le=60)
+    leeway: int = Field(default=30, ge=0, le=300)
+
+    signing_alg: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
+    key_rotation_interval: int = Field(
+        default=30 * 86400, ge=0, description="Rotate signing keys this often; 0 = only by hand"
+    )
+    key_publish_ahead: int = Field(
+        default=600, ge=0, description="A new key is in JWKS this long before it signs"
+    )
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    master_key: SecretStr | None = Field(
+        default=None, description="Encrypts private keys at rest when set"
+    )
+
+    redis_url: str | None = None
+    feed_heartbeat: float = Field(default=2.0, gt=0, le=60)
+    feed_poll_interval: float = Field(
+        default=1.0, gt=0, description="Safety-net poll of the revocation log on SQLite"
+    )
+
+    password_min_length: int = Field(default=10, ge=8, le=128)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost: int = Field(default=65536, ge=8, description="KiB")
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    login_max_failures: int = Field(default=5, ge=1, description="Free failures before back-off")
+    login_lock_after: int = Field(default=20, ge=1)
+    login_lock_seconds: int = Field(default=900, ge=1)
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerSettings:
+        if self.key_publish_ahead < self.jwks_max_age:
+            raise ValueError(
+                "key_publish_ahead must be at least jwks_max_age, or verifiers with a "
+                "cached JWKS would meet a token signed by a key they have not seen"
+            )
+        if self.refresh_absolute_ttl < self.refresh_idle_ttl:
+            raise ValueError("refresh_absolute_ttl must be at least refresh_idle_ttl")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.issuer is not None:
+            if not self.issuer.startswith(("https://", "http://")):
+                raise ValueError("issuer must be an http(s) URL")
+            if self.issuer.endswith("/"):
+                raise ValueError("issuer must not end with a slash")
+        return self
+
+    @property
+    def issuer_url(self) -> str:
+        """The ``iss`` of every token and the base of every endpoint URL."""
+        if self.issuer:
+            return self.issuer
+        scheme = "https" if self.tls_cert else "http"
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'authmesh.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(_CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> ServerSettings:
+    """Build the settings, turning validation errors into one readable ConfigError.
+
+    ``overrides`` whose value is ``None`` are ignored, so unset flags fall through
+    to the environment and the file.
+    """
+    values = {k: v for k, v in overrides.items() if v is not None}
+    previous = os.environ.get(_CONFIG_FILE_ENV)
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        os.environ[_CONFIG_FILE_ENV] = str(path)
+    try:
+        return ServerSettings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop(_CONFIG_FILE_ENV, None)
+            else:
+                os.environ[_CONFIG_FILE_ENV] = previous

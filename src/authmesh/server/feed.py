@@ -1,0 +1,154 @@
+"""Waking revocation-feed streams when an event is written, in every process.
+
+One process: an in-memory condition. Several processes on PostgreSQL: LISTEN/
+NOTIFY on ``authmesh_revocations``. With ``AUTHMESH_REDIS_URL``: Redis pub/sub
+instead. On SQLite (one machine) a slow poll of the log is the safety net for a
+second process. Streams then read the durable log, so a lost wake-up delays an
+event by at most one heartbeat, never drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from authmesh.jose.policy import Clock
+from authmesh.server.config import ServerSettings
+from authmesh.store import revocations
+from authmesh.store.db import Database
+
+__all__ = ["CHANNEL", "FeedHub"]
+
+CHANNEL = "authmesh_revocations"
+log = logging.getLogger("authmesh.feed")
+
+
+class FeedHub:
+    """The newest cursor this process knows of, and a way to wait for a newer one."""
+
+    def __init__(self, db: Database, *, settings: ServerSettings, clock: Clock) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self.latest = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+        self.backend = "memory"
+        # One channel per schema, so deployments sharing a database don't wake each other.
+        self.channel = CHANNEL if not db.schema else f"{CHANNEL}_{db.schema}"
+
+    async def start(self) -> None:
+        """Read the newest cursor and start listening for other processes' events."""
+        await self._refresh_latest()
+        if self._settings.redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self._settings.redis_url)
+            self.backend = "redis"
+            self._tasks.append(asyncio.create_task(self._listen_redis()))
+        elif not self._db.is_sqlite:
+            self.backend = "postgres"
+            self._tasks.append(asyncio.create_task(self._listen_postgres()))
+        else:
+            self.backend = "sqlite-poll"
+            self._tasks.append(asyncio.create_task(self._poll()))
+
+    async def stop(self) -> None:
+        """Cancel listeners."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    def _advance(self, cursor: int) -> None:
+        if cursor > self.latest:
+            self.latest = cursor
+            # Wake every waiter, then arm a fresh event for the next round.
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def notify(self, cursor: int) -> None:
+        """Announce a committed event to this process and to the others."""
+        self._advance(cursor)
+        try:
+            if self._redis is not None:
+                await self._redis.publish(self.channel, str(cursor))
+            elif not self._db.is_sqlite:
+                async with self._db.engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    await raw.driver_connection.execute(  # type: ignore[union-attr]
+                        "SELECT pg_notify($1, $2)", self.channel, str(cursor)
+                    )
+        except Exception:  # the event is durable; listeners also re-read on heartbeats
+            log.warning("could not broadcast revocation cursor %s", cursor, exc_info=True)
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Return when a cursor newer than ``seen`` is known, or after ``timeout``."""
+        if self.latest > seen:
+            return
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _refresh_latest(self) -> None:
+        async with self._db.transaction() as session:
+            self._advance(await revocations.latest_cursor(session))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.feed_poll_interval)
+            with contextlib.suppress(Exception):
+                await self._refresh_latest()
+
+    async def _listen_postgres(self) -> None:
+        import asyncpg
+
+        dsn = make_url(self._db.url).set(drivername="postgresql").render_as_string(False)
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                await conn.add_listener(self.channel, self._on_pg_notify)
+                # Anything written while we were not listening.
+                await self._refresh_latest()
+                while not conn.is_closed():
+                    await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("revocation LISTEN connection lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+    def _on_pg_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._advance(int(payload))
+
+    async def _listen_redis(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(self.channel)
+                await self._refresh_latest()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        with contextlib.suppress(ValueError):
+                            self._advance(int(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("revocation pub/sub connection lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1)

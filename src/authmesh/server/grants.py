@@ -1,0 +1,289 @@
+"""The token endpoint's grants (RFC 6749 §4.3, §4.4, §6), free of HTTP.
+
+Refresh tokens rotate on every use. A reused token revokes its whole session
+(theft detection, RFC 9700 §4.14.2), except inside a short grace window where a
+concurrent duplicate gets the same new refresh token instead of a logout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from authmesh.server.secrets import hash_secret, new_secret, successor_token
+from authmesh.store import sessions as session_store
+from authmesh.store import users as user_store
+from authmesh.store.models import ClientRow, SessionRow, UserRow
+
+__all__ = [
+    "TokenResponse",
+    "client_credentials_grant",
+    "password_grant",
+    "refresh_grant",
+    "resolve_audiences",
+    "resolve_scope",
+]
+
+_BAD_LOGIN = "invalid username or password"
+_BAD_REFRESH = "the refresh token is invalid, expired or revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """RFC 6749 §5.1 successful response."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body."""
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+def resolve_scope(requested: str | None, allowed: Sequence[str]) -> str:
+    """The granted scope: what was asked (all allowed when nothing was), in a stable order.
+
+    Raises:
+        InvalidScope: a requested scope is not allowed for the client.
+    """
+    if requested is None:
+        return " ".join(sorted(allowed))
+    wanted = requested.split()
+    extra = sorted(set(wanted) - set(allowed))
+    if extra:
+        raise InvalidScope(f"scope not allowed for this client: {' '.join(extra)[:200]}")
+    return " ".join(sorted(set(wanted)))
+
+
+def resolve_audiences(requested: Sequence[str], allowed: Sequence[str], issuer: str) -> list[str]:
+    """The ``aud`` values: what was asked (RFC 8707 ``resource``/``audience``) or all allowed.
+
+    A client with no audiences configured gets tokens for the auth server itself.
+
+    Raises:
+        InvalidTarget: an audience the client may not request.
+    """
+    if not requested:
+        return sorted(allowed) if allowed else [issuer]
+    extra = sorted(set(requested) - set(allowed))
+    if extra:
+        raise InvalidTarget(f"audience not allowed for this client: {' '.join(extra)[:200]}")
+    return sorted(set(requested))
+
+
+async def password_grant(
+    core: AuthCore,
+    client: ClientRow,
+    *,
+    username: str,
+    password: str,
+    scope: str | None,
+    audiences: Sequence[str],
+    info: RequestInfo,
+) -> TokenResponse:
+    """Log a user in: check the password, open a session, issue both tokens.
+
+    Raises:
+        InvalidGrant: unknown user, wrong password or blocked account, all alike.
+    """
+    granted_scope = resolve_scope(scope, client.scopes)
+    auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
+    async with core.db.transaction() as session:
+        user = await user_store.get_user(session, username)
+        roles = await user_store.get_roles(session, user.id) if user else []
+    if user is None:
+        # Same Argon2 work as a real check, so timing does not tell who exists.
+        await core.hasher.averify_dummy(password)
+        await _audit_login(core, info, username, client.client_id, "failure", "unknown_user")
+        raise InvalidGrant(_BAD_LOGIN)
+    ok = await core.hasher.averify(user.password_hash, password)
+    if not ok or user.blocked:
+        reason = "blocked" if ok else "bad_password"
+        await _audit_login(core, info, username, client.client_id, "failure", reason)
+        raise InvalidGrant(_BAD_LOGIN)
+    new_hash = None
+    if core.hasher.needs_rehash(user.password_hash):
+        new_hash = await core.hasher.ahash(password)
+
+    now = core.now()
+    settings = core.settings
+    refresh = new_secret()
+    async with core.db.transaction() as session:
+        if new_hash is not None:
+            row = await user_store.get_user_by_id(session, user.id, for_update=True)
+            if row is not None:
+                row.password_hash = new_hash
+        sess = await session_store.create_session(
+            session,
+            user_id=user.id,
+            client_id=client.client_id,
+            scope=granted_scope,
+            audiences=auds,
+            now=now,
+            expires_at=now + settings.refresh_absolute_ttl,
+        )
+        await session_store.add_refresh_token(
+            session,
+            token_hash=hash_secret(refresh),
+            session_id=sess.id,
+            now=now,
+            expires_at=min(now + settings.refresh_idle_ttl, sess.expires_at),
+        )
+        await core.audit(
+            session,
+            "login",
+            info=info,
+            subject=user.username,
+            client_id=client.client_id,
+            session_id=sess.id,
+        )
+    access = core.issuer.access_token(
+        subject=user.id,
+        client_id=client.client_id,
+        audiences=auds,
+        scope=granted_scope,
+        roles=roles,
+        session_id=sess.id,
+        auth_time=sess.auth_time,
+        username=user.username,
+    )
+    return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
+
+
+async def _audit_login(
+    core: AuthCore, info: RequestInfo, username: str, client_id: str, outcome: str, reason: str
+) -> None:
+    async with core.db.transaction() as session:
+        await core.audit(
+            session,
+            "login",
+            outcome=outcome,
+            info=info,
+            subject=username[:150],
+            client_id=client_id,
+            reason=reason,
+        )
+
+
+async def refresh_grant(
+    core: AuthCore,
+    client: ClientRow,
+    *,
+    refresh_token: str,
+    scope: str | None,
+    info: RequestInfo,
+) -> TokenResponse:
+    """Rotate a refresh token and issue a fresh access token with current roles.
+
+    Raises:
+        InvalidGrant: unknown, expired, foreign, reused (outside the grace
+            window) or revoked refresh token, or the user is blocked.
+    """
+    now = core.now()
+    token_hash = hash_secret(refresh_token)
+    successor = successor_token(core.pepper, refresh_token)
+    reused = False
+    cursors: list[int] = []
+    async with core.db.transaction() as session:
+        row = await session_store.get_refresh_token(session, token_hash, for_update=True)
+        sess = await session_store.get_session(session, row.session_id) if row else None
+        if row is None or sess is None or sess.client_id != client.client_id:
+            raise InvalidGrant(_BAD_REFRESH)
+        user = await user_store.get_user_by_id(session, sess.user_id)
+        if not _session_usable(sess, user, now):
+            raise InvalidGrant(_BAD_REFRESH)
+        assert user is not None
+        if row.used_at is None and row.expires_at <= now:
+            raise InvalidGrant(_BAD_REFRESH)
+        first_use = row.used_at is None and await session_store.mark_refresh_used(
+            session, token_hash, now=now, successor_hash=hash_secret(successor)
+        )
+        if first_use:
+            await session_store.add_refresh_token(
+                session,
+                token_hash=hash_secret(successor),
+                session_id=sess.id,
+                now=now,
+                expires_at=min(now + core.settings.refresh_idle_ttl, sess.expires_at),
+            )
+            sess.last_used_at = now
+        else:
+            if row.used_at is None:  # lost a race without a row lock (SQLite): re-read
+                await session.refresh(row)
+            in_grace = (
+                row.used_at is not None
+                and now - row.used_at <= core.settings.refresh_reuse_grace
+                and row.successor_hash == hash_secret(successor)
+            )
+            if not in_grace:
+                reused = True
+                await session_store.end_session(session, sess.id, now=now, reason="refresh_reuse")
+                cursors = await core.revoke(session, "sid", [sess.id])
+                await core.audit(
+                    session,
+                    "refresh_reuse",
+                    outcome="revoked",
+                    info=info,
+                    subject=user.username,
+                    client_id=client.client_id,
+                    session_id=sess.id,
+                )
+        roles = await user_store.get_roles(session, user.id)
+    if reused:
+        await core.announce(cursors)
+        raise InvalidGrant(_BAD_REFRESH)
+
+    granted_scope = sess.scope
+    if scope is not None:
+        # §6: a refresh may narrow the scope, never widen it.
+        granted_scope = resolve_scope(scope, sess.scope.split())
+    access = core.issuer.access_token(
+        subject=user.id,
+        client_id=client.client_id,
+        audiences=sess.audiences,
+        scope=granted_scope,
+        roles=roles,
+        session_id=sess.id,
+        auth_time=sess.auth_time,
+        username=user.username,
+    )
+    return TokenResponse(access.token, access.expires_in, granted_scope, successor)
+
+
+def _session_usable(sess: SessionRow, user: UserRow | None, now: float) -> bool:
+    return user is not None and not user.blocked and sess.ended_at is None and sess.expires_at > now
+
+
+async def client_credentials_grant(
+    core: AuthCore, client: ClientRow, *, scope: str | None, audiences: Sequence[str]
+) -> TokenResponse:
+    """A service's own token (RFC 6749 §4.4): ``sub`` is the client id, no refresh token.
+
+    Raises:
+        InvalidRequest: a public client (it has no secret to prove).
+    """
+    if client.secret_hash is None:
+        raise InvalidRequest("client_credentials needs a confidential client")
+    granted_scope = resolve_scope(scope, client.scopes)
+    auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
+    access = core.issuer.access_token(
+        subject=client.client_id,
+        client_id=client.client_id,
+        audiences=auds,
+        scope=granted_scope,
+        roles=client.roles,
+    )
+    return TokenResponse(access.token, access.expires_in, granted_scope)

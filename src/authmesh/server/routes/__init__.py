@@ -1,0 +1,1 @@
+"""HTTP routes of the auth server: thin parsing and answering over the service modules."""

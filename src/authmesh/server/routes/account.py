@@ -1,0 +1,78 @@
+"""The signed-in user's own endpoints: userinfo, password change, logout."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from authmesh.server import accounts
+from authmesh.server.bearer import BearerPrincipal
+from authmesh.server.errors import InsufficientScope
+from authmesh.server.routes.common import (
+    NO_STORE,
+    bearer_principal,
+    get_core,
+    no_store_json,
+    request_info,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["account"])
+Principal = Annotated[BearerPrincipal, Depends(bearer_principal)]
+
+
+class PasswordChange(BaseModel):
+    """Body of ``POST /account/password``."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+def _user_only(principal: BearerPrincipal) -> str:
+    if principal.session_id is None:
+        raise InsufficientScope("this endpoint needs a user's token, not a client's")
+    return principal.session_id
+
+
+@router.get("/userinfo", summary="Claims of the bearer's user")
+async def userinfo(principal: Principal) -> JSONResponse:
+    """The user behind the token (OIDC Core §5.3)."""
+    body: dict[str, Any] = {"sub": principal.subject, "roles": sorted(principal.roles)}
+    if principal.username is not None:
+        body["preferred_username"] = principal.username
+    return no_store_json(body)
+
+
+@router.post("/account/password", summary="Change own password", status_code=204)
+async def change_password(request: Request, body: PasswordChange, principal: Principal) -> Response:
+    """Change the password; every session of the user ends and its tokens are revoked."""
+    _user_only(principal)
+    await accounts.change_password(
+        get_core(request),
+        principal.subject,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        info=request_info(request, actor=principal.username),
+    )
+    return Response(status_code=204, headers=NO_STORE)
+
+
+@router.post("/account/logout", summary="End this session, or every session", status_code=204)
+async def logout(
+    request: Request,
+    principal: Principal,
+    all: Annotated[bool, Query(description="End every session of the user")] = False,
+) -> Response:
+    """Log out: this session, or with ``?all=true`` every session of the user."""
+    sid = _user_only(principal)
+    core = get_core(request)
+    info = request_info(request, actor=principal.username)
+    if all and principal.username is not None:
+        await accounts.logout_all(core, principal.username, info=info)
+    else:
+        await accounts.logout(core, principal.subject, sid, info=info)
+    return Response(status_code=204, headers=NO_STORE)

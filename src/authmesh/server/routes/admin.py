@@ -1,0 +1,229 @@
+"""The admin API (bearer with role ``admin``): users, clients, audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from authmesh.server import accounts, clients
+from authmesh.server.bearer import BearerPrincipal
+from authmesh.server.core import RequestInfo
+from authmesh.server.errors import NotFound
+from authmesh.server.routes.common import admin_principal, get_core, no_store_json, request_info
+from authmesh.store import audit as audit_store
+from authmesh.store import clients as client_store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+Admin = Annotated[BearerPrincipal, Depends(admin_principal)]
+
+
+class NewUser(BaseModel):
+    """Body of ``POST /admin/users``."""
+
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024)
+    roles: list[str] = Field(default_factory=list, max_length=100)
+
+
+class Roles(BaseModel):
+    """Body of ``PUT /admin/users/{username}/roles``."""
+
+    roles: list[str] = Field(max_length=100)
+
+
+class NewPassword(BaseModel):
+    """Body of ``POST /admin/users/{username}/password``."""
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class NewClient(BaseModel):
+    """Body of ``POST /admin/clients``."""
+
+    client_id: str = Field(min_length=1, max_length=100)
+    name: str = Field(default="", max_length=200)
+    public: bool = False
+    grant_types: list[Literal["password", "refresh_token", "client_credentials"]] = Field(
+        default_factory=lambda: ["client_credentials"], min_length=1
+    )
+    scopes: list[str] = Field(default_factory=list, max_length=100)
+    audiences: list[str] = Field(default_factory=list, max_length=100)
+    roles: list[str] = Field(default_factory=list, max_length=100)
+
+
+def _info(request: Request, admin: BearerPrincipal) -> RequestInfo:
+    return request_info(request, actor=admin.username)
+
+
+@router.post("/users", status_code=201, summary="Create a user")
+async def create_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
+    """Create a user with a password and roles."""
+    view = await accounts.create_user(
+        get_core(request),
+        username=body.username,
+        password=body.password,
+        roles=body.roles,
+        info=_info(request, admin),
+    )
+    return no_store_json(view.to_json(), status_code=201)
+
+
+@router.get("/users", summary="List users")
+async def list_users(
+    request: Request,
+    admin: Admin,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSONResponse:
+    """Users ordered by name."""
+    views = await accounts.list_users(get_core(request), offset=offset, limit=limit)
+    return no_store_json({"users": [v.to_json() for v in views]})
+
+
+@router.get("/users/{username}", summary="Get a user")
+async def get_user(request: Request, username: str, admin: Admin) -> JSONResponse:
+    """One user."""
+    return no_store_json((await accounts.get_user(get_core(request), username)).to_json())
+
+
+@router.put("/users/{username}/roles", summary="Set a user's roles")
+async def set_roles(request: Request, username: str, body: Roles, admin: Admin) -> JSONResponse:
+    """Replace the roles; removing one revokes the user's current tokens."""
+    view = await accounts.set_roles(
+        get_core(request), username, body.roles, info=_info(request, admin)
+    )
+    return no_store_json(view.to_json())
+
+
+@router.post("/users/{username}/block", summary="Block a user")
+async def block(request: Request, username: str, admin: Admin) -> JSONResponse:
+    """Block: no more logins or refreshes, every token revoked."""
+    view = await accounts.block_user(get_core(request), username, info=_info(request, admin))
+    return no_store_json(view.to_json())
+
+
+@router.post("/users/{username}/unblock", summary="Unblock a user")
+async def unblock(request: Request, username: str, admin: Admin) -> JSONResponse:
+    """Allow logins again."""
+    view = await accounts.unblock_user(get_core(request), username, info=_info(request, admin))
+    return no_store_json(view.to_json())
+
+
+@router.post("/users/{username}/logout", summary="Force re-authentication")
+async def force_logout(request: Request, username: str, admin: Admin) -> JSONResponse:
+    """End every session of the user; they must log in again."""
+    ended = await accounts.logout_all(
+        get_core(request), username, info=_info(request, admin), forced=True
+    )
+    return no_store_json({"sessions_ended": ended})
+
+
+@router.post("/users/{username}/password", status_code=204, summary="Set a user's password")
+async def set_password(
+    request: Request, username: str, body: NewPassword, admin: Admin
+) -> Response:
+    """Reset a password; the user's sessions end."""
+    await accounts.set_password(
+        get_core(request), username, body.password, info=_info(request, admin)
+    )
+    return Response(status_code=204)
+
+
+def _client_json(row: Any) -> dict[str, Any]:
+    return {
+        "client_id": row.client_id,
+        "name": row.name,
+        "public": row.secret_hash is None,
+        "grant_types": row.grant_types,
+        "scopes": row.scopes,
+        "audiences": row.audiences,
+        "roles": row.roles,
+        "created_at": row.created_at,
+    }
+
+
+@router.post("/clients", status_code=201, summary="Register a client")
+async def create_client(request: Request, body: NewClient, admin: Admin) -> JSONResponse:
+    """Register a client; the secret is in this response only, stored hashed."""
+    made = await clients.register_client(
+        get_core(request),
+        client_id=body.client_id,
+        name=body.name,
+        public=body.public,
+        grant_types=body.grant_types,
+        scopes=body.scopes,
+        audiences=body.audiences,
+        roles=body.roles,
+        info=_info(request, admin),
+    )
+    result = _client_json(made.client)
+    if made.secret is not None:
+        result["client_secret"] = made.secret
+    return no_store_json(result, status_code=201)
+
+
+@router.get("/clients", summary="List clients")
+async def list_clients(request: Request, admin: Admin) -> JSONResponse:
+    """Every registered client (never a secret)."""
+    async with get_core(request).db.transaction() as session:
+        rows = await client_store.list_clients(session)
+    return no_store_json({"clients": [_client_json(r) for r in rows]})
+
+
+@router.delete("/clients/{client_id}", status_code=204, summary="Delete a client")
+async def delete_client(request: Request, client_id: str, admin: Admin) -> Response:
+    """Remove a client and revoke its own tokens."""
+    if not await clients.remove_client(get_core(request), client_id, info=_info(request, admin)):
+        raise NotFound(f"no client {client_id[:100]!r}")
+    return Response(status_code=204)
+
+
+@router.get("/audit", summary="Query the audit trail")
+async def audit(
+    request: Request,
+    admin: Admin,
+    action: Annotated[str | None, Query(max_length=50)] = None,
+    subject: Annotated[str | None, Query(max_length=150)] = None,
+    actor: Annotated[str | None, Query(max_length=150)] = None,
+    outcome: Annotated[str | None, Query(max_length=20)] = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    """Security events, newest first, filtered by every given field."""
+    async with get_core(request).db.transaction() as session:
+        rows = await audit_store.query_audit(
+            session,
+            action=action,
+            subject=subject,
+            actor=actor,
+            outcome=outcome,
+            since=since,
+            until=until,
+            before_id=before_id,
+            limit=limit,
+        )
+    return no_store_json(
+        {
+            "events": [
+                {
+                    "id": r.id,
+                    "at": r.at,
+                    "action": r.action,
+                    "outcome": r.outcome,
+                    "actor": r.actor,
+                    "subject": r.subject,
+                    "client_id": r.client_id,
+                    "client_ip": r.client_ip,
+                    "details": r.details,
+                }
+                for r in rows
+            ]
+        }
+    )

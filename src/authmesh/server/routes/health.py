@@ -1,0 +1,41 @@
+"""Liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from authmesh.server.routes.common import get_core, get_metrics
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness and database reachability")
+async def healthz(request: Request) -> JSONResponse:
+    """200 when the database answers, 503 otherwise."""
+    core = get_core(request)
+    try:
+        async with core.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "up",
+            "feed_backend": core.hub.backend,
+            "latest_cursor": core.hub.latest,
+        }
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    """Counters in the Prometheus text format."""
+    m = get_metrics(request)
+    m.feed_latest_cursor.set(get_core(request).hub.latest)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

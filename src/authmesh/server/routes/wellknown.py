@@ -1,0 +1,92 @@
+"""Discovery (RFC 8414, OpenID Connect Discovery) and the JWKS (RFC 7517)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from authmesh.jose import ASYMMETRIC_ALGORITHMS
+from authmesh.server.routes.common import get_core
+
+__all__ = ["discovery_document", "router"]
+
+router = APIRouter(tags=["discovery"])
+
+
+def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
+    """The metadata document for ``issuer``."""
+    algs = [signing_alg] if signing_alg in ASYMMETRIC_ALGORITHMS else ["HS256"]
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "revocation_feed_endpoint": f"{issuer}/revocations",
+        "revocation_feed_stream_endpoint": f"{issuer}/revocations/stream",
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "id_token_signing_alg_values_supported": algs,
+        "access_token_signing_alg_values_supported": algs,
+        "subject_types_supported": ["public"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "client_id",
+            "scope",
+            "roles",
+            "sid",
+            "auth_time",
+            "preferred_username",
+        ],
+    }
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID/OAuth discovery")
+async def openid_configuration(request: Request) -> JSONResponse:
+    """Where every endpoint is, which grants and algorithms are supported."""
+    core = get_core(request)
+    return JSONResponse(
+        discovery_document(core.issuer.issuer, core.settings.signing_alg),
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+async def oauth_metadata(request: Request) -> JSONResponse:
+    """The same document under its RFC 8414 name."""
+    return await openid_configuration(request)
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (JWKS)")
+async def jwks(request: Request) -> JSONResponse:
+    """Every key that verifies tokens now: public members only."""
+    core = get_core(request)
+    await core.keys.refresh_if_stale()
+    return JSONResponse(
+        core.keys.jwks(),
+        headers={"Cache-Control": f"public, max-age={core.settings.jwks_max_age}"},
+    )
