@@ -43,6 +43,11 @@ def settings_for(target: DbTarget, port: int | None = None, **overrides: Any) ->
         "data_dir": target.data_dir,
         "database_url": target.url,
         "database_schema": target.schema,
+        # Brute-force limits would turn a suite's many deliberate failures from one
+        # address into 429s; the security tests set their own limits.
+        "login_max_failures": 1000,
+        "login_lock_after": 5000,
+        "rate_limit_per_minute": 0,
         **FAST_ARGON2,
     }
     values.update(overrides)

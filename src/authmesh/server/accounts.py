@@ -200,6 +200,8 @@ async def unblock_user(
         user.updated_at = core.now()
         await core.audit(session, "unblock", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
+    # Unblocking also lifts a brute-force lock: the admin vouches for the account.
+    await core.guard.unlock(user.username)
     return _view(user, roles)
 
 
@@ -261,7 +263,9 @@ async def change_password(
         user = await user_store.get_user_by_id(session, user_id)
     if user is None or user.blocked:
         raise AccessDenied("the account cannot change its password")
+    await core.guard.before_login(user.username, info.client_ip if info else None)
     if not await core.hasher.averify(user.password_hash, current_password):
+        await core.guard.failed(user.username, info.client_ip if info else None)
         async with core.db.transaction() as session:
             await core.audit(
                 session, "password_change", outcome="failure", info=info, subject=user.username

@@ -77,6 +77,9 @@ class ServerSettings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, description="Free failures before back-off")
     login_lock_after: int = Field(default=20, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per address on public endpoints; 0=off"
+    )
 
     tls_cert: Path | None = None
     tls_key: Path | None = None

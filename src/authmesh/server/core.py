@@ -17,6 +17,7 @@ from authmesh.jose.policy import Clock
 from authmesh.revocation import RevocationEvent, RevocationKind
 from authmesh.server.config import ServerSettings
 from authmesh.server.feed import FeedHub
+from authmesh.server.guard import LoginGuard
 from authmesh.server.keys import KeyManager
 from authmesh.server.passwords import PasswordHasher, PasswordParams, PasswordPolicy
 from authmesh.server.secrets import KeyEncryptor, new_secret
@@ -47,6 +48,7 @@ class AuthCore:
     hasher: PasswordHasher
     policy: PasswordPolicy
     hub: FeedHub
+    guard: LoginGuard
     clock: Clock
     pepper: bytes = b""
 
@@ -83,6 +85,7 @@ class AuthCore:
             hasher=PasswordHasher(params),
             policy=PasswordPolicy(min_length=settings.password_min_length),
             hub=FeedHub(db, settings=settings, clock=clock),
+            guard=LoginGuard(settings),
             clock=clock,
         )
 
@@ -96,6 +99,7 @@ class AuthCore:
     async def close(self) -> None:
         """Stop the feed and close the database."""
         await self.hub.stop()
+        await self.guard.close()
         await self.db.dispose()
         self.hasher.close()
 

@@ -101,19 +101,21 @@ async def password_grant(
     """
     granted_scope = resolve_scope(scope, client.scopes)
     auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
+    await core.guard.before_login(username, info.client_ip)
     async with core.db.transaction() as session:
         user = await user_store.get_user(session, username)
         roles = await user_store.get_roles(session, user.id) if user else []
     if user is None:
         # Same Argon2 work as a real check, so timing does not tell who exists.
         await core.hasher.averify_dummy(password)
-        await _audit_login(core, info, username, client.client_id, "failure", "unknown_user")
+        await _login_failed(core, info, username, client.client_id, "unknown_user")
         raise InvalidGrant(_BAD_LOGIN)
     ok = await core.hasher.averify(user.password_hash, password)
     if not ok or user.blocked:
         reason = "blocked" if ok else "bad_password"
-        await _audit_login(core, info, username, client.client_id, "failure", reason)
+        await _login_failed(core, info, username, client.client_id, reason)
         raise InvalidGrant(_BAD_LOGIN)
+    await core.guard.succeeded(username)
     new_hash = None
     if core.hasher.needs_rehash(user.password_hash):
         new_hash = await core.hasher.ahash(password)
@@ -163,19 +165,24 @@ async def password_grant(
     return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
 
 
-async def _audit_login(
-    core: AuthCore, info: RequestInfo, username: str, client_id: str, outcome: str, reason: str
+async def _login_failed(
+    core: AuthCore, info: RequestInfo, username: str, client_id: str, reason: str
 ) -> None:
+    locked = await core.guard.failed(username, info.client_ip)
     async with core.db.transaction() as session:
         await core.audit(
             session,
             "login",
-            outcome=outcome,
+            outcome="failure",
             info=info,
             subject=username[:150],
             client_id=client_id,
             reason=reason,
         )
+        if locked:
+            await core.audit(
+                session, "lockout", outcome="locked", info=info, subject=username[:150]
+            )
 
 
 async def refresh_grant(

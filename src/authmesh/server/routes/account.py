@@ -51,6 +51,7 @@ async def userinfo(principal: Principal) -> JSONResponse:
 async def change_password(request: Request, body: PasswordChange, principal: Principal) -> Response:
     """Change the password; every session of the user ends and its tokens are revoked."""
     _user_only(principal)
+    await get_core(request).guard.hit("account", request_info(request).client_ip)
     await accounts.change_password(
         get_core(request),
         principal.subject,

@@ -114,6 +114,17 @@ async def unblock(request: Request, username: str, admin: Admin) -> JSONResponse
     return no_store_json(view.to_json())
 
 
+@router.post("/users/{username}/unlock", summary="Lift a brute-force lock")
+async def unlock(request: Request, username: str, admin: Admin) -> JSONResponse:
+    """Clear the account's failed-login back-off and lock (unblock does this too)."""
+    core = get_core(request)
+    view = await accounts.get_user(core, username)
+    await core.guard.unlock(view.username)
+    async with core.db.transaction() as session:
+        await core.audit(session, "unlock", info=_info(request, admin), subject=view.username)
+    return no_store_json(view.to_json())
+
+
 @router.post("/users/{username}/logout", summary="Force re-authentication")
 async def force_logout(request: Request, username: str, admin: Admin) -> JSONResponse:
     """End every session of the user; they must log in again."""

@@ -91,6 +91,7 @@ async def token(request: Request) -> Response:
     started = time.perf_counter()
     grant_type = "unknown"
     try:
+        await core.guard.hit("token", request_info(request).client_ip)
         form = await read_form(request)
         grant_type = form.require("grant_type")
         if grant_type not in ("password", "refresh_token", "client_credentials"):

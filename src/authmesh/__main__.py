@@ -1,0 +1,7 @@
+"""``python -m authmesh``: the same as the ``authmesh`` command."""
+
+from __future__ import annotations
+
+from authmesh.cli.main import main
+
+main()

@@ -1,0 +1,84 @@
+"""``authmesh audit``: query the audit trail of security events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from authmesh.cli.server_context import (
+    ConfigOpt,
+    DatabaseOpt,
+    DataDirOpt,
+    run_with_core,
+    settings_from,
+)
+from authmesh.server.core import AuthCore
+from authmesh.store import audit as audit_store
+from authmesh.store.models import AuditRow
+
+__all__ = ["audit"]
+
+
+def audit(
+    action: Annotated[str | None, typer.Option(help="e.g. login, block, password_change")] = None,
+    subject: Annotated[str | None, typer.Option(help="The username or client concerned")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who did it")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success, failure, revoked…")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show security events, newest first."""
+
+    async def action_(core: AuthCore) -> list[AuditRow]:
+        async with core.db.transaction() as session:
+            return list(
+                await audit_store.query_audit(
+                    session,
+                    action=action,
+                    subject=subject,
+                    actor=actor,
+                    outcome=outcome,
+                    limit=limit,
+                )
+            )
+
+    rows = run_with_core(settings_from(config, database_url, data_dir), action_)
+    if as_json:
+        for r in rows:
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "at": r.at,
+                        "action": r.action,
+                        "outcome": r.outcome,
+                        "actor": r.actor,
+                        "subject": r.subject,
+                        "client_id": r.client_id,
+                        "client_ip": r.client_ip,
+                        "details": r.details,
+                    }
+                )
+            )
+        return
+    table = Table("time (UTC)", "action", "outcome", "actor", "subject", "client", "address")
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            when,
+            r.action,
+            r.outcome,
+            r.actor or "-",
+            r.subject or "-",
+            r.client_id or "-",
+            r.client_ip or "-",
+        )
+    Console().print(table)

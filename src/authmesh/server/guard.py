@@ -1,0 +1,122 @@
+"""Brute-force and abuse defence around logins and the public endpoints.
+
+Failed logins are tracked per account and per client address (exponential
+back-off, then a lock an admin can lift); request rates are limited per address.
+Every refusal is the same 429 ``slow_down`` with ``Retry-After``, whether or not
+the account exists or is locked, so the answers tell an attacker nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authmesh.server.config import ServerSettings
+from authmesh.server.errors import OAuthError, RateLimited
+from authmesh.server.ratelimit import (
+    Decision,
+    MemoryRateLimiter,
+    RateLimitConfig,
+    RateLimiter,
+    RateLimiterUnavailable,
+    RedisRateLimiter,
+)
+from authmesh.store.users import username_key
+
+__all__ = ["LoginGuard", "TemporarilyUnavailable"]
+
+log = logging.getLogger("authmesh.guard")
+_TOO_MANY = "too many attempts; retry later"
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The limiter's store is down: fail closed rather than allow unlimited guessing."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+
+class LoginGuard:
+    """Applies the limiter to logins and endpoint hits."""
+
+    def __init__(self, settings: ServerSettings, limiter: RateLimiter | None = None) -> None:
+        config = RateLimitConfig(
+            free_failures=settings.login_max_failures,
+            lock_after=settings.login_lock_after,
+            lock_seconds=settings.login_lock_seconds,
+        )
+        if limiter is not None:
+            self.limiter = limiter
+        elif settings.redis_url:
+            self.limiter = RedisRateLimiter.from_url(settings.redis_url, config)
+        else:
+            self.limiter = MemoryRateLimiter(config)
+        self._rate = settings.rate_limit_per_minute
+
+    async def close(self) -> None:
+        """Release the limiter's connection, if it has one."""
+        closer = getattr(self.limiter, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    @staticmethod
+    def _keys(username: str, address: str | None) -> list[str]:
+        keys = [f"acct:{username_key(username)}"]
+        if address:
+            keys.append(f"ip:{address}")
+        return keys
+
+    @staticmethod
+    def _refuse(decision: Decision) -> None:
+        if not decision.allowed:
+            raise RateLimited(_TOO_MANY, retry_after=decision.retry_after)
+
+    async def hit(self, endpoint: str, address: str | None) -> None:
+        """Count one request of ``address`` to ``endpoint``.
+
+        Raises:
+            RateLimited: over ``rate_limit_per_minute``.
+        """
+        if self._rate <= 0 or not address:
+            return
+        try:
+            decision = await self.limiter.hit(f"ip:{address}:{endpoint}", self._rate, 60.0)
+        except RateLimiterUnavailable:
+            log.warning("rate limiter unavailable; refusing %s", endpoint)
+            raise TemporarilyUnavailable("try again shortly") from None
+        self._refuse(decision)
+
+    async def before_login(self, username: str, address: str | None) -> None:
+        """Refuse the attempt while the account or the address is backing off or locked.
+
+        Raises:
+            RateLimited: back-off or lock in force.
+            TemporarilyUnavailable: the limiter's store is down.
+        """
+        try:
+            for key in self._keys(username, address):
+                self._refuse(await self.limiter.check(key))
+        except RateLimiterUnavailable:
+            log.warning("rate limiter unavailable; refusing logins")
+            raise TemporarilyUnavailable("try again shortly") from None
+
+    async def failed(self, username: str, address: str | None) -> bool:
+        """Record a failed login; whether the account is now locked."""
+        locked = False
+        try:
+            for key in self._keys(username, address):
+                decision = await self.limiter.record_failure(key)
+                locked = locked or (decision.locked and key.startswith("acct:"))
+        except RateLimiterUnavailable:
+            log.warning("rate limiter unavailable; a failed login was not counted")
+        return locked
+
+    async def succeeded(self, username: str) -> None:
+        """A correct password clears the account's failures (not the address's)."""
+        try:
+            await self.limiter.reset(f"acct:{username_key(username)}")
+        except RateLimiterUnavailable:
+            log.warning("rate limiter unavailable; failures not reset")
+
+    async def unlock(self, username: str) -> None:
+        """An admin lifts the account's lock and back-off."""
+        await self.limiter.unlock(f"acct:{username_key(username)}")
