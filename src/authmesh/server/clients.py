@@ -75,6 +75,9 @@ def parse_client_credentials(
             basic = ClientCredentials(
                 unquote_plus(user), unquote_plus(password), "client_secret_basic"
             )
+            # PostgreSQL text cannot hold NUL: a query with one would fail with a 500.
+            if "\x00" in basic.client_id or "\x00" in (basic.secret or ""):
+                raise InvalidClient("malformed HTTP Basic client credentials")
     if basic is not None:
         if "client_secret" in form:
             raise InvalidRequest("use one client authentication method, not several")
