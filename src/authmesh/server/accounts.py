@@ -169,7 +169,9 @@ async def set_roles(
         await user_store.set_roles(session, user.id, wanted)
         cursors: list[int] = []
         if set(before) - set(wanted):
-            cursors = await core.revoke(session, "sub", [user.id])
+            # No sid event backs this one up: it must also cover tokens minted
+            # earlier in this second, which still carry the role taken away.
+            cursors = await core.revoke(session, "sub", [user.id], through_this_second=True)
         await core.audit(
             session, "role_change", info=info, subject=user.username, before=before, after=wanted
         )

@@ -175,7 +175,8 @@ async def remove_client(core: AuthCore, client_id: str, *, info: RequestInfo | N
         existed = await client_store.delete_client(session, client_id)
         cursors: list[int] = []
         if existed:
-            cursors = await core.revoke(session, "sub", [client_id])
+            # The client can get no new token, so cover this whole second too.
+            cursors = await core.revoke(session, "sub", [client_id], through_this_second=True)
             await core.audit(session, "client_delete", info=info, client_id=client_id)
     await core.announce(cursors)
     return existed

@@ -113,17 +113,25 @@ class AuthCore:
         return float(self.settings.access_token_ttl + self.settings.leeway)
 
     async def revoke(
-        self, session: AsyncSession, kind: RevocationKind, values: Iterable[str]
+        self,
+        session: AsyncSession,
+        kind: RevocationKind,
+        values: Iterable[str],
+        *,
+        through_this_second: bool = False,
     ) -> list[int]:
         """Write revocation events in the caller's transaction; returns their cursors.
 
         Call :meth:`announce` after the transaction commits so feed streams wake.
+        ``through_this_second`` makes a ``sub`` event also cover tokens issued
+        later in the current second: for revocations no ``sid`` event backs up
+        (a role taken away, a client removed).
         """
         now = self.now()
         # Whole seconds: tokens carry integer iat, and one issued later in this same
         # second (a new login after a password change) must stay valid. Tokens of
         # this second issued before the event die with their session's sid event.
-        not_before = float(int(now))
+        not_before = float(int(now)) + (1.0 if through_this_second else 0.0)
         cursors = []
         for value in values:
             event = RevocationEvent(
