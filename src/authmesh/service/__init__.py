@@ -1,0 +1,84 @@
+"""The service SDK: verify authmesh access tokens locally, authorize by roles and
+scopes, and reject revoked tokens within a second.
+
+::
+
+    from authmesh.service import ServiceAuth, ServiceConfig
+
+    auth = ServiceAuth(ServiceConfig(
+        issuer="https://auth.example.com", audience="orders",
+        client_id="orders", client_secret="...",
+    ))
+
+Framework adapters live in their own modules, imported only when used:
+:mod:`authmesh.service.fastapi`, :mod:`~authmesh.service.starlette`,
+:mod:`~authmesh.service.flask`, :mod:`~authmesh.service.wsgi`,
+:mod:`~authmesh.service.strawberry`; service-to-service calls use
+:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`).
+
+This package never imports :mod:`authmesh.server` or :mod:`authmesh.store`.
+"""
+
+from __future__ import annotations
+
+from authmesh.jose.errors import TokenRejected, TokenRevoked, VerifierUnavailable
+from authmesh.service.bearer import Challenge, challenge_for, parse_authorization
+from authmesh.service.config import ServiceConfig
+from authmesh.service.discovery import Discovery, ProviderMetadata
+from authmesh.service.errors import (
+    BearerError,
+    DiscoveryError,
+    FeedError,
+    FeedUnauthorized,
+    InsufficientScope,
+    InvalidRequest,
+    IssuerError,
+    MissingToken,
+    TokenRequestError,
+)
+from authmesh.service.httpx_auth import ClientCredentialsAuth
+from authmesh.service.jwks import JWKSCache
+from authmesh.service.metrics import register_metrics
+from authmesh.service.principal import Principal, check_access
+from authmesh.service.revocations import RevocationState
+from authmesh.service.runtime import ServiceAuth
+from authmesh.service.stats import ServiceStats
+from authmesh.service.subscriber import (
+    FeedProcessor,
+    RevocationSubscriber,
+    ThreadedRevocationSubscriber,
+)
+from authmesh.service.verifier import Verifier
+
+__all__ = [
+    "BearerError",
+    "Challenge",
+    "ClientCredentialsAuth",
+    "Discovery",
+    "DiscoveryError",
+    "FeedError",
+    "FeedProcessor",
+    "FeedUnauthorized",
+    "InsufficientScope",
+    "InvalidRequest",
+    "IssuerError",
+    "JWKSCache",
+    "MissingToken",
+    "Principal",
+    "ProviderMetadata",
+    "RevocationState",
+    "RevocationSubscriber",
+    "ServiceAuth",
+    "ServiceConfig",
+    "ServiceStats",
+    "ThreadedRevocationSubscriber",
+    "TokenRejected",
+    "TokenRequestError",
+    "TokenRevoked",
+    "Verifier",
+    "VerifierUnavailable",
+    "challenge_for",
+    "check_access",
+    "parse_authorization",
+    "register_metrics",
+]

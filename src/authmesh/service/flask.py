@@ -1,0 +1,123 @@
+"""Flask: the ``AuthMesh`` extension and its ``@auth.require(...)`` decorator.
+
+::
+
+    auth = AuthMesh(app, ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
+
+    @app.get("/orders")
+    @auth.require(scopes="orders:read")
+    def orders():
+        return {"user": g.principal.subject}
+
+Every request that sends a bearer token is verified before the view (a bad
+token is a 401 even on a public view); the principal is ``flask.g.principal``
+(``None`` without a token). The revocation feed is followed by a daemon thread.
+Failures become responses in one place, :meth:`AuthMesh.error_response`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Response, g, request
+
+from authmesh.jose.errors import TokenRejected
+from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.service.config import ServiceConfig
+from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.principal import Principal, check_access
+from authmesh.service.runtime import ServiceAuth
+
+__all__ = ["AuthMesh", "current_principal"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_principal() -> Principal | None:
+    """The caller of the current request, or ``None``."""
+    return cast(Principal | None, g.get("principal"))
+
+
+class AuthMesh:
+    """The Flask extension.
+
+    Args:
+        app: the Flask app (or call :meth:`init_app` later).
+        config: a :class:`ServiceConfig`, or a ready :class:`ServiceAuth`.
+        start: fetch the keys and start the feed thread in :meth:`init_app`.
+        wait: seconds to wait for the first feed catch-up when starting.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        config: ServiceConfig | ServiceAuth | None = None,
+        *,
+        start: bool = True,
+        wait: float = 2.0,
+    ) -> None:
+        if config is None:
+            raise TypeError("AuthMesh needs a ServiceConfig or a ServiceAuth")
+        self.auth = config if isinstance(config, ServiceAuth) else ServiceAuth(config)
+        self._start = start
+        self._wait = wait
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the hooks and error handlers; start the feed thread if asked."""
+        app.extensions["authmesh"] = self
+        app.before_request(self._authenticate)
+        app.register_error_handler(TokenRejected, self.error_response)
+        app.register_error_handler(BearerError, self.error_response)
+        if self._start:
+            self.auth.start(wait=self._wait)
+
+    def stop(self) -> None:
+        """Stop the feed thread and close the HTTP client."""
+        self.auth.stop()
+
+    def health(self) -> dict[str, Any]:
+        """:meth:`ServiceAuth.health`."""
+        return self.auth.health()
+
+    def error_response(self, error: Exception) -> Response:
+        """The RFC 6750 §3 response for a failure (the only place Flask failures become HTTP)."""
+        assert isinstance(error, TokenRejected | BearerError)
+        challenge = challenge_for(error, self.auth.realm)
+        return Response(challenge.body, status=challenge.status, headers=challenge.headers)
+
+    def _authenticate(self) -> None:
+        g.principal = None
+        token = parse_authorization(request.headers.getlist("Authorization"))
+        if token is not None:
+            g.principal = self.auth.verify(token)
+
+    def require(
+        self,
+        *,
+        roles: str | Iterable[str] | None = None,
+        scopes: str | Iterable[str] | None = None,
+        any_roles: str | Iterable[str] | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise)."""
+
+        def decorator(view: F) -> F:
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                principal = current_principal()
+                if principal is None:
+                    raise MissingToken()
+                check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
+                return view(*args, **kwargs)
+
+            return cast(F, wrapper)
+
+        return decorator
+
+    @property
+    def required(self) -> Callable[[F], F]:
+        """Decorator: any valid token (``@auth.required``)."""
+        return self.require()

@@ -1,0 +1,146 @@
+"""Who is calling: :class:`Principal`, built from a verified access token, and the
+role/scope check every adapter applies (:func:`check_access`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from authmesh.jose.errors import InvalidClaim
+from authmesh.service.errors import InsufficientScope
+
+__all__ = ["Principal", "check_access"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """The caller proven by a verified RFC 9068 access token.
+
+    Also satisfies Starlette's ``BaseUser`` duck type (``is_authenticated``,
+    ``display_name``, ``identity``), so ``request.user`` works.
+    """
+
+    subject: str
+    """``sub``: the user id, or the client id for a client_credentials token."""
+    client_id: str
+    """``client_id``: the OAuth client the token was issued to (RFC 9068 §2.2)."""
+    roles: frozenset[str]
+    """``roles`` (RFC 9068 §2.2.3.1 / RFC 7643 §4.1.2)."""
+    scopes: frozenset[str]
+    """``scope``, split on spaces (RFC 8693 §4.2, RFC 9068 §2.2.3)."""
+    session_id: str | None
+    """``sid``: the login session; ``None`` for client_credentials tokens."""
+    token_id: str
+    """``jti``."""
+    issued_at: float
+    expires_at: float
+    audience: tuple[str, ...]
+    claims: Mapping[str, Any] = field(repr=False)
+    """Every claim of the token (read-only)."""
+    token: str = field(repr=False)
+    """The raw access token, e.g. to forward it downstream."""
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any], token: str) -> Principal:
+        """Build from claims that passed :func:`authmesh.jose.verify_jwt` for access tokens.
+
+        Raises:
+            InvalidClaim: ``roles`` is not a list of strings.
+        """
+        roles = claims.get("roles", ())
+        if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+            raise InvalidClaim("the 'roles' claim must be a list of strings")
+        scope = claims.get("scope") or ""
+        aud = claims["aud"]
+        return cls(
+            subject=claims["sub"],
+            client_id=claims["client_id"],
+            roles=frozenset(roles),
+            scopes=frozenset(scope.split()),
+            session_id=claims.get("sid"),
+            token_id=claims["jti"],
+            issued_at=float(claims["iat"]),
+            expires_at=float(claims["exp"]),
+            audience=(aud,) if isinstance(aud, str) else tuple(aud),
+            claims=MappingProxyType(dict(claims)),
+            token=token,
+        )
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always true (Starlette ``BaseUser``)."""
+        return True
+
+    @property
+    def display_name(self) -> str:
+        """The subject (Starlette ``BaseUser``)."""
+        return self.subject
+
+    @property
+    def identity(self) -> str:
+        """The subject (Starlette ``BaseUser``)."""
+        return self.subject
+
+    @property
+    def is_client(self) -> bool:
+        """Whether the token stands for a service client (client_credentials), not a user."""
+        return self.session_id is None and self.subject == self.client_id
+
+    def has_role(self, role: str) -> bool:
+        """Whether the token carries ``role``."""
+        return role in self.roles
+
+    def has_roles(self, *roles: str) -> bool:
+        """Whether the token carries every one of ``roles``."""
+        return self.roles.issuperset(roles)
+
+    def has_any_role(self, *roles: str) -> bool:
+        """Whether the token carries at least one of ``roles``."""
+        return not self.roles.isdisjoint(roles)
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the token grants ``scope``."""
+        return scope in self.scopes
+
+    def has_scopes(self, *scopes: str) -> bool:
+        """Whether the token grants every one of ``scopes``."""
+        return self.scopes.issuperset(scopes)
+
+
+def _names(value: str | Iterable[str] | None) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(value.split())
+    return frozenset(value)
+
+
+def check_access(
+    principal: Principal,
+    *,
+    roles: str | Iterable[str] | None = None,
+    scopes: str | Iterable[str] | None = None,
+    any_roles: str | Iterable[str] | None = None,
+) -> None:
+    """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``.
+
+    A string is split on spaces, so ``scopes="orders:read orders:write"`` works.
+
+    Raises:
+        InsufficientScope: something is missing (RFC 6750 §3.1: 403).
+    """
+    need_roles = _names(roles)
+    need_scopes = _names(scopes)
+    missing_roles = need_roles - principal.roles
+    missing_scopes = need_scopes - principal.scopes
+    one_of = _names(any_roles)
+    if one_of and principal.roles.isdisjoint(one_of):
+        missing_roles |= one_of
+    if missing_roles or missing_scopes:
+        raise InsufficientScope(
+            missing_roles=missing_roles,
+            missing_scopes=missing_scopes,
+            required_scopes=need_scopes if missing_scopes else (),
+        )

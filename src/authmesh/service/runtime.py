@@ -1,0 +1,184 @@
+"""One object per service wiring the SDK together: :class:`ServiceAuth`.
+
+It owns the HTTP clients, discovery, the JWKS cache, the revocation state, its
+subscriber and the :class:`Verifier`, and starts/stops them: asynchronously in
+an ASGI lifespan (:meth:`lifespan`, :meth:`astart`), or synchronously with a
+feed thread for WSGI (:meth:`start`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from authmesh.errors import ConfigError
+from authmesh.jose.policy import Clock
+from authmesh.service._http import HttpClients
+from authmesh.service.config import ServiceConfig
+from authmesh.service.discovery import Discovery
+from authmesh.service.jwks import JWKSCache
+from authmesh.service.principal import Principal
+from authmesh.service.revocations import RevocationState
+from authmesh.service.stats import ServiceStats
+from authmesh.service.subscriber import (
+    FeedProcessor,
+    RevocationSubscriber,
+    ThreadedRevocationSubscriber,
+)
+from authmesh.service.verifier import Verifier
+
+__all__ = ["ServiceAuth"]
+
+log = logging.getLogger("authmesh.service")
+
+
+class ServiceAuth:
+    """Everything a service needs to verify tokens from one issuer.
+
+    Args:
+        config: the service's settings.
+        transport: an httpx transport for calls to the auth server (tests).
+        async_transport: the same for async calls.
+        clock: wall-clock time (``exp``, event expiry).
+        monotonic: the clock of feed staleness and cache lifetimes.
+
+    Raises:
+        ConfigError: no client credentials for the revocation feed and not
+            ``fail_open`` (a service that cannot learn revocations must say so).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        if not config.has_client_credentials and not config.fail_open:
+            raise ConfigError(
+                "the revocation feed needs client_id and client_secret; "
+                "without them set fail_open=True to accept tokens that cannot be revoked"
+            )
+        self.config = config
+        self.stats = ServiceStats()
+        self.http = HttpClients(config, transport=transport, async_transport=async_transport)
+        self.discovery = Discovery(config, self.http, monotonic=monotonic)
+        self.keys = JWKSCache(
+            config, self.discovery, self.http, stats=self.stats, monotonic=monotonic
+        )
+        self.feed: FeedProcessor | None = None
+        self.revocations: RevocationState | None = None
+        if config.has_client_credentials:
+            self.revocations = RevocationState(clock=clock, monotonic=monotonic)
+            self.feed = FeedProcessor(config, self.revocations, stats=self.stats)
+        self.verifier = Verifier(config, self.keys, self.revocations, stats=self.stats, clock=clock)
+        self._async_subscriber: RevocationSubscriber | None = None
+        self._thread_subscriber: ThreadedRevocationSubscriber | None = None
+
+    @property
+    def realm(self) -> str:
+        """The realm of this service's challenges."""
+        return self.config.effective_realm
+
+    # -- verification ------------------------------------------------------------
+
+    def verify(self, token: str) -> Principal:
+        """:meth:`Verifier.verify`."""
+        return self.verifier.verify(token)
+
+    async def averify(self, token: str) -> Principal:
+        """:meth:`Verifier.averify`."""
+        return await self.verifier.averify(token)
+
+    # -- asynchronous life cycle (ASGI) --------------------------------------------
+
+    async def astart(self, *, wait: float = 2.0) -> None:
+        """Fetch the keys and start following the feed in a task.
+
+        Waits up to ``wait`` seconds for the first catch-up so the service does
+        not serve its first requests without revocation state; a down issuer
+        only delays start-up by that much (health reports it).
+        """
+        await self.keys.arefresh(force=True)
+        if self.feed is not None:
+            if self._async_subscriber is None:
+                self._async_subscriber = RevocationSubscriber(self.feed, self.discovery, self.http)
+            await self._async_subscriber.start()
+            if wait > 0 and not await self._async_subscriber.wait_synced(wait):
+                log.warning("revocation feed not reached within %.1f s of start-up", wait)
+
+    async def astop(self) -> None:
+        """Stop the feed task and close the HTTP clients."""
+        if self._async_subscriber is not None:
+            await self._async_subscriber.stop()
+        await self.http.aclose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """An ASGI lifespan: ``FastAPI(lifespan=auth.lifespan)``."""
+        await self.astart()
+        try:
+            yield
+        finally:
+            await self.astop()
+
+    # -- synchronous life cycle (WSGI) ---------------------------------------------
+
+    def start(self, *, wait: float = 2.0) -> None:
+        """Fetch the keys and start following the feed in a daemon thread."""
+        self.keys.refresh(force=True)
+        if self.feed is not None:
+            if self._thread_subscriber is None:
+                self._thread_subscriber = ThreadedRevocationSubscriber(
+                    self.feed, self.discovery, self.http
+                )
+            self._thread_subscriber.start()
+            if wait > 0 and not self._thread_subscriber.wait_synced(wait):
+                log.warning("revocation feed not reached within %.1f s of start-up", wait)
+
+    def stop(self) -> None:
+        """Stop the feed thread and close the synchronous HTTP client."""
+        if self._thread_subscriber is not None:
+            self._thread_subscriber.stop()
+        self.http.close()
+
+    # -- observability ---------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-able health report: ``status`` is ``ok``, ``degraded`` or ``failing``.
+
+        ``failing`` means requests are being refused (no keys, or a stale feed
+        with fail-closed); ``degraded`` means accepted with a caveat.
+        """
+        feed: dict[str, Any] = {"enabled": False}
+        stale = False
+        if self.feed is not None:
+            feed = self.feed.health()
+            stale = bool(feed["stale"])
+        status = "ok"
+        if not self.keys.loaded or (stale and not self.config.fail_open):
+            status = "failing"
+        elif stale or self.feed is None or self.keys.last_error or not feed.get("connected"):
+            status = "degraded"
+        stats = self.stats
+        return {
+            "status": status,
+            "issuer": self.config.issuer,
+            "feed": feed,
+            "revocations": self.revocations.counts() if self.revocations else {},
+            "jwks": self.keys.health(),
+            "verified_cache": {
+                "size": len(self.verifier.cache),
+                "max": self.verifier.cache.maxsize,
+                "hits": stats.cache_hits,
+                "verified": stats.verified,
+            },
+            "rejected": dict(stats.rejected),
+        }

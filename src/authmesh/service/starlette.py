@@ -1,0 +1,209 @@
+"""Starlette / ASGI: a pure ASGI middleware and the one place failures become responses.
+
+:class:`BearerAuthMiddleware` verifies the bearer token of every HTTP and
+WebSocket connection that sends one and sets ``scope["auth"]`` and
+``scope["user"]`` to the :class:`Principal` (``None`` when no token came). A
+request carrying a bad token is refused with 401 even on public endpoints
+(RFC 6750 §3.1). It is pure ASGI, not ``BaseHTTPMiddleware``: no extra task
+or thread per request.
+
+Failures become HTTP only through :func:`error_response`; code deeper in the
+app raises :class:`AuthHTTPException` (a Starlette ``HTTPException``, so it
+still becomes a 401/403 with its challenge if the handlers were not installed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from authmesh.jose.errors import TokenRejected
+from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.service.config import ServiceConfig
+from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.principal import Principal
+
+__all__ = [
+    "AsyncTokenVerifier",
+    "AuthHTTPException",
+    "BearerAuthMiddleware",
+    "error_response",
+    "find_auth",
+    "get_principal",
+    "install_error_handlers",
+    "principal_from_connection",
+    "realm_of",
+]
+
+#: scope key set by BearerAuthMiddleware (to its realm) once it authenticated the connection.
+CHECKED = "authmesh.checked"
+#: app.state attribute holding the ServiceAuth (set by the adapters' install helpers).
+STATE_ATTR = "authmesh"
+
+
+class AsyncTokenVerifier(Protocol):
+    """What the middleware needs: a :class:`ServiceAuth` or a :class:`Verifier`."""
+
+    config: ServiceConfig
+
+    async def averify(self, token: str) -> Principal:
+        """Verify a token."""
+        ...
+
+
+class AuthHTTPException(HTTPException):
+    """An authentication/authorization failure on its way to :func:`error_response`."""
+
+    def __init__(self, error: TokenRejected | BearerError, realm: str) -> None:
+        self.error = error
+        self.realm = realm
+        self.challenge = challenge_for(error, realm)
+        super().__init__(
+            status_code=self.challenge.status,
+            detail=self.challenge.description,
+            headers={
+                "WWW-Authenticate": self.challenge.www_authenticate,
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+def error_response(error: TokenRejected | BearerError | AuthHTTPException, realm: str) -> Response:
+    """The RFC 6750 §3 response for a failure: status, challenge and JSON body."""
+    challenge = (
+        error.challenge if isinstance(error, AuthHTTPException) else (challenge_for(error, realm))
+    )
+    return Response(
+        challenge.body,
+        status_code=challenge.status,
+        headers=dict(challenge.headers),
+        media_type="application/json",
+    )
+
+
+def install_error_handlers(app: Any, realm: str) -> None:
+    """Make ``app`` answer our exceptions with :func:`error_response` (Starlette or FastAPI)."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TokenRejected | BearerError | AuthHTTPException)
+        return error_response(exc, realm)
+
+    for exc_type in (AuthHTTPException, TokenRejected, BearerError):
+        app.add_exception_handler(exc_type, handler)
+
+
+def _authorization(scope: Scope) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == b"authorization"]
+
+
+class BearerAuthMiddleware:
+    """Authenticate bearer tokens for every HTTP/WebSocket connection.
+
+    Args:
+        app: the wrapped ASGI app.
+        auth: a :class:`ServiceAuth` (or a :class:`Verifier`).
+        required: also refuse requests without a token (401, no error code).
+        realm: the challenge realm (default: the config's).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: AsyncTokenVerifier,
+        *,
+        required: bool = False,
+        realm: str | None = None,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.required = required
+        self.realm = realm or auth.config.effective_realm
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        principal = None
+        try:
+            token = parse_authorization(_authorization(scope))
+            if token is not None:
+                principal = await self.auth.averify(token)
+            elif self.required:
+                raise MissingToken()
+        except (TokenRejected, BearerError) as exc:
+            if scope["type"] == "websocket":
+                # Before the handshake completes this makes the server answer 403.
+                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+                return
+            await error_response(exc, self.realm)(scope, receive, send)
+            return
+        scope["auth"] = principal
+        scope["user"] = principal
+        scope[CHECKED] = self.realm
+        await self.app(scope, receive, send)
+
+
+def get_principal(connection: HTTPConnection) -> Principal | None:
+    """The principal the middleware authenticated, if any."""
+    principal = connection.scope.get("auth")
+    return principal if isinstance(principal, Principal) else None
+
+
+async def principal_from_connection(
+    connection: HTTPConnection, *, required: bool, auth: AsyncTokenVerifier | None = None
+) -> Principal | None:
+    """The caller of a request: from the middleware, or verified here if it is not installed.
+
+    ``auth`` defaults to ``app.state.authmesh``.
+
+    Raises:
+        AuthHTTPException: a bad token, a malformed header, or (``required``) no token.
+    """
+    scope = connection.scope
+    principal = scope.get("auth")
+    if isinstance(principal, Principal):
+        return principal
+    realm = scope.get(CHECKED)
+    if realm is None:
+        # No middleware ran: authenticate here.
+        if auth is None:
+            auth = find_auth(connection)
+        realm = auth.config.effective_realm
+        try:
+            token = parse_authorization(connection.headers.getlist("authorization"))
+            if token is not None:
+                principal = await auth.averify(token)
+                scope["auth"] = scope["user"] = principal
+                return principal
+        except (TokenRejected, BearerError) as exc:
+            raise AuthHTTPException(exc, realm) from None
+    if required:
+        raise AuthHTTPException(MissingToken(), realm)
+    return None
+
+
+def find_auth(connection: HTTPConnection) -> AsyncTokenVerifier:
+    """The ``ServiceAuth`` stored on the app by an ``install`` helper.
+
+    Raises:
+        RuntimeError: authmesh was not set up on this app (an operator error: a 500).
+    """
+    app = connection.scope.get("app")
+    auth = getattr(getattr(app, "state", None), STATE_ATTR, None)
+    if auth is None:
+        raise RuntimeError(
+            "authmesh is not set up on this app: call authmesh.service.fastapi.install(app, auth)"
+        )
+    return auth  # type: ignore[no-any-return]
+
+
+def realm_of(connection: HTTPConnection) -> str:
+    """The realm for challenges about this connection."""
+    realm = connection.scope.get(CHECKED)
+    if isinstance(realm, str):
+        return realm
+    return find_auth(connection).config.effective_realm

@@ -1,0 +1,76 @@
+"""Plain WSGI: a middleware that authenticates bearer tokens for any WSGI app.
+
+Sets ``environ["authmesh.principal"]`` to the :class:`Principal` (``None``
+without a token); a bad token or malformed header is refused with the RFC 6750
+§3 answer of :func:`wsgi_error`, the one place WSGI failures become HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from authmesh.jose.errors import TokenRejected
+from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.service.config import ServiceConfig
+from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.principal import Principal
+
+__all__ = ["ENVIRON_KEY", "BearerAuthWSGIMiddleware", "TokenVerifier", "wsgi_error"]
+
+ENVIRON_KEY = "authmesh.principal"
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class TokenVerifier(Protocol):
+    """A :class:`ServiceAuth` or a :class:`Verifier`."""
+
+    config: ServiceConfig
+
+    def verify(self, token: str) -> Principal:
+        """Verify a token."""
+        ...
+
+
+def wsgi_error(
+    error: TokenRejected | BearerError, realm: str, start_response: StartResponse
+) -> list[bytes]:
+    """Answer a failure with its RFC 6750 §3 status, challenge and JSON body."""
+    challenge = challenge_for(error, realm)
+    body = challenge.body
+    status = f"{challenge.status} {HTTPStatus(challenge.status).phrase}"
+    start_response(status, [*challenge.headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class BearerAuthWSGIMiddleware:
+    """Authenticate the bearer token of every request to a WSGI app.
+
+    Args:
+        app: the wrapped WSGI app.
+        auth: a :class:`ServiceAuth` (started) or a :class:`Verifier`.
+        required: also refuse requests without a token.
+    """
+
+    def __init__(self, app: WSGIApp, auth: TokenVerifier, *, required: bool = False) -> None:
+        self.app = app
+        self.auth = auth
+        self.required = required
+        self.realm = auth.config.effective_realm
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        header = environ.get("HTTP_AUTHORIZATION")
+        principal = None
+        try:
+            token = parse_authorization([] if header is None else [header])
+            if token is not None:
+                principal = self.auth.verify(token)
+            elif self.required:
+                raise MissingToken()
+        except (TokenRejected, BearerError) as exc:
+            return wsgi_error(exc, self.realm, start_response)
+        environ[ENVIRON_KEY] = principal
+        return self.app(environ, start_response)
