@@ -13,7 +13,12 @@ from authmesh.server import grants
 from authmesh.server.bearer import check_live
 from authmesh.server.clients import authenticate_client, parse_client_credentials
 from authmesh.server.core import AuthCore
-from authmesh.server.errors import OAuthError, UnauthorizedClient, UnsupportedGrantType
+from authmesh.server.errors import (
+    InvalidClient,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from authmesh.server.routes.common import (
     NO_STORE,
     Form,
@@ -210,6 +215,10 @@ async def introspect(request: Request) -> JSONResponse:
     core = get_core(request)
     form = await read_form(request)
     client = await _client(request, core, form)
+    if client.secret_hash is None:
+        # RFC 7662 §2.1 wants the caller authorized; a public client id proves
+        # nothing (discovery advertises only client_secret_basic and _post here).
+        raise InvalidClient("introspection needs a confidential client")
     value = form.require("token")
     claims = await _verify_access(core, value)
     if claims is not None:
