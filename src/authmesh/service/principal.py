@@ -133,14 +133,22 @@ def check_access(
     """
     need_roles = _names(roles)
     need_scopes = _names(scopes)
+    one_of = _names(any_roles)
     missing_roles = need_roles - principal.roles
     missing_scopes = need_scopes - principal.scopes
-    one_of = _names(any_roles)
-    if one_of and principal.roles.isdisjoint(one_of):
-        missing_roles |= one_of
-    if missing_roles or missing_scopes:
-        raise InsufficientScope(
-            missing_roles=missing_roles,
-            missing_scopes=missing_scopes,
-            required_scopes=need_scopes if missing_scopes else (),
-        )
+    missing_one_of = bool(one_of) and principal.roles.isdisjoint(one_of)
+    if not (missing_roles or missing_scopes or missing_one_of):
+        return
+    parts = []
+    if missing_roles:
+        parts.append("role " + " ".join(sorted(missing_roles)))
+    if missing_one_of:
+        parts.append("one of the roles " + " ".join(sorted(one_of)))
+    if missing_scopes:
+        parts.append("scope " + " ".join(sorted(missing_scopes)))
+    raise InsufficientScope(
+        "the token lacks the required " + " and ".join(parts),
+        missing_roles=missing_roles | (one_of if missing_one_of else frozenset()),
+        missing_scopes=missing_scopes,
+        required_scopes=need_scopes if missing_scopes else (),
+    )

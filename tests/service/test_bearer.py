@@ -1,0 +1,147 @@
+"""RFC 6750: reading the Authorization header and answering failures."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from authmesh.jose.errors import TokenExpired, TokenRejected, TokenRevoked, VerifierUnavailable
+from authmesh.service.bearer import challenge_for, parse_authorization, quote_param
+from authmesh.service.errors import InsufficientScope, InvalidRequest, MissingToken
+
+# RFC 6750 §3: auth-param values; error_description chars %x20-21 / %x23-5B / %x5D-7E.
+PARAM = re.compile(r'([a-z_]+)="([\x20\x21\x23-\x5b\x5d-\x7e]*)"')
+
+
+def parse_challenge(header: str) -> dict[str, str]:
+    """Parse ``Bearer k="v", …`` strictly: anything unparsed fails the test."""
+    assert header.startswith("Bearer ")
+    rest, params = header[len("Bearer ") :], {}
+    while rest:
+        match = PARAM.match(rest)
+        assert match, f"not RFC 6750 at {rest!r}"
+        assert match[1] not in params
+        params[match[1]] = match[2]
+        rest = rest[match.end() :]
+        if rest:
+            assert rest.startswith(", "), rest
+            rest = rest[2:]
+    return params
+
+
+@pytest.mark.parametrize(
+    ("values", "token"),
+    [
+        ([], None),
+        (["Bearer abc.def.ghi"], "abc.def.ghi"),
+        (["bearer  tok"], "tok"),
+        (["BEARER tok "], "tok"),
+    ],
+    ids=["absent", "bearer", "lowercase-two-spaces", "uppercase-trailing-space"],
+)
+def test_parse_authorization(values: list[str], token: str | None) -> None:
+    assert parse_authorization(values) == token
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Bearer"],
+        ["Bearer "],
+        ["Bearer a b"],
+        ["Basic dXNlcjpwYXNz"],
+        [""],
+        ["Bearer a", "Bearer b"],
+        ["Token abc"],
+    ],
+    ids=["no-token", "no-token-space", "two-tokens", "basic", "empty", "two-headers", "other"],
+)
+def test_malformed_authorization(values: list[str]) -> None:
+    with pytest.raises(InvalidRequest):
+        parse_authorization(values)
+
+
+def test_missing_token_challenge_has_no_error_code() -> None:
+    challenge = challenge_for(MissingToken(), "orders")
+    assert challenge.status == 401
+    assert challenge.www_authenticate == 'Bearer realm="orders"'
+    assert json.loads(challenge.body)["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [TokenExpired(), TokenRevoked(), VerifierUnavailable(), TokenRejected("nope")],
+    ids=lambda e: e.reason,
+)
+def test_invalid_token_challenge(error: TokenRejected) -> None:
+    challenge = challenge_for(error, "orders")
+    assert challenge.status == 401
+    params = parse_challenge(challenge.www_authenticate)
+    assert params == {
+        "realm": "orders",
+        "error": "invalid_token",
+        "error_description": error.message,
+    }
+    assert json.loads(challenge.body) == {
+        "error": "invalid_token",
+        "error_description": error.message,
+    }
+    assert ("Cache-Control", "no-store") in challenge.headers
+
+
+def test_invalid_request_is_401() -> None:
+    challenge = challenge_for(InvalidRequest(), "orders")
+    assert challenge.status == 401
+    assert parse_challenge(challenge.www_authenticate)["error"] == "invalid_request"
+
+
+def test_insufficient_scope_names_the_scopes() -> None:
+    error = InsufficientScope(
+        missing_scopes={"orders:write"}, required_scopes={"orders:read", "orders:write"}
+    )
+    challenge = challenge_for(error, "orders")
+    assert challenge.status == 403
+    params = parse_challenge(challenge.www_authenticate)
+    assert params["error"] == "insufficient_scope"
+    assert params["scope"] == "orders:read orders:write"
+    assert "orders:write" in params["error_description"]
+
+
+def test_insufficient_role_has_no_scope_attribute() -> None:
+    challenge = challenge_for(InsufficientScope(missing_roles={"admin"}), "orders")
+    params = parse_challenge(challenge.www_authenticate)
+    assert "scope" not in params
+    assert params["error_description"] == "the token lacks the required role admin"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'a "quoted" word',
+        "back\\slash",
+        "new\nline\r\x00\x1b[31m",
+        "ünïcödé ✓",
+        'x", error="ok',
+        "é" * 500,
+    ],
+    ids=["quotes", "backslash", "controls", "unicode", "injection", "long"],
+)
+def test_description_is_quoted_safely(message: str) -> None:
+    challenge = challenge_for(TokenRejected(message), 'realm "x"')
+    params = parse_challenge(challenge.www_authenticate)
+    assert set(params) == {"realm", "error", "error_description"}
+    assert params["error"] == "invalid_token"
+    assert len(params["error_description"]) <= 200
+    assert json.loads(challenge.body)["error_description"] == message
+
+
+def test_quote_param() -> None:
+    assert quote_param('say "hi"\\') == "\"say 'hi'/\""
+    assert quote_param("tab\there") == '"tab here"'
+
+
+def test_not_an_auth_failure() -> None:
+    with pytest.raises(TypeError):
+        challenge_for(ValueError("x"), "r")  # type: ignore[arg-type]
