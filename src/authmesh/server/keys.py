@@ -61,6 +61,11 @@ class KeyManager:
         self._token_lifetime = token_lifetime
         self._encryptor = encryptor
         self._clock = clock
+        # Another replica's rotation must be seen before the new key activates,
+        # or the replicas would sign with different keys for a while.
+        self._reload_every = _RELOAD_SECONDS
+        if publish_ahead > 0:
+            self._reload_every = max(0.2, min(_RELOAD_SECONDS, publish_ahead / 2))
         self._rows: list[SigningKeyRow] = []
         self._keys: dict[str, Key] = {}
         self._loaded_at = float("-inf")
@@ -151,7 +156,7 @@ class KeyManager:
 
     async def refresh_if_stale(self) -> None:
         """Re-read keys now and then, so a rotation by another process is seen."""
-        if self._clock() - self._loaded_at >= _RELOAD_SECONDS:
+        if self._clock() - self._loaded_at >= self._reload_every:
             await self.reload()
 
     def signing_key(self) -> Key:

@@ -103,6 +103,8 @@ async def token(request: Request) -> Response:
             grant_type = "unsupported"
             raise UnsupportedGrantType("supported: password, refresh_token, client_credentials")
         client = await _client(request, core, form)
+        # Sign with the key every replica considers active (another may have rotated).
+        await core.keys.refresh_if_stale()
         if grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
         info = request_info(request, actor=client.client_id)
