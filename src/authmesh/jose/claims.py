@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,13 +23,21 @@ _STRING_CLAIMS = ("iss", "sub", "jti", "client_id", "sid", "scope")
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
+    if name not in claims:
         return None
-    # bool is an int in Python, and a NumericDate of true is nonsense.
+    value = claims[name]
+    # bool is an int in Python, and a NumericDate of true is nonsense. A present
+    # null is no date either: read as absent, `"exp": null` would never expire.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidClaim(f"the '{name}' claim must be a number")
-    return float(value)
+    try:
+        date = float(value)
+    except OverflowError:  # an int beyond float range
+        raise InvalidClaim(f"the '{name}' claim is out of range") from None
+    # JSON's 1e400 parses to inf: an exp that never comes, an nbf that always has.
+    if not math.isfinite(date):
+        raise InvalidClaim(f"the '{name}' claim is out of range")
+    return date
 
 
 def check_claims(claims: Mapping[str, Any], policy: VerifyPolicy, now: float) -> None:
@@ -63,7 +72,7 @@ def check_claims(claims: Mapping[str, Any], policy: VerifyPolicy, now: float) ->
             ok = aud in policy.audience
         elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
             ok = not policy.audience.isdisjoint(aud)
-        elif aud is None:
+        elif "aud" not in claims:
             raise MissingClaim("the token lacks the required 'aud' claim")
         else:
             raise InvalidClaim("the 'aud' claim must be a string or a list of strings")
