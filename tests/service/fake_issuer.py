@@ -68,6 +68,8 @@ class IssuerState:
     clients: dict[str, RegisteredClient] = field(default_factory=dict)
     events: list[RevocationEvent] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
+    stream_cursors: list[int] = field(default_factory=list)
+    """The cursor each stream connection resumed after."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- keys and tokens ---------------------------------------------------------------
@@ -302,6 +304,7 @@ def build_app(state: IssuerState, closing: threading.Event) -> Starlette:
         except ValueError:
             return JSONResponse({"error": "invalid_request"}, status_code=400)
         state.counters.streams += 1
+        state.stream_cursors.append(cursor)
 
         async def events(cursor: int) -> AsyncIterator[bytes]:
             yield b"retry: 1000\n\n"

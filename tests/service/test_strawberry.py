@@ -1,0 +1,87 @@
+"""Strawberry permissions and context in process: GraphQL errors inside, HTTP 401 for bad tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from authmesh.service import ServiceAuth
+from authmesh.service.strawberry import FORBIDDEN, UNAUTHENTICATED, HasRole, HasScope
+
+from .apps import graphql_app
+from .conftest import MockIssuer
+
+
+@pytest.fixture(params=[True, False], ids=["middleware", "context-getter-only"])
+async def client(
+    request: pytest.FixtureRequest, mock_auth: ServiceAuth
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=graphql_app(mock_auth, middleware=request.param))
+    async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as c:
+        yield c
+    await mock_auth.http.aclose()
+
+
+async def query(client: httpx.AsyncClient, q: str, token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await client.post("/graphql", json={"query": q}, headers=headers)
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+
+async def test_public_field_needs_no_token(client: httpx.AsyncClient) -> None:
+    response = await query(client, "{ hello }")
+    assert response.json() == {"data": {"hello": "world"}}
+
+
+async def test_authenticated_field(client: httpx.AsyncClient, mock_issuer: MockIssuer) -> None:
+    response = await query(client, "{ me }", mock_issuer.state.mint(sub="erin"))
+    assert response.json() == {"data": {"me": "erin"}}
+    response = await query(client, "{ me }")
+    assert response.status_code == 200
+    assert codes(response.json()) == [UNAUTHENTICATED]
+    response = await query(client, "{ adminReport }")
+    assert codes(response.json()) == [UNAUTHENTICATED]
+
+
+async def test_roles_and_scopes(client: httpx.AsyncClient, mock_issuer: MockIssuer) -> None:
+    clerk = mock_issuer.state.mint(roles=["clerk"])
+    body = (await query(client, "{ adminReport staffNote items }", clerk)).json()
+    assert sorted(codes(body)) == [FORBIDDEN, FORBIDDEN]
+    assert body["data"] == {"adminReport": None, "staffNote": "staff only", "items": None}
+    messages = {e["path"][0]: e for e in body["errors"]}
+    assert messages["adminReport"]["message"] == "the token lacks the required role admin"
+    assert messages["adminReport"]["extensions"]["required_roles"] == ["admin"]
+    assert messages["items"]["extensions"]["required_scopes"] == ["catalog:read"]
+    boss = mock_issuer.state.mint(roles=["admin"], scope="catalog:read", sid="s2")
+    body = (await query(client, "{ adminReport staffNote items }", boss)).json()
+    assert body == {
+        "data": {
+            "adminReport": "secret numbers",
+            "staffNote": "staff only",
+            "items": ["apple", "pear"],
+        }
+    }
+
+
+async def test_a_bad_token_is_refused_at_the_http_layer(
+    client: httpx.AsyncClient, mock_issuer: MockIssuer
+) -> None:
+    response = await query(client, "{ hello }", mock_issuer.state.mint(audience="other"))
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert response.json()["error"] == "invalid_token"
+
+
+def test_permission_classes_are_memoized_with_distinct_names() -> None:
+    assert HasRole("admin") is HasRole("admin")
+    assert HasRole("admin") is not HasRole("clerk")
+    assert HasRole("a-b").__name__ != HasRole("a_b").__name__
+    assert HasScope("orders:read").__name__.startswith("HasScope_orders_read")
+    with pytest.raises(ValueError):
+        HasRole()
