@@ -63,6 +63,30 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class RejectNul:
+    """Pure ASGI middleware: a NUL in the path or query is a 400 before any route runs.
+
+    PostgreSQL text cannot hold NUL, so a path or query parameter carrying one
+    would fail in the database with a 500 (and SQLite would store it).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                response = JSONResponse(
+                    _error_body("invalid_request", "the URL must not contain NUL characters"),
+                    status_code=400,
+                    headers=NO_STORE,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _error_body(error: str, description: str) -> dict[str, str]:
     return {"error": error, "error_description": description}
 
@@ -156,5 +180,6 @@ def create_app(
     for module in (wellknown, oauth, account, admin, feed, health):
         app.include_router(module.router)
     _install_error_handlers(app)
+    app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     return app

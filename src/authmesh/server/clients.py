@@ -149,6 +149,8 @@ async def register_client(
         raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
     if public and "client_credentials" in grant_types:
         raise InvalidRequest("a public client cannot use client_credentials")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        raise InvalidRequest("name must not contain control characters")
     secret = None if public else new_secret()
     try:
         async with core.db.transaction() as session:
