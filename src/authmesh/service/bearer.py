@@ -107,6 +107,7 @@ def challenge_for(exc: TokenRejected | BearerError, realm: str) -> Challenge:
     Raises:
         TypeError: ``exc`` is neither a token rejection nor a bearer error.
     """
+    error: str | None
     if isinstance(exc, TokenRejected):
         status, error = 401, "invalid_token"
     elif isinstance(exc, BearerError):

@@ -90,7 +90,7 @@ class IsAuthenticated(BasePermission):
     """The request carries a valid access token."""
 
     message = "authentication required: send a bearer access token"
-    error_extensions: ClassVar[dict[str, Any]] = {"code": UNAUTHENTICATED}
+    error_extensions = {"code": UNAUTHENTICATED}  # noqa: RUF012 - strawberry's own attribute
 
     def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
         """Whether there is a principal."""

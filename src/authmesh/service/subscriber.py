@@ -193,7 +193,7 @@ class FeedProcessor:
 
     def backoff(self, attempt: int) -> float:
         """Delay before reconnect ``attempt`` (0-based): doubling, capped, jittered."""
-        base = self.config.feed_backoff_initial.total_seconds() * (2 ** min(attempt, 20))
+        base = self.config.feed_backoff_initial.total_seconds() * float(2 ** min(attempt, 20))
         delay = min(base, self.config.feed_backoff_max.total_seconds())
         return delay * (0.5 + self._rng() / 2)
 
