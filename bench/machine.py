@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "git_commit", "machine_info", "machine_markdown"]
+__all__ = ["LIBRARIES", "git_commit", "load_average", "machine_info", "machine_markdown"]
 
 LIBRARIES = ("cryptography", "PyJWT", "joserfc", "Authlib", "argon2-cffi", "redis")
 
@@ -22,6 +22,14 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, or ``"unknown"``."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "unknown"
 
 
 def git_commit() -> str:
@@ -61,10 +69,6 @@ def machine_info() -> dict[str, str]:
         "OS": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
     }
-    try:
-        info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        pass
     for name in LIBRARIES:
         try:
             info[name] = metadata.version(name)
@@ -79,7 +83,7 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def machine_markdown() -> str:
-    """The machine as a two-column Markdown table."""
-    rows = "\n".join(f"| {k} | {v} |" for k, v in machine_info().items())
+def machine_markdown(extra: dict[str, str] | None = None) -> str:
+    """The machine (and ``extra`` rows) as a two-column Markdown table."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in {**machine_info(), **(extra or {})}.items())
     return f"| | |\n| --- | --- |\n{rows}\n"
