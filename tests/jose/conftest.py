@@ -31,24 +31,45 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+Signer = Key | Callable[[bytes], bytes] | None
+
+
+def _signature(signing_input: bytes, key: Signer) -> bytes:
+    if key is None:
+        return b""
+    if isinstance(key, Key):
+        return key.sign(signing_input)
+    return key(signing_input)
+
+
 def forge_token(
     header: Mapping[str, Any] | bytes,
     payload: Mapping[str, Any] | bytes,
-    key: Key | None,
+    key: Signer,
     *,
     signature: bytes | None = None,
 ) -> str:
-    """A compact JWS from raw parts: JSON objects or exact bytes, signed by ``key``.
+    """A compact JWS from JSON objects or exact JSON bytes, signed by ``key``.
 
-    ``signature`` replaces the computed one (``b""`` strips it); with ``key`` None
-    and no ``signature`` the third part is empty.
+    ``key`` is a :class:`Key`, any ``signing_input -> signature`` function (an HMAC
+    keyed with a public key, say) or ``None`` for an empty signature part;
+    ``signature`` replaces the computed one.
     """
     h = header if isinstance(header, bytes) else encode_json(header)
     p = payload if isinstance(payload, bytes) else encode_json(payload)
-    signing_input = b64url_encode(h) + b"." + b64url_encode(p)
+    return forge_segments(
+        b64url_encode(h).decode(), b64url_encode(p).decode(), key, signature=signature
+    )
+
+
+def forge_segments(
+    header_b64: str, payload_b64: str, key: Signer, *, signature: bytes | None = None
+) -> str:
+    """A compact JWS over exact (possibly malformed) header and payload segments."""
+    signing_input = f"{header_b64}.{payload_b64}".encode()
     if signature is None:
-        signature = key.sign(signing_input) if key is not None else b""
-    return (signing_input + b"." + b64url_encode(signature)).decode("ascii")
+        signature = _signature(signing_input, key)
+    return f"{header_b64}.{payload_b64}.{b64url_encode(signature).decode()}"
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +135,12 @@ def make_claims() -> ClaimsFactory:
 def forge() -> Forge:
     """:func:`forge_token`."""
     return forge_token
+
+
+@pytest.fixture
+def forge_raw() -> Forge:
+    """:func:`forge_segments`."""
+    return forge_segments
 
 
 @pytest.fixture
