@@ -143,6 +143,37 @@ async def test_middleware_sets_scope_auth_and_user(
         assert response.json() == {"user": "bob"}
 
 
+async def test_websocket_with_a_bad_token_is_closed(
+    mock_auth: ServiceAuth, mock_issuer: MockIssuer
+) -> None:
+    seen: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["user"].display_name)
+
+    middleware = BearerAuthMiddleware(inner, mock_auth)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    def scope(token: str) -> dict[str, Any]:
+        return {
+            "type": "websocket",
+            "path": "/ws",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+        }
+
+    await middleware(scope("x.y.z"), receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+    assert seen == []
+    await middleware(scope(mock_issuer.state.mint(sub="wendy")), receive, send)
+    assert seen == ["wendy"]
+
+
 async def test_without_installed_handlers_status_and_challenge_still_hold(
     mock_auth: ServiceAuth, mock_issuer: MockIssuer
 ) -> None:

@@ -46,6 +46,11 @@ def test_from_claims() -> None:
     assert "the-raw-token" not in repr(p)
 
 
+def test_hashable_and_comparable() -> None:
+    assert principal() == principal()
+    assert len({principal(), principal(), principal(sub="u2")}) == 2
+
+
 def test_claims_are_read_only() -> None:
     with pytest.raises(TypeError):
         principal().claims["sub"] = "someone else"  # type: ignore[index]

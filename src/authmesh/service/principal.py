@@ -37,7 +37,7 @@ class Principal:
     issued_at: float
     expires_at: float
     audience: tuple[str, ...]
-    claims: Mapping[str, Any] = field(repr=False)
+    claims: Mapping[str, Any] = field(repr=False, compare=False)
     """Every claim of the token (read-only)."""
     token: str = field(repr=False)
     """The raw access token, e.g. to forward it downstream."""
@@ -64,7 +64,8 @@ class Principal:
             issued_at=float(claims["iat"]),
             expires_at=float(claims["exp"]),
             audience=(aud,) if isinstance(aud, str) else tuple(aud),
-            claims=MappingProxyType(dict(claims)),
+            # verify_jwt's dict is fresh and ours: a read-only view, no copy.
+            claims=MappingProxyType(claims if isinstance(claims, dict) else dict(claims)),
             token=token,
         )
 
