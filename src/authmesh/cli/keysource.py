@@ -1,0 +1,88 @@
+"""Trusted keys for ``authmesh token decode``: a JWKS by URL or file, or one key file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from authmesh.errors import ConfigError, InvalidKey
+from authmesh.jose import Key, KeySet
+
+__all__ = ["fetch_jwks", "load_key", "load_keyset"]
+
+_MAX_DOCUMENT_BYTES = 1 << 20
+
+
+def load_keyset(source: str, *, timeout: float) -> KeySet:
+    """Keys from ``source``: an ``http(s)://`` JWKS URL, or a JWKS, JWK or PEM file.
+
+    Raises:
+        ConfigError: the URL cannot be fetched or the file cannot be read.
+        InvalidKey: the document holds no usable signing key.
+    """
+    if source.startswith(("http://", "https://")):
+        keys = KeySet.from_jwks(fetch_jwks(source, timeout=timeout))
+    else:
+        path = Path(source)
+        try:
+            keys = KeySet.load(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except InvalidKey as exc:
+            raise InvalidKey(f"{path}: {exc}") from None
+    if not keys:
+        raise InvalidKey(f"{source} holds no usable signing key")
+    return keys
+
+
+def load_key(path: Path) -> KeySet:
+    """The key in a JWK or PEM file (an HS256 secret as a JWK ``oct``), as a key set.
+
+    Raises:
+        ConfigError: the file cannot be read.
+        InvalidKey: it holds no usable key.
+    """
+    try:
+        key = Key.load(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except InvalidKey as exc:
+        raise InvalidKey(f"{path}: {exc}") from None
+    return KeySet([key if key.is_symmetric else key.public()])
+
+
+def fetch_jwks(url: str, *, timeout: float) -> dict[str, Any]:
+    """GET a JWKS; a discovery document is followed to its ``jwks_uri``, a lone JWK wrapped.
+
+    Raises:
+        ConfigError: unreachable, not a 200, or not a JSON object.
+    """
+    doc = _get_json(url, timeout)
+    if "keys" not in doc and isinstance(doc.get("jwks_uri"), str):
+        doc = _get_json(doc["jwks_uri"], timeout)
+    if "keys" not in doc and "kty" in doc:
+        doc = {"keys": [doc]}
+    return doc
+
+
+def _get_json(url: str, timeout: float) -> dict[str, Any]:
+    try:
+        response = httpx.get(
+            url, timeout=timeout, follow_redirects=True, headers={"Accept": "application/json"}
+        )
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise ConfigError(f"cannot fetch {url}: HTTP {response.status_code}")
+    if len(response.content) > _MAX_DOCUMENT_BYTES:
+        raise ConfigError(f"{url} answered with more than {_MAX_DOCUMENT_BYTES} bytes")
+    try:
+        doc = json.loads(response.content)
+    except ValueError:
+        raise ConfigError(f"{url} did not answer with JSON") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{url} did not answer with a JSON object")
+    return doc

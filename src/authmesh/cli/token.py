@@ -1,0 +1,123 @@
+"""``authmesh token``: read a token like jwt.io, and say *why* a verifier rejects it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from authmesh.cli.errors import EXIT_INVALID
+from authmesh.cli.keysource import load_key, load_keyset
+from authmesh.cli.token_view import render, to_json
+from authmesh.cli.verdict import judge
+from authmesh.jose import KeySet, VerifyPolicy
+from authmesh.jose.inspect import inspect_token
+
+__all__ = ["decode", "token_app"]
+
+token_app = typer.Typer(
+    help="Decode and verify tokens.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
+
+_DEFAULT_TYPE = "at+jwt"
+_DEFAULT_LEEWAY = 30.0
+
+
+@token_app.callback()
+def _token() -> None:
+    """Decode and verify tokens."""
+
+
+def _read_token(token: str) -> str:
+    text = sys.stdin.read() if token == "-" else token
+    text = text.strip()
+    if not text:
+        where = " on standard input" if token == "-" else ""
+        raise typer.BadParameter(f"no token given{where}", param_hint="TOKEN")
+    return text
+
+
+def _accepted_types(typ: str | None, any_type: bool) -> frozenset[str] | None:
+    """``typ`` with and without the optional ``application/`` prefix (RFC 7515 §4.1.9)."""
+    if any_type:
+        return None
+    bare = (typ or _DEFAULT_TYPE).removeprefix("application/")
+    return frozenset({bare, f"application/{bare}"})
+
+
+def _trusted_keys(jwks: str | None, key: Path | None, timeout: float) -> KeySet | None:
+    if jwks is not None and key is not None:
+        raise typer.BadParameter("give either --jwks or --key, not both", param_hint="--jwks")
+    if jwks is not None:
+        return load_keyset(jwks, timeout=timeout)
+    if key is not None:
+        return load_key(key)
+    return None
+
+
+@token_app.command("decode")
+def decode(
+    token: Annotated[
+        str, typer.Argument(metavar="TOKEN", help="The token, or - to read it from stdin.")
+    ],
+    jwks: Annotated[
+        str | None,
+        typer.Option(metavar="URL|FILE", help="Verify with this JWKS (URL, or JWKS/JWK/PEM file)."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Verify with this key (JWK or PEM; HS256: a JWK oct)."),
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="The only accepted iss.")] = None,
+    audience: Annotated[
+        list[str] | None, typer.Option(help="An accepted aud (repeatable).")
+    ] = None,
+    leeway: Annotated[
+        float | None, typer.Option(min=0, max=300, help="Seconds of clock skew tolerated [30].")
+    ] = None,
+    typ: Annotated[
+        str | None, typer.Option("--type", help=f"The accepted typ [{_DEFAULT_TYPE}].")
+    ] = None,
+    any_type: Annotated[bool, typer.Option("--any-type", help="Accept any typ.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=120, help="Seconds to wait for a JWKS URL.")
+    ] = 10.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (for scripts).")
+    ] = False,
+) -> None:
+    """Show a token's header and claims, warn about what it leaks, and verify it if given keys.
+
+    Exit status: 0 valid (or decoded without verification), 1 invalid or
+    undecodable, 2 usage error (bad option, unreadable key, unreachable URL).
+    """
+    if typ is not None and any_type:
+        raise typer.BadParameter("give either --type or --any-type, not both", param_hint="--type")
+    verify_options = (issuer, audience, leeway, typ, any_type or None)
+    if jwks is None and key is None and any(o is not None for o in verify_options):
+        raise typer.BadParameter(
+            "--issuer, --audience, --leeway, --type and --any-type need --jwks or --key",
+            param_hint="--jwks",
+        )
+    text = _read_token(token)
+    keys = _trusted_keys(jwks, key, timeout)
+    policy = VerifyPolicy(
+        issuer=issuer,
+        audience=frozenset(audience) if audience else None,
+        types=_accepted_types(typ, any_type),
+        leeway=_DEFAULT_LEEWAY if leeway is None else leeway,
+    )
+    now = time.time()
+    seen = inspect_token(text, max_token_bytes=policy.max_token_bytes)
+    verdict = judge(text, seen, keys, policy, now)
+    if as_json:
+        typer.echo(json.dumps(to_json(seen, verdict, now), indent=2, allow_nan=False))
+    else:
+        render(Console(highlight=False), seen, verdict, now)
+    if not verdict.ok:
+        raise typer.Exit(EXIT_INVALID)
