@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OctKey, OKPKey, RSAKey
 
 from authmesh.errors import InvalidKey
@@ -37,6 +39,25 @@ MIN_HMAC_SECRET_BYTES = 32
 _JoseKey = OKPKey | ECKey | RSAKey | OctKey
 # Secrets that are really public keys: an HMAC keyed with one is algorithm confusion.
 _PUBLIC_KEY_MARKERS = (b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-")
+
+
+@contextmanager
+def _weak_keys_refused() -> Iterator[None]:
+    """Turn joserfc's SecurityWarnings during an import into :class:`InvalidKey`.
+
+    joserfc only warns about an RSA key under 2048 bits, a short secret or a secret
+    that looks like a key; a warning is no refusal (and under ``-W error`` it
+    escapes as a non-authmesh exception). Our own checks usually refuse first,
+    with a clearer message; this catches whatever they do not know about
+    (``ssh-dss``, RFC 4716 public keys).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SecurityWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, SecurityWarning):
+            raise InvalidKey(f"unsafe key: {warning.message}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _infer_alg(jose_key: _JoseKey) -> str:
@@ -128,29 +149,31 @@ class Key:
         jwk_alg = data.get("alg")
         if alg and jwk_alg and alg != jwk_alg:
             raise InvalidKey(f"the JWK is bound to {jwk_alg}, not {alg}")
-        try:
-            jose_key = JWKRegistry.import_key(data)
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise InvalidKey(f"not a usable JWK: {exc}") from None
-        if not isinstance(jose_key, OKPKey | ECKey | RSAKey | OctKey):
-            raise InvalidKey("unsupported JWK key type")
-        kid = data.get("kid")
-        return cls(jose_key, alg or jwk_alg or _infer_alg(jose_key), kid if kid else None)
+        with _weak_keys_refused():
+            try:
+                jose_key = JWKRegistry.import_key(data)
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
+                raise InvalidKey(f"not a usable JWK: {exc}") from None
+            if not isinstance(jose_key, OKPKey | ECKey | RSAKey | OctKey):
+                raise InvalidKey("unsupported JWK key type")
+            kid = data.get("kid")
+            return cls(jose_key, alg or jwk_alg or _infer_alg(jose_key), kid if kid else None)
 
     @classmethod
     def from_pem(cls, pem: bytes | str, *, alg: str | None = None, kid: str | None = None) -> Key:
         """Import a PEM private or public key (PKCS#8, SPKI, PKCS#1 or SEC1)."""
         data = pem.encode() if isinstance(pem, str) else pem
         jose_key: _JoseKey | None = None
-        for key_cls in (OKPKey, ECKey, RSAKey):
-            try:
-                jose_key = key_cls.import_key(data)
-                break
-            except (JoseError, ValueError, TypeError):
-                continue
-        if jose_key is None:
-            raise InvalidKey("not a PEM key of a supported type (Ed25519, P-256, RSA)")
-        return cls(jose_key, alg or _infer_alg(jose_key), kid)
+        with _weak_keys_refused():
+            for key_cls in (OKPKey, ECKey, RSAKey):
+                try:
+                    jose_key = key_cls.import_key(data)
+                    break
+                except (JoseError, ValueError, TypeError):
+                    continue
+            if jose_key is None:
+                raise InvalidKey("not a PEM key of a supported type (Ed25519, P-256, RSA)")
+            return cls(jose_key, alg or _infer_alg(jose_key), kid)
 
     @classmethod
     def from_secret(cls, secret: bytes | str, *, kid: str | None = None) -> Key:
@@ -158,7 +181,17 @@ class Key:
         raw = secret.encode() if isinstance(secret, str) else secret
         if raw.lstrip().startswith(_PUBLIC_KEY_MARKERS):
             raise InvalidKey("an HS256 secret must not be a PEM or SSH public key")
-        return cls(OctKey.import_key(raw), "HS256", kid)
+        if len(raw) < MIN_HMAC_SECRET_BYTES:
+            raise InvalidKey(
+                f"HS256 secrets need at least {MIN_HMAC_SECRET_BYTES} bytes, this has {len(raw)}"
+            )
+        with _weak_keys_refused():
+            try:
+                # joserfc also refuses DER public keys and certificates here.
+                jose_key = OctKey.import_key(raw)
+            except (JoseError, ValueError, TypeError) as exc:
+                raise InvalidKey(f"not a usable HS256 secret: {exc}") from None
+            return cls(jose_key, "HS256", kid)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, alg: str | None = None) -> Key:
