@@ -16,6 +16,7 @@ from authmesh.jose import (
     ForbiddenHeader,
     Key,
     KeySet,
+    MalformedToken,
     TokenRejected,
     UnknownKid,
     UnsupportedCritical,
@@ -160,7 +161,7 @@ def test_base64url_is_strict_and_canonical(data: bytes) -> None:
 ALG_VALUES = st.sampled_from(["EdDSA", "ES256", "none", "None", "HS512", "", "eddsa"]) | st.none()
 TYP_VALUES = st.sampled_from(["at+jwt", "AT+JWT", "application/at+jwt", "JWT", "", "jwt"])
 EXTRA_MEMBERS = st.dictionaries(
-    st.sampled_from([*sorted(FORBIDDEN_HEADERS), "crit", "cty", "b64", "zip", "x"]) | texts,
+    st.sampled_from([*sorted(FORBIDDEN_HEADERS), "crit", "cty", "b64", "x5t", "zip", "x"]) | texts,
     json_values,
     max_size=3,
 )
@@ -192,6 +193,10 @@ def expected_rejection(header: dict[str, Any], key: Key) -> type[TokenRejected] 
         return ForbiddenHeader
     if "crit" in header:
         return UnsupportedCritical
+    if "b64" in header and header["b64"] is not True:
+        return UnsupportedCritical
+    if any(not isinstance(header.get(name, ""), str) for name in ("cty", "x5t", "x5t#S256")):
+        return MalformedToken
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in {"at+jwt", "application/at+jwt"}:
         return WrongType

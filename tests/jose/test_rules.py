@@ -512,6 +512,10 @@ CRIT = [
     row(_crit(crit=["exp"], exp=1), UnsupportedCritical, "unsupported_crit", "crit-exp"),
     row(_crit(crit=["alg"]), UnsupportedCritical, "unsupported_crit", "crit-registered-name"),
     row(_crit(crit=[]), UnsupportedCritical, "unsupported_crit", "crit-empty-list"),
+    # RFC 7797 says b64 needs crit; without it, verifiers still disagree on the payload.
+    row(_crit(b64=False), UnsupportedCritical, "unsupported_crit", "b64-false-without-crit"),
+    row(_crit(b64="false"), UnsupportedCritical, "unsupported_crit", "b64-string-without-crit"),
+    row(_crit(b64=0), UnsupportedCritical, "unsupported_crit", "b64-zero-without-crit"),
     row(_crit(crit="urn:x"), UnsupportedCritical, "unsupported_crit", "crit-not-a-list"),
 ]
 
@@ -527,6 +531,27 @@ def test_unknown_crit_is_rejected(
     clock: Callable[[], float],
 ) -> None:
     check(build, expected, reason, scene, trusted, policy, clock)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        pytest.param({"b64": True}, id="b64-true"),
+        pytest.param({"cty": "JWT"}, id="cty"),
+        pytest.param({"x5t": "dGh1bWI"}, id="x5t"),
+        pytest.param({"urn:example:trace": "abc"}, id="unknown-member"),
+    ],
+)
+def test_harmless_header_members_are_ignored(
+    members: dict[str, Any],
+    scene: Scene,
+    trusted: KeySet,
+    policy: VerifyPolicy,
+    clock: Callable[[], float],
+) -> None:
+    """RFC 7515 §4: members not understood, and not critical, are ignored."""
+    token = scene.token(header=scene.header(**members))
+    assert verify_jwt(token, trusted, policy, clock=clock).header == scene.header(**members)
 
 
 # -- kid ----------------------------------------------------------------------------------
@@ -994,6 +1019,13 @@ MALFORMED_HEADER = [
         "malformed",
         "header-int-over-4300-digits",
     ),
+]
+
+MALFORMED_HEADER += [
+    row(_crit(cty=1), MalformedToken, "malformed", "cty-number"),
+    row(_crit(cty=["JWT"]), MalformedToken, "malformed", "cty-list"),
+    row(_crit(x5t=None), MalformedToken, "malformed", "x5t-null"),
+    row(_crit(**{"x5t#S256": {"a": 1}}), MalformedToken, "malformed", "x5t#S256-object"),
 ]
 
 MALFORMED_PAYLOAD = [

@@ -124,6 +124,24 @@ def sign_jwt(
     return (signing_input + b"." + b64url_encode(key.sign(signing_input))).decode("ascii")
 
 
+#: Registered header parameters whose value is a string (RFC 7515 §4.1, RFC 7519 §5.2).
+_STRING_HEADERS = ("cty", "x5t", "x5t#S256")
+
+
+def _check_rare_members(header: dict[str, Any]) -> None:
+    """Refuse what other verifiers would read differently, even without ``crit``.
+
+    ``b64: false`` (RFC 7797) changes what the payload segment means: an
+    RFC 7797 verifier reads it raw where we would base64url-decode it, so it is
+    refused rather than ignored. Registered members must have their registered type.
+    """
+    if "b64" in header and header["b64"] is not True:
+        raise UnsupportedCritical("unencoded payloads (RFC 7797 b64) are not supported")
+    for name in _STRING_HEADERS:
+        if name in header and not isinstance(header[name], str):
+            raise MalformedToken(f"the token header member {name!r} must be a string")
+
+
 def _verify_signed(
     token: str | bytes, keys: KeyResolver, policy: VerifyPolicy
 ) -> tuple[dict[str, Any], bytes, Key]:
@@ -155,6 +173,7 @@ def _verify_signed(
         )
     if "crit" in header:
         raise UnsupportedCritical()
+    _check_rare_members(header)
     if not policy.type_allowed(header.get("typ")):
         raise WrongType()
     kid = header.get("kid")
@@ -201,7 +220,8 @@ def verify_jwt(
 
     Checks in order: size; three strict base64url segments; the header is a JSON
     object (no duplicate members) whose ``alg`` is allowed and is not ``none``;
-    no ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``typ`` accepted; ``kid``
+    no ``jku``/``x5u``/``jwk``/``x5c``; no ``crit`` and no ``b64: false``;
+    registered members of their registered type; ``typ`` accepted; ``kid``
     names a trusted key bound to exactly that ``alg``; signature; then the
     claims (RFC 7519 §4.1, RFC 8725 §3).
 
