@@ -437,3 +437,17 @@ def test_the_installed_console_script(
     )
     assert missing.returncode == 2
     assert missing.stderr.startswith("authmesh: error: cannot read nope.json")
+
+
+def test_empty_header_and_payload_are_shown_as_such(run: Run) -> None:
+    result = run("token", "decode", "e30.e30.")
+    assert result.exit_code == 0
+    assert result.stdout.count("(empty)") == 2
+    assert "the header has no 'alg' string" in result.stdout
+    assert "the signature is empty" in result.stdout
+
+
+def test_malformed_problems_are_listed_once(run: Run) -> None:
+    result = run("token", "decode", "e30.bm90IGpzb24.c2ln")
+    assert result.exit_code == 1
+    assert result.stdout.count("the payload is not JSON") == 1

@@ -110,7 +110,9 @@ def generate(
     out: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write the private key here (mode 0600).")
     ] = None,
-    kid: Annotated[str | None, typer.Option(help="Key id [the RFC 7638 thumbprint].")] = None,
+    kid: Annotated[
+        str | None, typer.Option(help="Key id (default: the RFC 7638 thumbprint).")
+    ] = None,
     fmt: Annotated[
         KeyFormat, typer.Option("--format", case_sensitive=False, help="Private key file format.")
     ] = KeyFormat.jwk,

@@ -88,12 +88,14 @@ class LazyGroup(TyperGroup):
 
     lazy_commands: ClassVar[Mapping[str, str]] = {}
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    # ``ctx`` is typed ``Any``: the click ``Context`` typer passes is not public API.
+
+    def list_commands(self, ctx: Any) -> list[str]:
         """Eager commands in declaration order, then the lazy ones in theirs."""
         names = super().list_commands(ctx)
         return names + [name for name in self.lazy_commands if name not in names]
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         """The command ``cmd_name``, importing it the first time."""
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in self.lazy_commands:

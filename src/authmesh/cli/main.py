@@ -40,7 +40,7 @@ class _RootGroup(LazyGroup):
 
     lazy_commands = SUBCOMMANDS
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         """Run the sub-command; an :class:`AuthmeshError` is a message and a status, no trace."""
         try:
             return super().invoke(ctx)

@@ -63,7 +63,7 @@ def _trusted_keys(jwks: str | None, key: Path | None, timeout: float) -> KeySet 
 @token_app.command("decode")
 def decode(
     token: Annotated[
-        str, typer.Argument(metavar="TOKEN", help="The token, or - to read it from stdin.")
+        str, typer.Argument(help="The token, or - to read it from stdin.", show_default=False)
     ],
     jwks: Annotated[
         str | None,
@@ -78,10 +78,11 @@ def decode(
         list[str] | None, typer.Option(help="An accepted aud (repeatable).")
     ] = None,
     leeway: Annotated[
-        float | None, typer.Option(min=0, max=300, help="Seconds of clock skew tolerated [30].")
+        float | None,
+        typer.Option(min=0, max=300, help="Seconds of clock skew tolerated (default: 30)."),
     ] = None,
     typ: Annotated[
-        str | None, typer.Option("--type", help=f"The accepted typ [{_DEFAULT_TYPE}].")
+        str | None, typer.Option("--type", help=f"The accepted typ (default: {_DEFAULT_TYPE}).")
     ] = None,
     any_type: Annotated[bool, typer.Option("--any-type", help="Accept any typ.")] = False,
     timeout: Annotated[

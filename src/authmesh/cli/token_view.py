@@ -33,6 +33,8 @@ def _members(title: str, members: dict[str, Any], now: float, *, dates: bool) ->
     )
     table.add_column("name", style="cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
+    if not members:
+        table.add_row("", Text("(empty)", style="dim"))
     for name, value in members.items():
         cell = Text(show_value(value))
         if dates and name in NUMERIC_DATE_CLAIMS and _is_date(value):
@@ -70,7 +72,7 @@ def render(console: Console, seen: Inspection, verdict: Verdict, now: float) -> 
         console.print(Text(text, style="yellow"))
     console.print()
     console.print(_verdict_line(verdict))
-    if verdict.hint:
+    if verdict.hint and verdict.reason != "malformed":  # its problems are listed above
         console.print(Text(f"hint: {printable(verdict.hint)}"))
     if verdict.status == "valid" and verdict.unchecked:
         options = {"iss": "--issuer", "aud": "--audience", "typ": "--type"}
