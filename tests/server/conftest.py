@@ -46,3 +46,27 @@ def start_server(db: DbTarget) -> Iterator[Callable[..., Api]]:
 def api(start_server: Callable[..., Api]) -> Api:
     """A running server with the demo users (admin, alice) and clients (web, orders-svc)."""
     return start_server()
+
+
+@pytest.fixture
+def fresh(start_server: Callable[..., Api]) -> Api:
+    """A server of this test's own (for modules whose ``api`` is the shared one)."""
+    return start_server()
+
+
+@pytest.fixture(scope="module", params=_PARAMS)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """One seeded server per backend for a whole module.
+
+    Tests on it must not disturb each other: they act on their own users
+    (:meth:`Api.new_user`) and read the feed after a cursor taken first.
+    """
+    with db_target(request.param, tmp_path_factory.mktemp(request.param)) as target:
+        api = launch(target)
+        try:
+            yield api
+        finally:
+            api.close()
+            api.server.stop()

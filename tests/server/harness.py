@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 import httpx
 
 from authmesh.jose import KeySet, VerifyPolicy, verify_jwt
+from authmesh.server import accounts
 from authmesh.server.core import AuthCore
 from support.authserver import AuthServerThread, seed_demo, settings_for
 from support.databases import DbTarget
@@ -88,6 +90,26 @@ class Api:
     def close(self) -> None:
         """Close the HTTP client."""
         self.http.close()
+
+    def new_user(self, *roles: str) -> tuple[str, str]:
+        """A fresh user of its own (role ``user`` unless told); returns name and password.
+
+        Tests sharing a server act on their own user, so blocking or logging out
+        one test's user leaves the others alone.
+        """
+        name = f"u-{uuid.uuid4().hex[:12]}"
+        password = f"pw-{uuid.uuid4().hex}"
+        wanted = list(roles) or ["user"]
+        self.server.call(
+            accounts.create_user(self.core, username=name, password=password, roles=wanted)
+        )
+        return name, password
+
+    def user_id(self, username: str) -> str:
+        """A user's id (the ``sub`` of their tokens)."""
+        response = self.admin("GET", f"/admin/users/{username}")
+        assert response.status_code == 200, response.text
+        return str(response.json()["id"])
 
     # --- the token endpoint -------------------------------------------------
     def token(

@@ -35,33 +35,41 @@ def _assert_alive(api: Api, login: dict[str, Any]) -> None:
     assert api.introspect(login["access_token"])["active"] is True
 
 
-def _alice_id(api: Api) -> str:
-    response = api.admin("GET", "/admin/users/alice")
-    assert response.status_code == 200
-    return str(response.json()["id"])
+@pytest.fixture
+def api(shared: Api) -> Api:
+    """Each test acts on a user of its own (``user``), so one server per backend will do."""
+    return shared
 
 
-def test_block_ends_every_session_and_unblock_allows_login_again(api: Api) -> None:
-    sessions = [api.login(), api.login()]
-    alice = _alice_id(api)
+@pytest.fixture
+def user(api: Api) -> tuple[str, str]:
+    """A fresh user: name and password."""
+    return api.new_user()
+
+
+def test_block_ends_every_session_and_unblock_allows_login_again(
+    api: Api, user: tuple[str, str]
+) -> None:
+    sessions = [api.login(*user), api.login(*user)]
+    user_id = api.user_id(user[0])
     before = api.latest_cursor()
 
-    blocked = api.admin("POST", "/admin/users/alice/block")
+    blocked = api.admin("POST", f"/admin/users/{user[0]}/block")
 
     assert blocked.status_code == 200
     assert blocked.json()["blocked"] is True
-    assert blocked.json()["username"] == "alice"
+    assert blocked.json()["username"] == user[0]
     for login in sessions:
         _assert_dead(api, login)
-    assert api.password_grant().json() == BAD_LOGIN
+    assert api.password_grant(*user).json() == BAD_LOGIN
     sids = {claims_of(s["access_token"])["sid"] for s in sessions}
-    assert sorted(api.events(before)) == sorted([("sub", alice)] + [("sid", s) for s in sids])
+    assert sorted(api.events(before)) == sorted([("sub", user_id)] + [("sid", s) for s in sids])
 
-    unblocked = api.admin("POST", "/admin/users/alice/unblock")
+    unblocked = api.admin("POST", f"/admin/users/{user[0]}/unblock")
 
     assert unblocked.status_code == 200
     assert unblocked.json()["blocked"] is False
-    fresh = api.login()
+    fresh = api.login(*user)
     _assert_alive(api, fresh)
     assert api.refresh(fresh["refresh_token"]).status_code == 200
     # The tokens from before the block stay revoked.
@@ -69,20 +77,22 @@ def test_block_ends_every_session_and_unblock_allows_login_again(api: Api) -> No
         _assert_dead(api, login)
 
 
-def test_blocked_user_cannot_refresh_even_a_token_from_before(api: Api) -> None:
-    login = api.login()
-    api.admin("POST", "/admin/users/alice/block")
-    api.admin("POST", "/admin/users/alice/unblock")
+def test_blocked_user_cannot_refresh_even_a_token_from_before(
+    api: Api, user: tuple[str, str]
+) -> None:
+    login = api.login(*user)
+    api.admin("POST", f"/admin/users/{user[0]}/block")
+    api.admin("POST", f"/admin/users/{user[0]}/unblock")
 
     assert api.refresh(login["refresh_token"]).json() == BAD_REFRESH
 
 
-def test_password_change(api: Api) -> None:
-    current, other = api.login(), api.login()
+def test_password_change(api: Api, user: tuple[str, str]) -> None:
+    current, other = api.login(*user), api.login(*user)
 
     response = api.http.post(
         "/account/password",
-        json={"current_password": ALICE[1], "new_password": NEW_PASSWORD},
+        json={"current_password": user[1], "new_password": NEW_PASSWORD},
         headers=api.bearer(current["access_token"]),
     )
 
@@ -90,13 +100,15 @@ def test_password_change(api: Api) -> None:
     assert response.headers["cache-control"] == "no-store"
     _assert_dead(api, current)
     _assert_dead(api, other)
-    assert api.password_grant().json() == BAD_LOGIN
-    fresh = api.login(password=NEW_PASSWORD)
+    assert api.password_grant(*user).json() == BAD_LOGIN
+    fresh = api.login(user[0], NEW_PASSWORD)
     _assert_alive(api, fresh)
 
 
-def test_password_change_with_wrong_current_password_is_403(api: Api) -> None:
-    login = api.login()
+def test_password_change_with_wrong_current_password_is_403(
+    api: Api, user: tuple[str, str]
+) -> None:
+    login = api.login(*user)
 
     response = api.http.post(
         "/account/password",
@@ -110,7 +122,7 @@ def test_password_change_with_wrong_current_password_is_403(api: Api) -> None:
         "error_description": "the current password is wrong",
     }
     _assert_alive(api, login)
-    assert api.password_grant().status_code == 200
+    assert api.password_grant(*user).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -122,19 +134,21 @@ def test_password_change_with_wrong_current_password_is_403(api: Api) -> None:
     ],
     ids=["too-short", "whitespace", "common"],
 )
-def test_password_change_to_a_weak_password_is_400(api: Api, weak: str, why: str) -> None:
-    login = api.login()
+def test_password_change_to_a_weak_password_is_400(
+    api: Api, user: tuple[str, str], weak: str, why: str
+) -> None:
+    login = api.login(*user)
 
     response = api.http.post(
         "/account/password",
-        json={"current_password": ALICE[1], "new_password": weak},
+        json={"current_password": user[1], "new_password": weak},
         headers=api.bearer(login["access_token"]),
     )
 
     assert response.status_code == 400, response.text
     assert response.json() == {"error": "invalid_request", "error_description": why}
     _assert_alive(api, login)
-    assert api.password_grant().status_code == 200
+    assert api.password_grant(*user).status_code == 200
 
 
 def test_password_change_needs_a_user_token(api: Api) -> None:
@@ -154,8 +168,8 @@ def test_password_change_needs_a_user_token(api: Api) -> None:
     assert malformed.json()["error"] == "invalid_request"
 
 
-def test_logout_ends_this_session_only(api: Api) -> None:
-    this, other = api.login(), api.login()
+def test_logout_ends_this_session_only(api: Api, user: tuple[str, str]) -> None:
+    this, other = api.login(*user), api.login(*user)
     before = api.latest_cursor()
 
     response = api.http.post("/account/logout", headers=api.bearer(this["access_token"]))
@@ -167,8 +181,8 @@ def test_logout_ends_this_session_only(api: Api) -> None:
     assert api.events(before) == [("sid", claims_of(this["access_token"])["sid"])]
 
 
-def test_logout_all_ends_every_session(api: Api) -> None:
-    this, other = api.login(), api.login()
+def test_logout_all_ends_every_session(api: Api, user: tuple[str, str]) -> None:
+    this, other = api.login(*user), api.login(*user)
     before = api.latest_cursor()
 
     response = api.http.post(
@@ -181,32 +195,36 @@ def test_logout_all_ends_every_session(api: Api) -> None:
     kinds = sorted(kind for kind, _ in api.events(before))
     assert kinds == ["sid", "sid", "sub"]
     # Logging in again works at once.
-    _assert_alive(api, api.login())
+    _assert_alive(api, api.login(*user))
 
 
-def test_admin_force_logout(api: Api) -> None:
-    sessions = [api.login(), api.login(), api.login()]
+def test_admin_force_logout(api: Api, user: tuple[str, str]) -> None:
+    sessions = [api.login(*user), api.login(*user), api.login(*user)]
 
-    response = api.admin("POST", "/admin/users/alice/logout")
+    response = api.admin("POST", f"/admin/users/{user[0]}/logout")
 
     assert response.status_code == 200
     assert response.json() == {"sessions_ended": 3}
     for login in sessions:
         _assert_dead(api, login)
-    _assert_alive(api, api.login())
-    audit = api.admin("GET", "/admin/audit", params={"action": "force_logout"}).json()["events"]
-    assert [(e["actor"], e["subject"]) for e in audit] == [("admin", "alice")]
+    _assert_alive(api, api.login(*user))
+    audit = api.admin(
+        "GET", "/admin/audit", params={"action": "force_logout", "subject": user[0]}
+    ).json()["events"]
+    assert [(e["actor"], e["subject"]) for e in audit] == [("admin", user[0])]
 
 
-def test_admin_password_reset(api: Api) -> None:
-    login = api.login()
+def test_admin_password_reset(api: Api, user: tuple[str, str]) -> None:
+    login = api.login(*user)
 
-    response = api.admin("POST", "/admin/users/alice/password", json={"password": NEW_PASSWORD})
+    response = api.admin(
+        "POST", f"/admin/users/{user[0]}/password", json={"password": NEW_PASSWORD}
+    )
 
     assert response.status_code == 204
     _assert_dead(api, login)
-    assert api.password_grant().json() == BAD_LOGIN
-    assert api.password_grant(password=NEW_PASSWORD).status_code == 200
+    assert api.password_grant(*user).json() == BAD_LOGIN
+    assert api.password_grant(user[0], NEW_PASSWORD).status_code == 200
 
 
 def test_admin_api_needs_an_admin(api: Api) -> None:
@@ -234,10 +252,11 @@ def test_admin_api_needs_an_admin(api: Api) -> None:
 
 
 def test_removing_the_admin_role_revokes_the_admin_token(api: Api) -> None:
-    admin = api.admin_token()
+    second_admin = api.new_user("admin", "user")
+    admin = api.login(*second_admin)["access_token"]
     assert api.http.get("/admin/users", headers=api.bearer(admin)).status_code == 200
 
-    api.admin("PUT", "/admin/users/admin/roles", json={"roles": ["user"]})
+    api.admin("PUT", f"/admin/users/{second_admin[0]}/roles", json={"roles": ["user"]})
 
     response = api.http.get("/admin/users", headers=api.bearer(admin))
     assert response.status_code == 401
@@ -245,14 +264,15 @@ def test_removing_the_admin_role_revokes_the_admin_token(api: Api) -> None:
 
 
 def test_admin_role_is_checked_live(api: Api) -> None:
-    admin = api.admin_token()
+    second_admin = api.new_user("admin", "user")
+    admin = api.login(*second_admin)["access_token"]
 
     async def strip_roles() -> None:
         # Behind the API's back: no revocation event, only the database changes.
         async with api.core.db.transaction() as session:
-            user = await user_store.get_user(session, "admin")
-            assert user is not None
-            await user_store.set_roles(session, user.id, ["user"])
+            row = await user_store.get_user(session, second_admin[0])
+            assert row is not None
+            await user_store.set_roles(session, row.id, ["user"])
 
     api.server.call(strip_roles())
 
@@ -261,7 +281,8 @@ def test_admin_role_is_checked_live(api: Api) -> None:
     assert response.json()["error"] == "insufficient_scope"
 
 
-def test_admin_user_management(api: Api) -> None:
+def test_admin_user_management(fresh: Api) -> None:
+    api = fresh
     created = api.admin(
         "POST",
         "/admin/users",
@@ -292,7 +313,8 @@ def test_admin_user_management(api: Api) -> None:
     assert bad_role.status_code == 400
 
 
-def test_admin_client_management(api: Api) -> None:
+def test_admin_client_management(fresh: Api) -> None:
+    api = fresh
     created = api.admin(
         "POST",
         "/admin/clients",

@@ -28,8 +28,10 @@ def _revoke_service_tokens(api: Api, count: int) -> list[str]:
     return jtis
 
 
-def _alice_id(api: Api) -> str:
-    return str(api.admin("GET", "/admin/users/alice").json()["id"])
+@pytest.fixture
+def api(shared: Api) -> Api:
+    """Tests here read the feed after a cursor of their own and block their own users."""
+    return shared
 
 
 # --- GET /revocations ------------------------------------------------------
@@ -64,8 +66,8 @@ def test_feed_refuses_a_user_bearer_token(api: Api) -> None:
     assert response.status_code == 401
 
 
-def test_feed_is_empty_on_a_fresh_server(api: Api) -> None:
-    page = api.revocations()
+def test_feed_is_empty_on_a_fresh_server(fresh: Api) -> None:
+    page = fresh.revocations()
 
     assert page["events"] == []
     assert page["next_cursor"] == 0
@@ -75,9 +77,10 @@ def test_feed_is_empty_on_a_fresh_server(api: Api) -> None:
 
 
 def test_feed_pages_by_cursor(api: Api) -> None:
+    before = api.latest_cursor()
     jtis = _revoke_service_tokens(api, 5)
 
-    first = api.revocations(after=0, limit=2)
+    first = api.revocations(after=before, limit=2)
     assert [e["value"] for e in first["events"]] == jtis[:2]
     assert first["has_more"] is True
     assert first["next_cursor"] == first["events"][-1]["cursor"]
@@ -107,10 +110,11 @@ def test_feed_pages_by_cursor(api: Api) -> None:
         assert event["expires_at"] - event["not_before"] == pytest.approx(630, abs=1.5)
 
 
-def test_feed_page_of_everything(api: Api) -> None:
+def test_feed_page_of_everything_after_a_cursor(api: Api) -> None:
+    before = api.latest_cursor()
     jtis = _revoke_service_tokens(api, 3)
 
-    page = api.revocations()
+    page = api.revocations(after=before)
 
     assert [e["value"] for e in page["events"]] == jtis
     assert page["has_more"] is False
@@ -193,8 +197,9 @@ def _stream(api: Api, **headers: str) -> Iterator[SSE]:
 
 
 def test_stream_resumes_after_last_event_id(api: Api) -> None:
+    before = api.latest_cursor()
     jtis = _revoke_service_tokens(api, 4)
-    cursors = [e["cursor"] for e in api.revocations()["events"]]
+    cursors = [e["cursor"] for e in api.revocations(before)["events"]]
 
     with _stream(api, **{"Last-Event-ID": str(cursors[1])}) as sse:
         events, heartbeat = sse.until_heartbeat()
@@ -204,7 +209,8 @@ def test_stream_resumes_after_last_event_id(api: Api) -> None:
     assert heartbeat["latest_cursor"] == cursors[-1]
 
 
-def test_stream_from_the_start_and_by_query(api: Api) -> None:
+def test_stream_from_the_start_and_by_query(fresh: Api) -> None:
+    api = fresh
     jtis = _revoke_service_tokens(api, 3)
     cursors = [e["cursor"] for e in api.revocations()["events"]]
 
@@ -251,8 +257,9 @@ def _block_later(api: Api, username: str, delay: float) -> tuple[threading.Threa
 
 
 def test_stream_delivers_a_block_within_a_second(api: Api) -> None:
-    alice = _alice_id(api)
-    login = api.login()
+    user = api.new_user()
+    user_id = api.user_id(user[0])
+    login = api.login(*user)
     sid = claims_of(login["access_token"])["sid"]
     latest = api.latest_cursor()
 
@@ -260,12 +267,12 @@ def test_stream_delivers_a_block_within_a_second(api: Api) -> None:
         backlog, heartbeat = sse.until_heartbeat()
         assert backlog == []
         assert heartbeat["latest_cursor"] == latest
-        thread, sent = _block_later(api, "alice", 0.3)
+        thread, sent = _block_later(api, user[0], 0.3)
         events = sse.next_revocations(2)
         received = time.monotonic()
     thread.join(5)
 
-    assert sorted((e["kind"], e["value"]) for e in events) == [("sid", sid), ("sub", alice)]
+    assert sorted((e["kind"], e["value"]) for e in events) == [("sid", sid), ("sub", user_id)]
     assert all(e["cursor"] > latest for e in events)
     assert received - sent[0] < 1.0, f"took {received - sent[0]:.2f}s"
 

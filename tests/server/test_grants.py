@@ -12,6 +12,12 @@ from authmesh.server.clients import register_client
 from server.harness import ALICE, Api, claims_of, header_of
 
 
+@pytest.fixture
+def api(shared: Api) -> Api:
+    """Every test here reads or opens its own sessions: one server per backend will do."""
+    return shared
+
+
 def _assert_no_store(response: httpx.Response) -> None:
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
@@ -118,14 +124,15 @@ def test_refresh_may_narrow_but_not_widen_the_scope(api: Api) -> None:
 
 
 def test_refresh_token_of_another_client_is_invalid_grant(api: Api) -> None:
+    mobile = f"mobile-{uuid.uuid4().hex[:8]}"
     api.server.call(
         register_client(
-            api.core, client_id="mobile", public=True, grant_types=["password", "refresh_token"]
+            api.core, client_id=mobile, public=True, grant_types=["password", "refresh_token"]
         )
     )
     login = api.login()
 
-    response = api.refresh(login["refresh_token"], client_id="mobile")
+    response = api.refresh(login["refresh_token"], client_id=mobile)
 
     assert response.status_code == 400
     assert response.json() == {

@@ -18,6 +18,12 @@ JOSERFC_EDDSA = "ignore:EdDSA is deprecated via RFC 9864:joserfc.errors.Security
 AUTHLIB_HTTPX = "ignore:The httpx module is deprecated:authlib.deprecate.AuthlibDeprecationWarning"
 
 
+@pytest.fixture
+def api(shared: Api) -> Api:
+    """The default server (EdDSA) is shared; the per-algorithm tests start their own."""
+    return shared
+
+
 @pytest.mark.parametrize("alg", ALGS)
 def test_pyjwt_verifies_access_tokens_with_pyjwkclient(
     start_server: Callable[..., Api], alg: str
