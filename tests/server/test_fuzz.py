@@ -20,8 +20,8 @@ from schemathesis.checks import not_a_server_error
 
 from server.harness import ADMIN, Api
 
-# Bounded: a few hundred requests per backend.
-EXAMPLES = 12
+# Bounded: 10 valid + 10 invalid examples per operation, a few hundred requests per backend.
+EXAMPLES = 10
 _SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
