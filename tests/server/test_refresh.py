@@ -211,3 +211,61 @@ def test_new_access_token_after_refresh_carries_current_roles(api: Api) -> None:
     token = second.json()["access_token"]
     assert claims_of(token)["roles"] == ["user"]
     assert api.userinfo(token).json()["roles"] == ["user"]
+
+
+class FakeClock:
+    """A clock the test moves by hand; the server reads it for every time decision."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refresh_tokens_expire_when_idle(start_server: Callable[..., Api]) -> None:
+    clock = FakeClock()
+    api = start_server(clock=clock, refresh_idle_ttl=60, refresh_absolute_ttl=120)
+    login = api.login()
+
+    clock.now += 59
+    kept = api.refresh(login["refresh_token"])
+    assert kept.status_code == 200
+    clock.now += 61
+
+    assert api.refresh(kept.json()["refresh_token"]).json() == BAD_REFRESH
+
+
+def test_sessions_end_at_their_absolute_lifetime(start_server: Callable[..., Api]) -> None:
+    clock = FakeClock()
+    api = start_server(clock=clock, refresh_idle_ttl=60, refresh_absolute_ttl=120)
+    token = api.login()["refresh_token"]
+
+    for _ in range(2):  # each refresh within the idle window keeps the session going...
+        clock.now += 50
+        response = api.refresh(token)
+        assert response.status_code == 200
+        token = response.json()["refresh_token"]
+    clock.now += 21  # ...but never past 120 s after the login
+
+    assert api.refresh(token).json() == BAD_REFRESH
+
+
+def test_access_tokens_expire_after_their_lifetime_and_leeway(
+    start_server: Callable[..., Api],
+) -> None:
+    clock = FakeClock()
+    api = start_server(clock=clock, access_token_ttl=60, leeway=5)
+    token = api.login()["access_token"]
+    assert claims_of(token)["exp"] - claims_of(token)["iat"] == 60
+
+    clock.now += 64
+    assert api.userinfo(token).status_code == 200
+    clock.now += 2
+    expired = api.userinfo(token)
+
+    assert expired.status_code == 401
+    assert expired.headers["www-authenticate"] == (
+        'Bearer realm="authmesh", error="invalid_token", error_description="the token has expired"'
+    )
+    assert api.introspect(token) == {"active": False}

@@ -207,7 +207,7 @@ CASES: dict[str, Case] = {
         "use one client authentication method, not several",
     ),
     "public-client-credentials-grant": Case(
-        # A public client that is allowed the grant on paper still has nothing to prove.
+        # A public client is never given client_credentials: it has nothing to prove.
         _form({"grant_type": "client_credentials", "client_id": "web"}),
         400,
         "unauthorized_client",
