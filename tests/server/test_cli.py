@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from authmesh.cli.main import app as cli_app
-from server.harness import DEFAULTS, Api, claims_of
+from server.harness import DEFAULTS, Api, claims_of, header_of
 from support.authserver import FAST_ARGON2, AuthServerProcess
 from support.databases import DbTarget
 from support.net import free_port
@@ -295,3 +296,30 @@ def test_serve_with_a_wrong_master_key_fails_clearly(db: DbTarget) -> None:
     # The CLI says the same, as a usage/configuration error (exit 2), without a traceback.
     wrong = _cli({**env, "AUTHMESH_MASTER_KEY": "the wrong master key 2"}, "users", "list", code=2)
     assert wrong.stderr.startswith("authmesh: error: cannot decrypt signing key ")
+
+
+def test_keys_rotate_reaches_a_running_server(
+    start_server: Callable[..., Api], db: DbTarget
+) -> None:
+    api = start_server(key_publish_ahead=2, jwks_max_age=1)
+    env = _env(db, AUTHMESH_KEY_PUBLISH_AHEAD="2", AUTHMESH_JWKS_MAX_AGE="1")
+    old_kid = api.jwks()["keys"][0]["kid"]
+    before = api.login()["access_token"]
+
+    rotated = _cli(env, "keys", "rotate")
+
+    assert rotated.stdout.startswith("new key ")
+    new_kid = rotated.stdout.split()[2]
+    assert new_kid != old_kid
+    listing = _cli(env, "keys", "list")
+    assert new_kid in listing.stdout and "pending" in listing.stdout
+    # The server picks the key up from the database before it activates...
+    time.sleep(1.1)
+    assert {k["kid"] for k in api.jwks()["keys"]} == {old_kid, new_kid}
+    assert header_of(api.login()["access_token"])["kid"] == old_kid
+    # ...and signs with it once it has.
+    time.sleep(1.0)
+    assert header_of(api.login()["access_token"])["kid"] == new_kid
+    assert api.verify(before, audience="orders")["sub"]
+    states = _cli(env, "keys", "list").stdout
+    assert "retired" in states and "active" in states
