@@ -814,22 +814,26 @@ def _url_alphabet_header(s: Scene) -> dict[str, Any]:
     """A header whose base64url spelling has '-' and '_' (so '+' and '/' in standard)."""
     for pad in range(64):
         header = s.header(x="?" * pad + ">~")
-        spelled = b64(json.dumps(header).encode())
+        spelled = b64(json.dumps(header, separators=(",", ":")).encode())
         if "-" in spelled and "_" in spelled:
             return header
     raise AssertionError("no header with both '-' and '_' found")
 
 
-def _standard_alphabet(segment: str) -> str:
-    changed = segment.translate(str.maketrans("-_", "+/"))
+def _standard_alphabet(segment: str, url: str = "-_", standard: str = "+/") -> str:
+    """Spell ``segment`` with base64's ``+`` and ``/`` in place of ``-`` and ``_``."""
+    changed = segment.translate(str.maketrans(url, standard))
     assert changed != segment
     return changed
 
 
-def _std_header(s: Scene) -> str:
-    header_b64, payload_b64, _ = s.token(header=_url_alphabet_header(s)).split(".")
-    # Even re-signed over the standard spelling: the encoding rule alone rejects it.
-    return s.resign(_standard_alphabet(header_b64), payload_b64)
+def _std_header(url: str = "-_", standard: str = "+/") -> Build:
+    def build(s: Scene) -> str:
+        header_b64, payload_b64, _ = s.token(header=_url_alphabet_header(s)).split(".")
+        # Even re-signed over the standard spelling: the encoding rule alone rejects it.
+        return s.resign(_standard_alphabet(header_b64, url, standard), payload_b64)
+
+    return build
 
 
 def _std_signature(s: Scene) -> str:
@@ -899,7 +903,9 @@ MALFORMED_HEADER = [
     row(
         _edit(lambda p: f"{p[0]}.{p[1]}.{p[2]}=="), MalformedToken, "malformed", "signature-padded"
     ),
-    row(_std_header, MalformedToken, "malformed", "header-standard-alphabet"),
+    row(_std_header(), MalformedToken, "malformed", "header-standard-alphabet"),
+    row(_std_header("-", "+"), MalformedToken, "malformed", "header-plus-for-minus"),
+    row(_std_header("_", "/"), MalformedToken, "malformed", "header-slash-for-underscore"),
     row(_std_signature, MalformedToken, "malformed", "signature-standard-alphabet"),
     row(_insert(0, 5, " "), MalformedToken, "malformed", "header-inner-space"),
     row(_insert(2, 20, " "), MalformedToken, "malformed", "signature-inner-space"),
