@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import httpx
 import jwt
 import pytest
 from click.testing import Result
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from authmesh.cli.main import app as cli_app
+from authmesh.store.db import Database
 from server.harness import DEFAULTS, Api, claims_of, header_of
 from support.authserver import FAST_ARGON2, AuthServerProcess
 from support.databases import DbTarget
@@ -232,13 +235,21 @@ def test_clients_commands(start_server: Callable[..., Api], db: DbTarget) -> Non
 def test_db_upgrade_on_a_fresh_database(db: DbTarget) -> None:
     env = _env(db)
 
-    done = _run(env, "db", "upgrade")
+    done = _cli(env, "db", "upgrade")
     again = _cli(env, "db", "upgrade")
 
     assert done.stdout.startswith("database is up to date: ")
     assert again.stdout == done.stdout
-    if db.backend == "sqlite":
-        assert (db.data_dir / "authmesh.db").is_file()
+    assert asyncio.run(_tables(db)) >= {"users", "sessions", "refresh_tokens", "signing_keys"}
+
+
+async def _tables(db: DbTarget) -> set[str]:
+    database = Database(db.url, schema=db.schema)
+    try:
+        async with database.engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await database.dispose()
 
 
 def test_end_to_end_cli_user_then_serve_then_login(db: DbTarget) -> None:
