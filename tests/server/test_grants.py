@@ -70,6 +70,22 @@ def test_password_grant_narrows_scope_and_audience(api: Api) -> None:
         api.verify(body["access_token"], audience="catalog")
 
 
+def test_several_audiences_may_be_requested(api: Api) -> None:
+    body = api.token(
+        [
+            ("grant_type", "password"),
+            ("username", ALICE[0]),
+            ("password", ALICE[1]),
+            ("client_id", "web"),
+            ("audience", "orders"),
+            ("audience", "catalog"),
+        ]
+    )
+
+    assert body.status_code == 200, body.text
+    assert claims_of(body.json()["access_token"])["aud"] == ["catalog", "orders"]
+
+
 def test_resource_parameter_is_an_audience(api: Api) -> None:
     body = api.login(resource="catalog")
 

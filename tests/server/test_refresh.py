@@ -269,3 +269,21 @@ def test_access_tokens_expire_after_their_lifetime_and_leeway(
         'Bearer realm="authmesh", error="invalid_token", error_description="the token has expired"'
     )
     assert api.introspect(token) == {"active": False}
+
+
+async def test_replicas_share_the_grace_window(start_server: Callable[..., Api]) -> None:
+    first = start_server(refresh_reuse_grace=10)
+    second = start_server(seed=False, refresh_reuse_grace=10)
+    token = first.login()["refresh_token"]
+
+    async with httpx.AsyncClient(timeout=20) as client:
+        form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "web"}
+        responses = await asyncio.gather(
+            client.post(f"{first.url}/oauth/token", data=form),
+            client.post(f"{second.url}/oauth/token", data=form),
+        )
+
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    # Both replicas derive the same successor (the pepper is shared through the database).
+    assert responses[0].json()["refresh_token"] == responses[1].json()["refresh_token"]
+    assert _refresh_rows(first) == (2, 1)
