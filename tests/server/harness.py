@@ -41,8 +41,13 @@ ALICE = ("alice", "alice-password-1")
 ADMIN = ("admin", "admin-password-1")
 #: Members of a private or symmetric JWK (RFC 7518 §6.2.2, §6.3.2, §6.4, RFC 8037 §2).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-#: Generous login limits: these tests fail logins on purpose, the limiter has its own tests.
-DEFAULTS: dict[str, Any] = {"login_max_failures": 1000, "login_lock_after": 10_000}
+#: No login or rate limits: these tests fail logins and hammer endpoints on purpose; the
+#: limiter has its own tests (test_ratelimit.py).
+DEFAULTS: dict[str, Any] = {
+    "login_max_failures": 1000,
+    "login_lock_after": 10_000,
+    "rate_limit_per_minute": 0,
+}
 
 
 def basic(client_id: str, secret: str) -> str:
