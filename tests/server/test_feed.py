@@ -294,3 +294,24 @@ def test_stream_on_one_replica_sees_a_block_on_another(
 
     assert events[0]["kind"] == "sub"
     assert received - sent[0] < 1.0, f"took {received - sent[0]:.2f}s"
+
+
+def test_expired_events_leave_the_feed(start_server: Callable[..., Api]) -> None:
+    class Clock:
+        now = time.time()
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    api = start_server(clock=clock, access_token_ttl=60, leeway=5)
+    first = _revoke_service_tokens(api, 1)
+    clock.now += 30
+    second = _revoke_service_tokens(api, 1)
+
+    assert [e["value"] for e in api.revocations()["events"]] == first + second
+    clock.now += 36  # the first event is 66 s old: no token it covers can still be valid
+    page = api.revocations()
+
+    assert [e["value"] for e in page["events"]] == second
+    assert page["latest_cursor"] == page["events"][-1]["cursor"]

@@ -209,3 +209,33 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
 def test_a_too_short_master_key_is_refused(db: DbTarget) -> None:
     with pytest.raises(ConfigError, match="at least 16 characters"):
         AuthCore.build(settings_for(db, master_key="short"))
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_retired_key_leaves_the_jwks_once_its_last_token_expired(
+    start_server: Callable[..., Api],
+) -> None:
+    clock = FakeClock()
+    api = start_server(clock=clock, key_publish_ahead=60, jwks_max_age=60)
+    old_kid = api.jwks()["keys"][0]["kid"]
+    old_token = api.login()["access_token"]
+    new_kid = _rotate(api)
+
+    clock.now += 60 + 600 + 30 - 1  # activation + token lifetime + leeway, almost
+    assert {k["kid"] for k in api.jwks()["keys"]} == {old_kid, new_kid}
+    clock.now += 2
+
+    assert [k["kid"] for k in api.jwks()["keys"]] == [new_kid]
+    states = {k.kid: k.state for k in api.core.keys.describe()}
+    assert states == {old_kid: "expired", new_kid: "active"}
+    assert api.userinfo(old_token).status_code == 401
+    assert header_of(api.login()["access_token"])["kid"] == new_kid
