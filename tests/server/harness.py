@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULTS",
     "PRIVATE_MEMBERS",
     "Api",
+    "FakeClock",
     "basic",
     "claims_of",
     "header_of",
@@ -48,6 +50,16 @@ DEFAULTS: dict[str, Any] = {
     "login_lock_after": 10_000,
     "rate_limit_per_minute": 0,
 }
+
+
+class FakeClock:
+    """A clock the test moves by hand; a server built with it reads it for every decision."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def basic(client_id: str, secret: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.harness import Api, basic, claims_of
+from server.harness import Api, FakeClock, basic, claims_of
 
 
 def _revoke_service_tokens(api: Api, count: int) -> list[str]:
@@ -297,13 +297,7 @@ def test_stream_on_one_replica_sees_a_block_on_another(
 
 
 def test_expired_events_leave_the_feed(start_server: Callable[..., Api]) -> None:
-    class Clock:
-        now = time.time()
-
-        def __call__(self) -> float:
-            return self.now
-
-    clock = Clock()
+    clock = FakeClock()
     api = start_server(clock=clock, access_token_ttl=60, leeway=5)
     first = _revoke_service_tokens(api, 1)
     clock.now += 30

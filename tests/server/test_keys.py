@@ -14,7 +14,7 @@ from authmesh.errors import ConfigError
 from authmesh.server.core import AuthCore
 from authmesh.server.secrets import KeyEncryptor
 from authmesh.store.models import SigningKeyRow
-from server.harness import PRIVATE_MEMBERS, Api, header_of
+from server.harness import PRIVATE_MEMBERS, Api, FakeClock, header_of
 from support.authserver import settings_for
 from support.databases import DbTarget
 
@@ -209,16 +209,6 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
 def test_a_too_short_master_key_is_refused(db: DbTarget) -> None:
     with pytest.raises(ConfigError, match="at least 16 characters"):
         AuthCore.build(settings_for(db, master_key="short"))
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_retired_key_leaves_the_jwks_once_its_last_token_expired(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from authmesh.store.models import RefreshTokenRow
-from server.harness import Api, claims_of
+from server.harness import Api, FakeClock, claims_of
 
 BAD_REFRESH = {
     "error": "invalid_grant",
@@ -211,16 +211,6 @@ def test_new_access_token_after_refresh_carries_current_roles(api: Api) -> None:
     token = second.json()["access_token"]
     assert claims_of(token)["roles"] == ["user"]
     assert api.userinfo(token).json()["roles"] == ["user"]
-
-
-class FakeClock:
-    """A clock the test moves by hand; the server reads it for every time decision."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_refresh_tokens_expire_when_idle(start_server: Callable[..., Api]) -> None:
