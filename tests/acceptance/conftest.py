@@ -1,0 +1,43 @@
+"""Fixtures of the acceptance tests: one auth server and three services for the package.
+
+Tests on the shared stack act on users of their own, so blocking or logging out
+one test's user leaves the others alone; modules that stop servers, rotate keys
+or count requests start stacks of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from support.databases import db_target
+
+from .stack import FRAMEWORKS, Issuer, Service, run_service, service_config, start_issuer
+
+
+@dataclass
+class Stack:
+    """The auth server and the FastAPI, Flask and Strawberry services trusting it."""
+
+    issuer: Issuer
+    services: dict[str, Service]
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The shared stack on SQLite; the feed's heartbeat is the default 2 s, so a
+    sub-second revocation proves the stream is woken, not polled."""
+    with db_target("sqlite", tmp_path_factory.mktemp("stack")) as target:
+        issuer = start_issuer(target, feed_heartbeat=2.0)
+        try:
+            config = service_config(issuer.url, issuer.api.service_secret)
+            with contextlib.ExitStack() as services:
+                running = {
+                    name: services.enter_context(run_service(name, config)) for name in FRAMEWORKS
+                }
+                yield Stack(issuer, running)
+        finally:
+            issuer.stop()
