@@ -142,6 +142,26 @@ def _check_rare_members(header: dict[str, Any]) -> None:
             raise MalformedToken(f"the token header member {name!r} must be a string")
 
 
+#: Parsed headers that passed every rule independent of the policy, by their
+#: base64url segment. Every token of one signing key carries the same header, so a
+#: verifier sees a handful of distinct ones; parsing it again (base64url, JSON with
+#: the duplicate-member check, the forbidden/crit/b64/typed-member rules) would
+#: redo identical work per token. Bounded: cleared when full, so a flood of
+#: distinct headers costs only the uncached path it would cost anyway.
+_HEADER_MEMO: dict[bytes, tuple[dict[str, Any], str, Any, Any]] = {}
+_HEADER_MEMO_SIZE = 64
+
+
+def _remember_header(
+    header_b64: bytes, header: dict[str, Any], alg: str, typ: Any, kid: Any
+) -> None:
+    # Only flat headers (string values) are kept, so that a shallow copy is a full one.
+    if all(type(v) is str for v in header.values()):
+        if len(_HEADER_MEMO) >= _HEADER_MEMO_SIZE:
+            _HEADER_MEMO.clear()
+        _HEADER_MEMO[header_b64] = (dict(header), alg, typ, kid)
+
+
 def _verify_signed(
     token: str | bytes, keys: KeyResolver, policy: VerifyPolicy
 ) -> tuple[dict[str, Any], bytes, Key]:
@@ -161,22 +181,33 @@ def _verify_signed(
         raise MalformedToken("a JWT has three dot-separated parts")
     header_b64, payload_b64, signature_b64 = parts
 
-    header = decode_segment(header_b64, what="header", strict_members=True)
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg.lower() == "none":
-        raise AlgNotAllowed("unsigned tokens (alg none) are not accepted")
-    if alg not in policy.algorithms:
-        raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
-    if not FORBIDDEN_HEADERS.isdisjoint(header):
-        raise ForbiddenHeader(
-            "the token header must not carry jku, x5u, jwk or x5c: keys come from the issuer"
-        )
-    if "crit" in header:
-        raise UnsupportedCritical()
-    _check_rare_members(header)
-    if not policy.type_allowed(header.get("typ")):
+    memo = _HEADER_MEMO.get(header_b64)
+    if memo is not None:
+        # This header passed every policy-free rule before; only the policy's own
+        # rules remain, in the same order as below.
+        header = dict(memo[0])
+        alg, typ, kid = memo[1], memo[2], memo[3]
+        if alg not in policy.algorithms:
+            raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
+    else:
+        header = decode_segment(header_b64, what="header", strict_members=True)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() == "none":
+            raise AlgNotAllowed("unsigned tokens (alg none) are not accepted")
+        if alg not in policy.algorithms:
+            raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
+        if not FORBIDDEN_HEADERS.isdisjoint(header):
+            raise ForbiddenHeader(
+                "the token header must not carry jku, x5u, jwk or x5c: keys come from the issuer"
+            )
+        if "crit" in header:
+            raise UnsupportedCritical()
+        _check_rare_members(header)
+        typ = header.get("typ")
+        kid = header.get("kid")
+        _remember_header(header_b64, header, alg, typ, kid)
+    if not policy.type_allowed(typ):
         raise WrongType()
-    kid = header.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid):
         raise UnknownKid("the token's key id is not a non-empty string")
     key = keys.get(kid)
