@@ -31,6 +31,7 @@ SUBCOMMANDS: Mapping[str, str] = MappingProxyType(
         "clients": "authmesh.cli.clients:clients_app",
         "audit": "authmesh.cli.audit:audit",
         "dev-cert": "authmesh.cli.devcert:dev_cert",
+        "demo": "authmesh.cli.demo:demo",
     }
 )
 

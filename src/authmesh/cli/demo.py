@@ -1,0 +1,44 @@
+"""``authmesh demo``: the auth server, a REST and a GraphQL service, on one machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["demo"]
+
+
+def demo(
+    data_dir: Annotated[
+        Path, typer.Option(help="Folder for the demo's databases and demo.env")
+    ] = Path("data"),
+    host: Annotated[str, typer.Option(help="Interface every part listens on")] = "127.0.0.1",
+    auth_port: Annotated[int, typer.Option(help="Port of the auth server")] = 8000,
+    orders_port: Annotated[int, typer.Option(help="Port of the orders REST service")] = 8001,
+    catalog_port: Annotated[int, typer.Option(help="Port of the catalog GraphQL service")] = 8002,
+    fast_hashing: Annotated[
+        bool,
+        typer.Option(help="Cheap Argon2 parameters (tests only: weak against offline guessing)"),
+    ] = False,
+) -> None:
+    """Start the demo system and print a walkthrough; Ctrl-C stops it.
+
+    The first start creates the demo users and clients and prints their
+    credentials once; later starts reuse the data folder.
+    """
+    from authmesh.demo.launcher import DemoConfig, run_demo
+
+    for name, port in (("auth", auth_port), ("orders", orders_port), ("catalog", catalog_port)):
+        if not 1 <= port <= 65535:
+            raise typer.BadParameter(f"--{name}-port must be between 1 and 65535")
+    config = DemoConfig(
+        data_dir=data_dir.resolve(),
+        host=host,
+        auth_port=auth_port,
+        orders_port=orders_port,
+        catalog_port=catalog_port,
+        argon2_fast=fast_hashing,
+    )
+    raise typer.Exit(run_demo(config))

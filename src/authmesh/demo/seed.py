@@ -1,0 +1,68 @@
+"""First-start seeding of the demo: users, clients, and the credentials to print once."""
+
+from __future__ import annotations
+
+import secrets
+
+from authmesh.server import accounts, clients
+from authmesh.server.core import AuthCore, RequestInfo
+
+__all__ = ["DEMO_CLIENT", "seed"]
+
+DEMO_CLIENT = "demo-web"
+_INFO = RequestInfo(actor="demo")
+
+
+def _password() -> str:
+    return "demo-" + secrets.token_urlsafe(9)
+
+
+async def seed(core: AuthCore) -> dict[str, str]:
+    """Create the demo users and clients; returns the credentials for ``demo.env``."""
+    admin_pw, user_pw = _password(), _password()
+    await accounts.create_user(
+        core, username="admin", password=admin_pw, roles=["admin", "user"], info=_INFO
+    )
+    await accounts.create_user(core, username="alice", password=user_pw, roles=["user"], info=_INFO)
+    await clients.register_client(
+        core,
+        client_id=DEMO_CLIENT,
+        name="Demo first-party app (curl)",
+        public=True,
+        grant_types=["password", "refresh_token"],
+        scopes=["orders:read", "orders:write", "catalog:read", "catalog:write"],
+        audiences=["orders", "catalog"],
+        info=_INFO,
+    )
+    orders = await clients.register_client(
+        core,
+        client_id="orders-svc",
+        name="Orders service",
+        grant_types=["client_credentials"],
+        scopes=["catalog:read"],
+        audiences=["catalog"],
+        roles=["service"],
+        info=_INFO,
+    )
+    catalog = await clients.register_client(
+        core,
+        client_id="catalog-svc",
+        name="Catalog service",
+        grant_types=["client_credentials"],
+        scopes=[],
+        audiences=[],
+        roles=["service"],
+        info=_INFO,
+    )
+    assert orders.secret is not None and catalog.secret is not None
+    return {
+        "DEMO_CLIENT_ID": DEMO_CLIENT,
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_PASSWORD": admin_pw,
+        "USER_USERNAME": "alice",
+        "USER_PASSWORD": user_pw,
+        "ORDERS_CLIENT_ID": "orders-svc",
+        "ORDERS_CLIENT_SECRET": orders.secret,
+        "CATALOG_CLIENT_ID": "catalog-svc",
+        "CATALOG_CLIENT_SECRET": catalog.secret,
+    }
