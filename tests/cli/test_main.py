@@ -29,7 +29,7 @@ def test_version(run: Run) -> None:
 def test_help_lists_every_sub_command(run: Run) -> None:
     result = run("--help")
     assert result.exit_code == 0
-    for name in ("token", "keys", "serve", "db", "users", "clients", "audit", "dev-cert"):
+    for name in ("token", "keys", "serve", "db", "users", "clients", "audit", "dev-cert", "demo"):
         assert f" {name} " in result.stdout
 
 
