@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,9 @@ from authmesh.cli.server_context import (
 )
 
 __all__ = ["db_app", "serve"]
+
+#: uvicorn's exit status when the server could not start (uvicorn.main.STARTUP_FAILURE).
+_STARTUP_FAILURE = 3
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
@@ -49,16 +54,31 @@ def serve(
         tls_key=tls_key,
     )
     app = create_app(settings)
+    hub = app.state.core.hub
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Revocation-feed streams never end by themselves: without this a
+            # graceful shutdown would wait for every subscribed service to hang up.
+            hub.drain()
+            await super().shutdown(sockets)
+
     typer.echo(f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)})")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=False,
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+            proxy_headers=False,
+        )
     )
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does
+        server.run()
+    if not server.started:
+        raise SystemExit(_STARTUP_FAILURE)
 
 
 def _safe(url: str) -> str:

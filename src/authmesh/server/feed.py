@@ -36,6 +36,9 @@ class FeedHub:
         self._clock = clock
         self._changed = asyncio.Event()
         self.latest = 0
+        #: Set when the server shuts down: open feed streams end, so a graceful
+        #: shutdown does not wait forever on subscribers that never hang up.
+        self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
         self.backend = "memory"
@@ -70,6 +73,11 @@ class FeedHub:
             await self._redis.aclose()
             self._redis = None
 
+    def drain(self) -> None:
+        """End every feed stream of this process (for a shutdown); subscribers reconnect."""
+        self.draining = True
+        self._changed.set()
+
     def _advance(self, cursor: int) -> None:
         if cursor > self.latest:
             self.latest = cursor
@@ -94,7 +102,7 @@ class FeedHub:
 
     async def wait(self, seen: int, timeout: float) -> None:
         """Return when a cursor newer than ``seen`` is known, or after ``timeout``."""
-        if self.latest > seen:
+        if self.latest > seen or self.draining:
             return
         event = self._changed
         with contextlib.suppress(TimeoutError):

@@ -101,7 +101,7 @@ async def _events(
     gauge.inc()  # type: ignore[attr-defined]
     try:
         yield b"retry: 1000\n\n"
-        while not await request.is_disconnected():
+        while not core.hub.draining and not await request.is_disconnected():
             # Captured before the read: a wake-up for anything newer is never missed.
             seen = core.hub.latest
             async with core.db.transaction() as session:
