@@ -28,7 +28,13 @@ from authmesh.server.core import AuthCore
 from authmesh.service import ServiceAuth, ServiceConfig
 from server.harness import DEFAULTS, Api
 from service.servers import UvicornThread, WerkzeugThread
-from support.authserver import FAST_ARGON2, AuthServerThread, seed_demo, settings_for
+from support.authserver import (
+    FAST_ARGON2,
+    AuthServerProcess,
+    AuthServerThread,
+    seed_demo,
+    settings_for,
+)
 from support.databases import DbTarget
 
 from .apps import fastapi_app, flask_app, graphql_app
@@ -37,7 +43,9 @@ __all__ = [
     "FRAMEWORKS",
     "Issuer",
     "OfflineCore",
+    "RemoteServer",
     "RequestCounter",
+    "ServerProcess",
     "Service",
     "measure_rejection",
     "process_env",
@@ -144,6 +152,35 @@ class OfflineCore:
     def stop(self) -> None:
         """Same as :meth:`close` (``Api`` users call ``server.stop``)."""
         self.close()
+
+
+@dataclass
+class RemoteServer:
+    """What :class:`Api` needs of a server running as a process: its URL, and a
+    core on its database (to create users the quick way)."""
+
+    url: str
+    offline: OfflineCore
+
+    @property
+    def core(self) -> AuthCore:
+        """The offline core."""
+        return self.offline.core
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine against the database."""
+        return self.offline.call(coro)
+
+
+class ServerProcess(AuthServerProcess):
+    """``authmesh serve`` in a process that can be stopped and started again."""
+
+    def stop(self) -> None:
+        """SIGTERM, wait, and close the stderr pipe (a restart makes a new one)."""
+        proc = self._proc
+        super().stop()
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
 
 
 def process_env(target: DbTarget, **settings: Any) -> dict[str, str]:
