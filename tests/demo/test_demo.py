@@ -146,6 +146,8 @@ def test_readme_walkthrough_runs_verbatim(demo: DemoProcess) -> None:
     assert '"addProduct"' not in result.stdout.split('"code":"FORBIDDEN"')[0].split("errors")[0]
     # The walkthrough leaves alice as it found her: her password works again.
     _login(demo.facts(), "alice")
+    # Denials are answers, not server errors: nothing in the demo's terminal shouts.
+    assert "Traceback" not in demo.log.read_text()
 
 
 # -- the story, step by step over HTTP --------------------------------------------------

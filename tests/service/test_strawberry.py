@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from authmesh.service import ServiceAuth
 from authmesh.service.strawberry import FORBIDDEN, UNAUTHENTICATED, HasRole, HasScope
@@ -85,3 +87,41 @@ def test_permission_classes_are_memoized_with_distinct_names() -> None:
     assert HasScope("orders:read").__name__.startswith("HasScope_orders_read")
     with pytest.raises(ValueError):
         HasRole()
+
+
+async def test_schema_logs_server_errors_but_not_auth_denials(
+    mock_auth: ServiceAuth, mock_issuer: MockIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import strawberry
+    from strawberry.fastapi import GraphQLRouter
+
+    from authmesh.service.fastapi import install
+    from authmesh.service.strawberry import IsAuthenticated, Schema, context_getter
+
+    @strawberry.type
+    class Query:
+        @strawberry.field(permission_classes=[IsAuthenticated, HasRole("admin")])
+        def secret(self) -> str:
+            return "s"
+
+        @strawberry.field
+        def broken(self) -> str:
+            raise RuntimeError("a real bug")
+
+    app = FastAPI()
+    install(app, mock_auth)
+    app.include_router(
+        GraphQLRouter(Schema(query=Query), context_getter=context_getter()), prefix="/graphql"
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as c:
+        with caplog.at_level(logging.ERROR, logger="strawberry.execution"):
+            denied = await query(c, "{ secret }", mock_issuer.state.mint(roles=["clerk"]))
+            anonymous = await query(c, "{ secret }")
+            assert caplog.records == []
+            broken = await query(c, "{ broken }", mock_issuer.state.mint())
+    await mock_auth.http.aclose()
+    assert codes(denied.json()) == [FORBIDDEN]
+    assert codes(anonymous.json()) == [UNAUTHENTICATED]
+    assert broken.json()["errors"][0]["message"] == "a real bug"
+    assert [r.getMessage().splitlines()[0] for r in caplog.records] == ["a real bug"]

@@ -23,6 +23,7 @@ from authmesh.service.strawberry import (
     HasRole,
     HasScope,
     IsAuthenticated,
+    Schema,
     context_getter,
     principal_from_info,
 )
@@ -116,7 +117,7 @@ def create_app(auth: ServiceAuth, data_dir: Path) -> FastAPI:
             store.execute("INSERT INTO products (name, price) VALUES (?, ?)", (name, price))
     app.state.catalog = store
     install(app, auth)
-    schema = strawberry.Schema(query=Query, mutation=Mutation)
+    schema = Schema(query=Query, mutation=Mutation)
     app.include_router(GraphQLRouter(schema, context_getter=context_getter()), prefix="/graphql")
     add_health(app, auth)
     return app

@@ -25,10 +25,12 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
+import strawberry
+from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.permission import BasePermission
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from authmesh.service.principal import Principal
 from authmesh.service.starlette import AsyncTokenVerifier, principal_from_connection
@@ -40,7 +42,9 @@ __all__ = [
     "HasRole",
     "HasScope",
     "IsAuthenticated",
+    "Schema",
     "context_getter",
+    "is_auth_denial",
     "principal_from_info",
 ]
 
@@ -151,3 +155,24 @@ def HasAnyRole(*roles: str) -> type[BasePermission]:
 def HasScope(*scopes: str) -> type[BasePermission]:
     """A permission class: the token grants every one of ``scopes``."""
     return _make("HasScope", scopes, scopes=frozenset(scopes))
+
+
+def is_auth_denial(error: GraphQLError) -> bool:
+    """Whether a GraphQL error is one of ours: a missing token, role or scope."""
+    code = (error.extensions or {}).get("code")
+    return code in (UNAUTHENTICATED, FORBIDDEN)
+
+
+class Schema(strawberry.Schema):
+    """A ``strawberry.Schema`` that does not log auth denials as server errors.
+
+    Strawberry logs every resolver error with its traceback; a caller without the
+    role is the client's error, answered in the response, and a log full of
+    tracebacks for it hides the real failures. Other errors are logged as before.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log the errors that are not auth denials."""
+        super().process_errors([e for e in errors if not is_auth_denial(e)], execution_context)
