@@ -7,7 +7,6 @@ or count requests start stacks of their own.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import pytest
 
 from support.databases import db_target
 
-from .stack import FRAMEWORKS, Issuer, Service, run_service, service_config, start_issuer
+from .stack import Issuer, Service, run_services, service_config, start_issuer
 
 
 @dataclass
@@ -34,10 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         issuer = start_issuer(target, feed_heartbeat=2.0)
         try:
             config = service_config(issuer.url, issuer.api.service_secret)
-            with contextlib.ExitStack() as services:
-                running = {
-                    name: services.enter_context(run_service(name, config)) for name in FRAMEWORKS
-                }
-                yield Stack(issuer, running)
+            with run_services(config) as services:
+                yield Stack(issuer, services)
         finally:
             issuer.stop()

@@ -51,6 +51,7 @@ __all__ = [
     "process_env",
     "report_latency",
     "run_service",
+    "run_services",
     "service_config",
     "start_issuer",
     "wait_for",
@@ -293,6 +294,15 @@ def run_service(
             yield service
         finally:
             service.close()
+
+
+@contextlib.contextmanager
+def run_services(
+    config: ServiceConfig, frameworks: tuple[str, ...] = FRAMEWORKS
+) -> Iterator[dict[str, Service]]:
+    """One service of each framework, each with its own :class:`ServiceAuth` on ``config``."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(run_service(name, config)) for name in frameworks}
 
 
 def measure_rejection(
