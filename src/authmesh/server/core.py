@@ -7,6 +7,7 @@ to work on the same database without a running server.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,24 @@ from authmesh.store import audit, revocations
 from authmesh.store.db import Database
 from authmesh.store.meta import get_or_create_meta
 
-__all__ = ["AuthCore", "RequestInfo"]
+__all__ = ["AuthCore", "RequestInfo", "quiet_data_loggers"]
+
+#: Loggers that print SQL parameters and result rows at INFO/DEBUG: password hashes,
+#: the refresh-token pepper and (without a master key) private signing keys.
+_DATA_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "aiosqlite", "asyncpg")
+
+
+def quiet_data_loggers() -> None:
+    """Keep the database loggers at WARNING unless an operator set their level on purpose.
+
+    A root logger at DEBUG (``logging.basicConfig(level=DEBUG)``) would otherwise
+    turn on SQLAlchemy's and aiosqlite's statement, parameter and row logging, and
+    secrets read from or written to the database would reach the logs.
+    """
+    for name in _DATA_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,7 @@ class AuthCore:
     @classmethod
     def build(cls, settings: ServerSettings, *, clock: Clock = time.time) -> AuthCore:
         """Wire the parts from settings (no I/O yet; call :meth:`start`)."""
+        quiet_data_loggers()
         db = Database(settings.db_url, schema=settings.database_schema)
         encryptor = (
             KeyEncryptor(settings.master_key.get_secret_value()) if settings.master_key else None
