@@ -35,11 +35,38 @@ def _verify_warm(budget: float) -> PartResult:
     return verify_warm.run(budget)
 
 
+def _rps(budget: float) -> PartResult:
+    from bench import rps
+
+    return rps.run(budget)
+
+
+def _revocation(budget: float) -> PartResult:
+    from bench import revocation
+
+    return revocation.run(budget)
+
+
+def _token_endpoint(budget: float) -> PartResult:
+    from bench import token_endpoint
+
+    return token_endpoint.run(budget)
+
+
+def _jwks(budget: float) -> PartResult:
+    from bench import jwks
+
+    return jwks.run(budget)
+
+
 PARTS: list[Part] = [
-    Part("verify_cold", "first-seen token: floor, authmesh and peers", 160.0, _verify_cold),
-    Part("verify_warm", "repeat token through the service SDK", 80.0, _verify_warm),
+    Part("verify_cold", "first-seen token: floor, authmesh and peers", 120.0, _verify_cold),
+    Part("verify_warm", "repeat token through the service SDK", 50.0, _verify_warm),
+    Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 90.0, _rps),
+    Part("revocation", "block -> rejected by 20 services; state memory", 60.0, _revocation),
+    Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 120.0, _token_endpoint),
+    Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
 ]
-# Later parts of the plan (signing, the HTTP path, the revocation feed) add here.
 
 assert sum(p.budget for p in PARTS) * 1.2 < TOTAL_LIMIT, "part budgets exceed the run limit"
 

@@ -1,0 +1,119 @@
+"""Part ``rps``: what authentication costs a FastAPI service, in requests per second.
+
+One auth server and one service (:mod:`bench.rps_app`, uvicorn, one worker) run
+as their own processes; :mod:`bench.httpload` loads the service from loopback in
+a third process (no ``wrk`` needed): a closed loop on 16 keep-alive connections
+for a fixed duration. ``/protected`` and ``/pyjwt`` requests carry one of 1,000
+distinct access tokens (20 users × 50 logins), cycled, so every token is reused
+by many requests, as clients reuse theirs.
+
+Each round loads ``/open``, ``/protected`` and ``/pyjwt`` one after the other
+(order rotating between rounds); ratios are taken per round against ``/open`` of
+the same round. Targets: ``/protected`` ≥ 0.85× the rps of ``/open``, p99 ≤ 1.2×.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.harness import Spread
+from bench.report import PartResult
+from bench.servers import get_request, load
+from bench.stack import service_stack
+
+__all__ = ["ENDPOINTS", "run"]
+
+ENDPOINTS = ("/open", "/protected", "/pyjwt")
+TARGET_RPS = 0.85
+TARGET_P99 = 1.2
+_CONNECTIONS = 16
+
+
+def run(budget: float) -> PartResult:
+    """Rounds of the three endpoints until the budget is spent (at least 3 rounds)."""
+    started = time.monotonic()
+    with service_stack() as stack:
+        setup = time.monotonic() - started
+        requests = {
+            "/open": [get_request("/open")],
+            "/protected": [get_request("/protected", t) for t in stack.tokens],
+            "/pyjwt": [get_request("/pyjwt", t) for t in stack.tokens],
+        }
+        window = 3.0
+        per_round = len(ENDPOINTS) * (window + 1.5)
+        rounds = max(3, int((budget - setup) / per_round))
+        rps: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        p99: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        p50: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        errors = 0
+        jwks_before = stack.server.counts().get("/.well-known/jwks.json", 0)
+        for r in range(rounds):
+            order = ENDPOINTS[r % 3 :] + ENDPOINTS[: r % 3]
+            for endpoint in order:
+                res = load(
+                    {
+                        "port": stack.service.port,
+                        "duration": window,
+                        "warmup": 1.0,
+                        "connections": _CONNECTIONS,
+                        "requests": requests[endpoint],
+                    }
+                )
+                errors += sum(v for k, v in res["statuses"].items() if k != "200")
+                rps[endpoint].append(res["rps"])
+                p99[endpoint].append(res["p99_ms"])
+                p50[endpoint].append(res["p50_ms"])
+            if time.monotonic() - started > budget:
+                break
+        jwks_during = stack.server.counts().get("/.well-known/jwks.json", 0) - jwks_before
+    n = len(rps["/open"])
+    rows, console, verdicts = [], [], []
+    ratio_rps = {
+        e: Spread.of([a / b for a, b in zip(rps[e], rps["/open"], strict=True)]) for e in ENDPOINTS
+    }
+    ratio_p99 = {
+        e: Spread.of([a / b for a, b in zip(p99[e], p99["/open"], strict=True)]) for e in ENDPOINTS
+    }
+    for e in ENDPOINTS:
+        rows.append(
+            f"| `{e}` | {Spread.of(rps[e]).cell(0)} | {ratio_rps[e].cell(2, '×')} | "
+            f"{Spread.of(p50[e]).cell(2)} | {Spread.of(p99[e]).cell(2)} | "
+            f"{ratio_p99[e].cell(2, '×')} |"
+        )
+        console.append(
+            f"{e:>11}: {Spread.of(rps[e]).median:7.0f} rps ({ratio_rps[e].median:.2f}× open)"
+            f"  p99 {Spread.of(p99[e]).median:.2f} ms ({ratio_p99[e].median:.2f}× open)"
+        )
+    for e, label in (("/protected", "authmesh SDK"), ("/pyjwt", "PyJWT baseline")):
+        r_ok = ratio_rps[e].median >= TARGET_RPS
+        p_ok = ratio_p99[e].median <= TARGET_P99
+        verdicts.append(
+            f"- **{label}** (`{e}`): {ratio_rps[e].median:.2f}× the rps of `/open` — "
+            f"{'met' if r_ok else 'NOT met'} (≥ {TARGET_RPS}×); p99 {ratio_p99[e].median:.2f}× — "
+            f"{'met' if p_ok else 'NOT met'} (≤ {TARGET_P99}×)"
+            + ("" if e == "/protected" else " _(the target is the SDK's; shown for comparison)_")
+        )
+    markdown = (
+        "## rps — what auth costs a FastAPI service\n\n"
+        f"_{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+        f"{time.monotonic() - started:.0f} s; {n} rounds of {window:.0f} s per endpoint "
+        f"(after 1 s warm-up), {_CONNECTIONS} keep-alive connections, "
+        f"{len(stack.tokens)} distinct RS256 access tokens cycled; non-200 answers: {errors}._\n\n"
+        "Median (IQR) over rounds; ratios per round against `/open` of the same round.\n\n"
+        "| endpoint | requests/s | × `/open` rps | p50 ms | p99 ms | × `/open` p99 |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n"
+        "**Target** (`/protected` ≥ 0.85× the rps of `/open`, p99 ≤ 1.2×):\n\n"
+        + "\n".join(verdicts)
+        + "\n\n"
+        f"JWKS requests reaching the auth server during all load windows: **{jwks_during}** "
+        "(steady state: keys fetched at start-up only).\n\n"
+        "Set-up: auth server (SQLite) and service (FastAPI + uvicorn, 1 worker, "
+        "`install(app, auth, middleware=False)`, `CurrentPrincipal` dependency) are "
+        "separate processes; the load generator (`bench/httpload.py`, asyncio + uvloop, "
+        "closed loop like `wrk`, which is not installed here) is a third. The machine "
+        "has 2 cores, so the load generator takes one of them: absolute rps are "
+        "lower than with a remote loader; the ratios compare like with like. `/pyjwt` "
+        "is an `async def` dependency calling `jwt.decode` with the key fetched once, "
+        "no cache (what the issue's reference figure measured).\n"
+    )
+    return PartResult(markdown=markdown, summary=[*console, *verdicts])
