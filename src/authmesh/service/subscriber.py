@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -328,6 +329,23 @@ class RevocationSubscriber:
                     proc.handle(sse)
 
 
+def _interrupt(response: httpx.Response) -> None:
+    """Wake a thread blocked reading ``response`` from another thread.
+
+    Closing a socket does not wake a ``recv`` blocked on it in another thread
+    (the reader would sleep until the next heartbeat); shutting it down does,
+    and the reader then closes the response itself.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    with contextlib.suppress(Exception):
+        response.close()
+
+
 class ThreadedRevocationSubscriber:
     """Follows the feed in a daemon thread (for WSGI services such as Flask)."""
 
@@ -366,8 +384,7 @@ class ThreadedRevocationSubscriber:
         self._stopping.set()
         response = self._response
         if response is not None:
-            with contextlib.suppress(Exception):
-                response.close()
+            _interrupt(response)
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
