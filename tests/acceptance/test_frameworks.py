@@ -16,7 +16,7 @@ from authmesh.jose import sign_jwt
 from server.harness import ADMIN, claims_of
 
 from .conftest import Stack
-from .stack import FRAMEWORKS, Service, run_service, service_config
+from .stack import FRAMEWORKS, Service, run_service, service_config, wait_for
 
 REST = ("fastapi", "flask")
 
@@ -170,3 +170,14 @@ def test_a_missing_role_or_scope_in_graphql_is_forbidden(stack: Stack) -> None:
     assert service.graphql("{ canWriteOrders }", writer).json() == {
         "data": {"canWriteOrders": True}
     }
+
+
+def test_a_flask_service_stops_promptly_while_following_the_feed(stack: Stack) -> None:
+    # Its feed thread blocks reading the stream between heartbeats (2 s here).
+    config = service_config(stack.issuer.url, stack.issuer.api.service_secret)
+    with run_service("flask", config) as service:
+        wait_for(service.feed_connected)
+        time.sleep(0.1)  # the thread is now waiting for the next event or heartbeat
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.0
+    assert not service.auth.feed or not service.feed_connected()
