@@ -4,7 +4,8 @@ Reads a JSON spec on stdin and prints a JSON result. It runs in its own process
 (so it never shares an interpreter with what it measures), opens ``connections``
 keep-alive connections, each sending the next of ``requests`` (raw request
 bytes, cycled, each connection starting at a different offset) as soon as the
-previous answer is complete: a closed loop, as ``wrk`` does. Requests finished
+previous answer is complete: a closed loop, as ``wrk`` does; optionally it stops
+after ``total`` requests. Requests finished
 during the first ``warmup`` seconds are not counted.
 
 Kept free of authmesh imports so that it starts fast.
@@ -30,6 +31,7 @@ async def _connection(
     stop_at: float,
     latencies: list[float],
     statuses: dict[int, int],
+    budget: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     n = len(requests)
@@ -38,8 +40,9 @@ async def _connection(
     try:
         while True:
             sent = clock()
-            if sent >= stop_at:
+            if sent >= stop_at or budget[0] <= 0:
                 break
+            budget[0] -= 1
             writer.write(requests[i % n])
             i += 1
             head = await reader.readuntil(b"\r\n\r\n")
@@ -71,6 +74,8 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     step = max(1, len(requests) // connections)
+    # Optional cap on the requests sent in all (0: none), shared by the connections.
+    budget = [int(spec.get("total", 0)) or 1 << 62]
     await asyncio.gather(
         *(
             _connection(
@@ -82,6 +87,7 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
                 stop_at,
                 latencies,
                 statuses,
+                budget,
             )
             for c in range(connections)
         )

@@ -10,7 +10,8 @@ Three endpoints returning the same small JSON:
   start, and the same ``iss``/``aud``/required-claim checks; no cache.
 
 Configured by ``BENCH_ISSUER``, ``BENCH_AUDIENCE``, ``BENCH_CLIENT_ID`` and
-``BENCH_CLIENT_SECRET``.
+``BENCH_CLIENT_SECRET`` (and ``BENCH_JWKS_MIN_REFETCH``, seconds, default 10 as
+the SDK's).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ auth = ServiceAuth(
         audience=AUDIENCE,
         client_id=os.environ["BENCH_CLIENT_ID"],
         client_secret=os.environ["BENCH_CLIENT_SECRET"],
+        jwks_min_refetch_interval=float(os.environ.get("BENCH_JWKS_MIN_REFETCH", "10")),
     )
 )
 app = FastAPI()
