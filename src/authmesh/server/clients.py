@@ -165,7 +165,9 @@ async def register_client(
                 roles=_check_tokens("role", roles),
                 now=core.now(),
             )
-            await core.audit(session, "client_create", info=info, client_id=client_id)
+            await core.audit(
+                session, "client_create", info=info, subject=client_id, client_id=client_id
+            )
     except IntegrityError:
         raise InvalidRequest(f"client {client_id!r} already exists") from None
     return NewClient(client=client, secret=secret)
@@ -179,6 +181,8 @@ async def remove_client(core: AuthCore, client_id: str, *, info: RequestInfo | N
         if existed:
             # The client can get no new token, so cover this whole second too.
             cursors = await core.revoke(session, "sub", [client_id], through_this_second=True)
-            await core.audit(session, "client_delete", info=info, client_id=client_id)
+            await core.audit(
+                session, "client_delete", info=info, subject=client_id, client_id=client_id
+            )
     await core.announce(cursors)
     return existed
