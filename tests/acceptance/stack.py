@@ -3,7 +3,9 @@
 * :func:`start_issuer` starts the real auth server in a thread on a free port,
   counting the requests it serves by path, and seeds the demo accounts.
 * :class:`OfflineCore` opens the server's database without a server (seeding
-  a database before ``authmesh serve`` starts, or writing while it is down).
+  a database before ``authmesh serve`` starts, or writing while it is down);
+  :class:`ServerProcess` is ``authmesh serve`` in a restartable process and
+  :class:`RemoteServer` lets the server tests' :class:`Api` drive it.
 * :func:`run_service` starts a FastAPI, Flask or Strawberry service on a free
   port with its own :class:`ServiceAuth`; :class:`Service` talks HTTP to it.
 * :func:`measure_rejection` times how long after an action services refuse a token.
@@ -132,9 +134,9 @@ class OfflineCore:
     process while users are created straight in the shared database.
     """
 
-    def __init__(self, settings: ServerSettings, url: str | None = None) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self.url = url or settings.issuer_url
+        self.url = settings.issuer_url
         self._loop = asyncio.new_event_loop()
         self.core = AuthCore.build(settings)
         self._loop.run_until_complete(self.core.start())
@@ -149,10 +151,6 @@ class OfflineCore:
             self._loop.run_until_complete(self.core.close())
         finally:
             self._loop.close()
-
-    def stop(self) -> None:
-        """Same as :meth:`close` (``Api`` users call ``server.stop``)."""
-        self.close()
 
 
 @dataclass

@@ -12,7 +12,6 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +33,7 @@ from .stack import (
     wait_for,
 )
 
-STALENESS = 1.0
+STALENESS = 1.5
 SERVER = {"feed_heartbeat": 0.25, "feed_poll_interval": 0.2}
 
 
@@ -107,7 +106,7 @@ def _wait_synced(outage: Outage) -> None:
 
 
 def test_subscribers_catch_up_on_events_written_while_the_server_was_down(
-    outage: Outage, tmp_path: Path
+    outage: Outage,
 ) -> None:
     _wait_synced(outage)
     victims = [_user_token(outage) for _ in range(5)]
@@ -155,7 +154,7 @@ def test_verifying_goes_on_while_down_then_fails_closed_or_open(outage: Outage) 
     for service in outage.closed.values():
         wait_for(lambda s=service: not s.accepts(seen), timeout=5)
     refused_after = time.monotonic() - down_at
-    assert refused_after >= STALENESS - 0.3, f"refused after {refused_after:.2f} s"
+    assert refused_after >= STALENESS - 0.5, f"refused after {refused_after:.2f} s"
     for service in outage.closed.values():
         response = service.whoami(unseen)
         assert response.status_code == 401
