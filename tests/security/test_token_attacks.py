@@ -165,6 +165,11 @@ def _none(alg: str, *, kid: bool = True, signature: bytes = b"") -> Attack:
     return make
 
 
+def _other_alg(t: Target) -> str:
+    other = Key.generate("EdDSA")
+    return sign_raw(raw_header(alg="EdDSA", kid=t.kid, typ="at+jwt"), t.claims, other)
+
+
 def _confusion(secret: Callable[[Target], bytes], *, kid: bool = True) -> Attack:
     """HS256 keyed with something public about the issuer's key."""
 
@@ -379,6 +384,8 @@ ROWS: dict[str, Row] = {
     "alg-none-with-signature": Row(_none("none", signature=b"garbage"), "alg_not_allowed"),
     "alg-empty": Row(_none(""), "alg_not_allowed"),
     "alg-unknown-HS1": Row(_none("HS1"), "alg_not_allowed"),
+    # an algorithm other than the one bound to the named key, signed by a key of that alg
+    "alg-not-bound-to-kid": Row(_other_alg, "alg_not_allowed"),
     # algorithm confusion (CVE-2016-10555): HS256 keyed with the public key
     "confusion-hs256-public-pem": Row(_confusion(_public_pem), "alg_not_allowed"),
     "confusion-hs256-pem-no-newline": Row(
