@@ -5,6 +5,7 @@ runs them, and the SDK trusting that server only through its CA bundle.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import stat
@@ -30,6 +31,7 @@ from support.net import free_port
 
 EXE = Path(sys.executable).parent / "authmesh"
 USER = ("tls-user", "tls-user-password-1")
+ADMIN = ("tls-admin", "tls-admin-password-1")
 
 
 @dataclass
@@ -60,6 +62,9 @@ def _seed(data_dir: Path) -> str:
         try:
             await core.start()
             await accounts.create_user(core, username=USER[0], password=USER[1], roles=["user"])
+            await accounts.create_user(
+                core, username=ADMIN[0], password=ADMIN[1], roles=["admin", "user"]
+            )
             await clients.register_client(
                 core,
                 client_id="web",
@@ -136,15 +141,18 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
             proc.wait()
 
 
-def _login(tls: TlsServer) -> httpx.Response:
+def _login(
+    tls: TlsServer, user: tuple[str, str] = USER, headers: dict[str, str] | None = None
+) -> httpx.Response:
     return httpx.post(
         f"{tls.url}/oauth/token",
         data={
             "grant_type": "password",
-            "username": USER[0],
-            "password": USER[1],
+            "username": user[0],
+            "password": user[1],
             "client_id": "web",
         },
+        headers=headers,
         verify=tls.context(),
     )
 
@@ -260,3 +268,31 @@ def test_serve_logs_at_debug_level_carry_no_secrets(tls: TlsServer) -> None:
     assert "POST /oauth/token" in log  # debug logging is really on
     for secret in (USER[1], refresh, tls.secret):
         assert secret not in log
+
+
+def test_forwarded_headers_do_not_spoof_the_client_address(tls: TlsServer) -> None:
+    """``authmesh serve`` trusts no proxy header: limits and audit see the real peer."""
+    spoof = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Real-IP": "203.0.113.9",
+        "Forwarded": "for=203.0.113.9",
+    }
+    assert _login(tls, (USER[0], "wrong-password-123"), spoof).status_code == 400
+    admin = _login(tls, ADMIN).json()["access_token"]
+    events = httpx.get(
+        f"{tls.url}/admin/audit",
+        params={"action": "login", "outcome": "failure", "subject": USER[0]},
+        headers={"Authorization": f"Bearer {admin}"},
+        verify=tls.context(),
+    ).json()["events"]
+    assert events and {e["client_ip"] for e in events} == {"127.0.0.1"}
+
+
+def test_the_issuer_does_not_follow_the_host_header(tls: TlsServer) -> None:
+    discovery = httpx.get(
+        f"{tls.url}/.well-known/openid-configuration",
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+        verify=tls.context(),
+    ).json()
+    assert "evil" not in json.dumps(discovery)
+    assert discovery["issuer"] == tls.url
