@@ -56,6 +56,7 @@ async def _connection(
             if length:
                 await reader.readexactly(length)
             done = clock()
+            statuses[0] = statuses.get(0, 0) + 1  # every answer, warm-up included
             if sent >= start_counting:
                 latencies.append(done - sent)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -95,6 +96,7 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - start_counting
     latencies.sort()
     count = len(latencies)
+    answered = statuses.pop(0, 0)
 
     def pct(p: float) -> float:
         return latencies[min(count - 1, int(p * count))] * 1e3 if count else float("nan")
@@ -105,6 +107,7 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
         "rps": count / elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+        "answered": answered,
         "statuses": {str(k): v for k, v in statuses.items()},
     }
 

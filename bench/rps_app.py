@@ -1,13 +1,15 @@
 """The service the ``rps`` part loads: ``uvicorn bench.rps_app:app``.
 
-Three endpoints returning the same small JSON:
+Four endpoints returning the same small JSON:
 
 - ``/open`` — no authentication;
 - ``/protected`` — the SDK's ``CurrentPrincipal`` dependency (``async def``,
   verified-token cache, revocation check, feed staleness check);
 - ``/pyjwt`` — the baseline a team writes by hand: an ``async def`` dependency
   calling ``jwt.decode`` (PyJWT) with the issuer's public key, fetched once at
-  start, and the same ``iss``/``aud``/required-claim checks; no cache.
+  start, and the same ``iss``/``aud``/required-claim checks; no cache;
+- ``/noop-dep`` — an ``async def`` dependency that does nothing: the share of
+  ``/protected``'s cost that is FastAPI's dependency machinery, not the SDK.
 
 Configured by ``BENCH_ISSUER``, ``BENCH_AUDIENCE``, ``BENCH_CLIENT_ID`` and
 ``BENCH_CLIENT_SECRET`` (and ``BENCH_JWKS_MIN_REFETCH``, seconds, default 10 as
@@ -77,6 +79,15 @@ async def open_endpoint() -> dict[str, Any]:
 
 @app.get("/protected")
 async def protected(user: CurrentPrincipal) -> dict[str, Any]:
+    return {"ok": True}
+
+
+async def nothing() -> None:
+    """A dependency that does nothing: what FastAPI's ``Depends`` costs by itself."""
+
+
+@app.get("/noop-dep")
+async def noop_dep_endpoint(_: None = Depends(nothing)) -> dict[str, Any]:
     return {"ok": True}
 
 
