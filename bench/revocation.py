@@ -7,7 +7,8 @@ the revocation feed (SSE) in a thread. Per trial: every service accepts user
 service reports the wall-clock instant it first rejects that token. The trial's
 figure is the time from the block call's *response* to the *last* service's
 rejection (negative when every service already rejected before the answer
-reached the admin). 50 trials. Target: p99 ≤ 100 ms.
+reached the admin). 50 trials on SQLite, then 50 on PostgreSQL.
+Target: p99 ≤ 100 ms.
 
 **Memory.** :class:`RevocationState` holding 100,000 live events (a third each
 of ``sub``, ``sid`` and ``jti``, 32-character values), measured with
@@ -26,13 +27,22 @@ import sys
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from bench.harness import Spread
 from bench.report import PartResult
-from bench.servers import FAST_ARGON2, AuthServer, database, seed
+from bench.servers import (
+    FAST_ARGON2,
+    AuthServer,
+    cpu_seconds,
+    database,
+    postgres_available,
+    seed,
+)
 
 __all__ = ["run"]
 
@@ -112,6 +122,10 @@ class _Services:
                 got[key.data] = line
         return got
 
+    def cpu(self) -> float:
+        """CPU seconds used so far by all the service processes together."""
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
     def send(self, line: str) -> None:
         for p in self.procs:
             assert p.stdin is not None
@@ -145,13 +159,28 @@ def _login(client: httpx.Client, username: str, password: str) -> str:
     return str(r.json()["access_token"])
 
 
-def run(budget: float) -> PartResult:
-    """50 trials (fewer if the budget runs out, at least 10), then the memory figure."""
+@dataclass
+class _Trials:
+    """One backend's trials."""
+
+    backend: str
+    latencies: list[float] = field(default_factory=list)
+    firsts: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    service_cpu: list[float] = field(default_factory=list)
+    setup: float = 0.0
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _trials(backend: str, budget: float) -> _Trials:
+    """Up to 50 trials on one backend (at least 10, then while the budget lasts)."""
     started = time.monotonic()
-    latencies: list[float] = []
-    firsts: list[float] = []
-    server_cpu: list[float] = []
-    with database("sqlite") as db:
+    out = _Trials(backend)
+    with database(backend) as db:
         settings = db.settings(
             rate_limit_per_minute=0,
             login_max_failures=100000,
@@ -186,14 +215,15 @@ def run(budget: float) -> PartResult:
             )
             try:
                 services.collect("ready", 120)
-                setup = time.monotonic() - started
+                out.setup = time.monotonic() - started
                 for i in range(TRIALS):
-                    if i >= 10 and time.monotonic() - started > budget - 5:
+                    if i >= 10 and time.monotonic() - started > budget:
                         break
                     services.send(f"watch {user_tokens[i]}")
                     services.collect("ok", 30)
                     time.sleep(0.05)  # let the services go quiet
                     cpu0 = server.cpu()
+                    svc0 = services.cpu()
                     r = hc.post(
                         f"/admin/users/user{i}/block",
                         headers={"Authorization": f"Bearer {admin}"},
@@ -201,52 +231,89 @@ def run(budget: float) -> PartResult:
                     answered = time.time()
                     r.raise_for_status()
                     lines = services.collect("revoked", 30)
-                    server_cpu.append((server.cpu() - cpu0) * 1e3)
+                    out.server_cpu.append((server.cpu() - cpu0) * 1e3)
+                    out.service_cpu.append((services.cpu() - svc0) * 1e3)
                     instants = [float(line.split()[1]) for line in lines.values()]
-                    latencies.append((max(instants) - answered) * 1e3)
-                    firsts.append((min(instants) - answered) * 1e3)
+                    out.latencies.append((max(instants) - answered) * 1e3)
+                    out.firsts.append((min(instants) - answered) * 1e3)
             finally:
                 services.close()
+    return out
+
+
+def run(budget: float) -> PartResult:
+    """The trials on SQLite, then PostgreSQL (if it answers); then the memory figure."""
+    started = time.monotonic()
+    backends = ["sqlite"] + (["postgres"] if postgres_available() else [])
+    results = [_trials(b, (budget - 5) / len(backends)) for b in backends]
     memory = _memory_mb()
-    lat = Spread.of(latencies)
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    p_ok = p99 <= TARGET_P99_MS
     m_ok = memory <= TARGET_MB
     verdicts = [
-        f"- **propagation**: p99 {p99:.1f} ms over {len(latencies)} trials — "
-        f"{'met' if p_ok else 'NOT met'} (≤ {TARGET_P99_MS:.0f} ms)",
+        f"- **propagation, {t.backend}**: p99 {t.p99:.1f} ms over {len(t.latencies)} trials — "
+        f"{'met' if t.p99 <= TARGET_P99_MS else 'NOT met'} (≤ {TARGET_P99_MS:.0f} ms)"
+        for t in results
+    ]
+    verdicts.append(
         f"- **memory**: 100,000 live events take {memory:.1f} MB — "
-        f"{'met' if m_ok else 'NOT met'} (≤ {TARGET_MB:.0f} MB)",
+        f"{'met' if m_ok else 'NOT met'} (≤ {TARGET_MB:.0f} MB)"
+    )
+    cols = " | ".join(t.backend for t in results)
+
+    def row(label: str, cell: Callable[[_Trials], str]) -> str:
+        return f"| {label} | " + " | ".join(cell(t) for t in results) + " |"
+
+    rows = [
+        row("trials", lambda t: str(len(t.latencies))),
+        row(
+            f"block response → last of {SERVICES} services rejects, median (IQR)",
+            lambda t: Spread.of(t.latencies).cell(1, " ms"),
+        ),
+        row("min–max", lambda t: Spread.of(t.latencies).range_cell(1) + " ms"),
+        row("p99", lambda t: f"{t.p99:.1f} ms"),
+        row("mean", lambda t: f"{statistics.fmean(t.latencies):.1f} ms"),
+        row(
+            "block response → *first* service rejects, median (IQR)",
+            lambda t: Spread.of(t.firsts).cell(1, " ms"),
+        ),
+        row(
+            "auth-server CPU per trial (block + fan-out), median (IQR)",
+            lambda t: Spread.of(t.server_cpu).cell(1, " ms"),
+        ),
+        row(
+            f"CPU of the {SERVICES} services together per trial, median (IQR)",
+            lambda t: Spread.of(t.service_cpu).cell(1, " ms"),
+        ),
     ]
     markdown = (
         "## revocation — block to rejection in every service; memory of the state\n\n"
         f"_{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
-        f"{time.monotonic() - started:.0f} s (set-up {setup:.0f} s); {SERVICES} service "
-        f"processes on the SSE feed of one auth server (SQLite)._\n\n"
-        "| figure | value |\n| --- | ---: |\n"
-        f"| trials | {len(latencies)} |\n"
-        f"| block response → last of {SERVICES} services rejects, median (IQR) | "
-        f"{lat.cell(1, ' ms')} |\n"
-        f"| min–max | {lat.range_cell(1)} ms |\n"
-        f"| block response → *first* service rejects, median (IQR) | "
-        f"{Spread.of(firsts).cell(1, ' ms')} |\n"
-        f"| p99 | {p99:.1f} ms |\n"
-        f"| mean | {statistics.fmean(latencies):.1f} ms |\n"
-        f"| auth-server CPU per trial (block call + fan-out to {SERVICES} streams), median "
-        f"(IQR) | {Spread.of(server_cpu).cell(1, ' ms')} |\n"
-        f"| RevocationState with 100,000 live events | {memory:.1f} MB |\n\n"
+        f"{time.monotonic() - started:.0f} s; {SERVICES} service processes on the SSE feed "
+        "of one auth server, per backend._\n\n"
+        f"| figure | {cols} |\n| --- |{' ---: |' * len(results)}\n" + "\n".join(rows) + "\n\n"
+        f"RevocationState holding 100,000 live events: **{memory:.1f} MB**.\n\n"
         "**Target** (p99 ≤ 100 ms; ≤ 20 MB):\n\n" + "\n".join(verdicts) + "\n\n"
         "Each service checks the watched token right after every event its feed "
         "applies (and every 50 ms as a safety net) and reports the wall-clock "
         "instant of the first rejection; all processes share the machine's clock. "
         "A negative figure means every service rejected the token before the "
-        "admin's HTTP response was read.\n"
+        "admin's HTTP response was read. CPU times come from `/proc` in 10 ms ticks.\n\n"
+        "Where the time goes: the first service rejects ~10 ms after the answer, "
+        "the last one much later, while the services' own CPU per trial is small. "
+        "Each SSE stream of the auth server wakes on the new cursor and reads the "
+        "revocation log in its own database transaction: 20 transactions per "
+        "event, one after another on one event loop; on SQLite every transaction "
+        "is `BEGIN IMMEDIATE` (src/authmesh/store/db.py), so the 20 reads also "
+        "queue on the write lock. On PostgreSQL the reads run side by side and the "
+        "last service follows the first within a few tens of ms. Reading once per "
+        "wake-up and handing the events to every stream of the process would make "
+        "the fan-out one query on either backend.\n"
     )
     console = [
-        f"auth-server CPU per trial: median {Spread.of(server_cpu).median:.1f} ms",
-        f"propagation: median {lat.median:.1f} ms, p99 {p99:.1f} ms, max {lat.hi:.1f} ms "
-        f"({len(latencies)} trials); first service: median {Spread.of(firsts).median:.1f} ms",
-        f"memory of 100k events: {memory:.1f} MB",
+        f"{t.backend}: last service median {Spread.of(t.latencies).median:.1f} ms, "
+        f"p99 {t.p99:.1f} ms, first service {Spread.of(t.firsts).median:.1f} ms, "
+        f"server CPU {Spread.of(t.server_cpu).median:.0f} ms, "
+        f"services CPU {Spread.of(t.service_cpu).median:.0f} ms ({len(t.latencies)} trials)"
+        for t in results
     ]
+    console.append(f"memory of 100k events: {memory:.1f} MB")
     return PartResult(markdown=markdown, summary=[*console, *verdicts])
