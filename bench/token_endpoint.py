@@ -223,6 +223,22 @@ async def _race(servers: list[AuthServer], tokens: list[str]) -> dict[str, int]:
     return out
 
 
+def _argon2_cost(repeats: int = 7) -> tuple[Spread, Spread]:
+    """CPU and wall milliseconds of one production Argon2id verification (this process)."""
+    from authmesh.server.passwords import PasswordHasher
+
+    hasher = PasswordHasher()
+    stored = hasher.hash("user0-password")
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        if not hasher.verify(stored, "user0-password"):
+            raise AssertionError("argon2 verification failed")
+        cpu.append((time.process_time() - c0) * 1e3)
+        wall.append((time.perf_counter() - w0) * 1e3)
+    return Spread.of(cpu), Spread.of(wall)
+
+
 def _run_backend(backend: str, window: float, windows: int) -> dict[str, Any]:
     with database(backend) as db:
         settings = db.settings(
@@ -264,6 +280,11 @@ def run(budget: float) -> PartResult:
     window, windows = 2.5, 3
     rows, checks, console, verdicts = [], [], [], []
     notes = [] if "postgres" in backends else ["PostgreSQL at 127.0.0.1:5432 did not answer."]
+    argon_cpu, argon_wall = _argon2_cost()
+    console.append(
+        f"one production Argon2id verification: {argon_cpu.median:.0f} ms CPU, "
+        f"{argon_wall.median:.0f} ms wall"
+    )
     for backend in backends:
         out = _run_backend(backend, window, windows)
         ledger: _Ledger = out["ledger"]
@@ -331,7 +352,19 @@ def run(budget: float) -> PartResult:
         "| race: one successor | successor rotates | |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
         + "\n".join(checks)
-        + "\n\n**Targets** (≥ 3× Keycloak's per-vCPU figures per server CPU-second; no lost "
+        + "\n\n"
+        f"Where the time goes. **password**: one Argon2id verification with the production "
+        f"parameters costs {argon_cpu.cell(0, ' ms')} of CPU ({argon_wall.median:.0f} ms wall, "
+        f"4 lanes on 2 cores), measured alone in this process: at most "
+        f"{1000 / argon_cpu.median:.1f} logins per CPU-second before anything else, so 45 "
+        f"would need parameters ~{45 * argon_cpu.median / 1000:.0f}× cheaper than RFC 9106's "
+        "low-memory profile (Keycloak's "
+        "figure is for its PBKDF2 default). **refresh_token**: two database transactions "
+        "and eight SQL statements per grant (client lookup; then, under the row lock, "
+        "token, session, user, mark used, insert successor, touch session, roles), each "
+        "through SQLAlchemy's async ORM; the signing itself is ~0.05 ms. "
+        "**client_credentials** has no write and meets its target.\n\n"
+        "**Targets** (≥ 3× Keycloak's per-vCPU figures per server CPU-second; no lost "
         "or duplicated rotation):\n\n"
         + "\n".join(verdicts)
         + "\n"
