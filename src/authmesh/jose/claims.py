@@ -31,10 +31,7 @@ _ALL_STR = (str,) * len(_STRING_CLAIMS)
 _isfinite = math.isfinite
 
 
-def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
-    if name not in claims:
-        return None
-    value = claims[name]
+def _date_value(name: str, value: Any) -> float:
     kind = type(value)
     if kind is float:  # what JSON gives for 1.5 or 1e400
         if _isfinite(value):
@@ -72,21 +69,21 @@ def _check_dates(
 ) -> None:
     """``exp``, ``nbf``, ``iat``: an int (what JSON gives) only needs ``float()``,
     which raises OverflowError beyond float range; anything else, and everything
-    when ``strict``, goes through :func:`_numeric_date`, which names the problem."""
+    when ``strict``, goes through :func:`_date_value`, which names the problem."""
     get = claims.get
     exp = get("exp")
     if exp is not None or "exp" in claims:
-        exp = _numeric_date(claims, "exp") if strict or type(exp) is not int else float(exp)
+        exp = _date_value("exp", exp) if strict or type(exp) is not int else float(exp)
         if now >= exp + leeway:
             raise TokenExpired()
     nbf = get("nbf")
     if nbf is not None or "nbf" in claims:
-        nbf = _numeric_date(claims, "nbf") if strict or type(nbf) is not int else float(nbf)
+        nbf = _date_value("nbf", nbf) if strict or type(nbf) is not int else float(nbf)
         if now + leeway < nbf:
             raise TokenNotYetValid()
     iat = get("iat")
     if iat is not None or "iat" in claims:
-        iat = _numeric_date(claims, "iat") if strict or type(iat) is not int else float(iat)
+        iat = _date_value("iat", iat) if strict or type(iat) is not int else float(iat)
         if iat > now + leeway:
             raise IssuedInFuture()
 

@@ -191,9 +191,10 @@ def _verify_signed(
             raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
     else:
         header = decode_segment(header_b64, what="header", strict_members=True)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg.lower() == "none":
+        named = header.get("alg")
+        if not isinstance(named, str) or named.lower() == "none":
             raise AlgNotAllowed("unsigned tokens (alg none) are not accepted")
+        alg = named
         if alg not in policy.algorithms:
             raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
         if not FORBIDDEN_HEADERS.isdisjoint(header):
