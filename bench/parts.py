@@ -60,9 +60,9 @@ def _jwks(budget: float) -> PartResult:
 
 
 PARTS: list[Part] = [
-    Part("verify_cold", "first-seen token: floor, authmesh and peers", 120.0, _verify_cold),
+    Part("verify_cold", "first-seen token: floor, authmesh and peers", 100.0, _verify_cold),
     Part("verify_warm", "repeat token through the service SDK", 50.0, _verify_warm),
-    Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 90.0, _rps),
+    Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 110.0, _rps),
     Part("revocation", "block -> rejected by 20 services; state memory", 70.0, _revocation),
     Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 120.0, _token_endpoint),
     Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
