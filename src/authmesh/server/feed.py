@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from authmesh.jose.policy import Clock
+from authmesh.revocation import RevocationEvent
 from authmesh.server.config import ServerSettings
+from authmesh.server.feedtail import FeedTail
 from authmesh.store import revocations
 from authmesh.store.db import Database
 
@@ -44,10 +46,13 @@ class FeedHub:
         self.backend = "memory"
         # One channel per schema, so deployments sharing a database don't wake each other.
         self.channel = CHANNEL if not db.schema else f"{CHANNEL}_{db.schema}"
+        #: What the streams of this process read: one log read per wake-up for all.
+        self.tail = FeedTail(self._read_log)
 
     async def start(self) -> None:
         """Read the newest cursor and start listening for other processes' events."""
         await self._refresh_latest()
+        self.tail.reset(self.latest)
         if self._settings.redis_url:
             import redis.asyncio as aioredis
 
@@ -107,6 +112,10 @@ class FeedHub:
         event = self._changed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
+
+    async def _read_log(self, cursor: int, now: float, limit: int) -> list[RevocationEvent]:
+        async with self._db.transaction() as session:
+            return await revocations.events_since(session, cursor, now=now, limit=limit)
 
     async def _refresh_latest(self) -> None:
         async with self._db.transaction() as session:

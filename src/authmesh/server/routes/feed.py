@@ -104,10 +104,7 @@ async def _events(
         while not core.hub.draining and not await request.is_disconnected():
             # Captured before the read: a wake-up for anything newer is never missed.
             seen = core.hub.latest
-            async with core.db.transaction() as session:
-                events = await revocations.events_since(
-                    session, cursor, now=core.now(), limit=_PAGE
-                )
+            events = await core.hub.tail.since(cursor, seen=seen, now=core.now(), limit=_PAGE)
             for event in events:
                 yield _sse("revocation", event.to_json(), event.cursor)
                 cursor = event.cursor

@@ -1,0 +1,96 @@
+"""The newest revocation events, read once per wake-up and shared by every stream.
+
+Each SSE stream of a process used to read the log in its own transaction when
+an event was written: with 20 subscribed services, 20 reads one after another
+(and on SQLite, 20 turns on the write lock), so the last service heard of a
+block ~100-250 ms after the first (bench/RESULTS.md, part ``revocation``). The
+tail turns that into one read per wake-up: streams that are caught up take
+their events from memory; a stream further behind (a service catching up after
+a restart) reads the log itself, as before.
+
+Correctness rests on the cursor order of the log: a cursor is visible only after
+every lower one is committed (writes serialise on SQLite, take an advisory lock
+on PostgreSQL; store/revocations.py). So a read that starts once the hub knows
+cursor ``seen`` returns every event up to ``seen``, and a page that ends at
+cursor ``c`` holds every event up to ``c``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Awaitable, Callable
+
+from authmesh.revocation import RevocationEvent
+
+__all__ = ["FeedTail"]
+
+#: Reads the log: live events after a cursor, ascending, at most ``limit``.
+Reader = Callable[[int, float, int], Awaitable[list[RevocationEvent]]]
+
+
+class FeedTail:
+    """Events with cursors in ``(start, upto]``, complete, at most ``size`` of them.
+
+    Args:
+        read: how to read the log.
+        size: the most events kept; older ones are dropped (``start`` moves up).
+    """
+
+    def __init__(self, read: Reader, *, size: int = 4096) -> None:
+        self._read = read
+        self._size = size
+        self._lock = asyncio.Lock()
+        self._events: list[RevocationEvent] = []
+        self._cursors: list[int] = []
+        self.start = 0
+        self.upto = 0
+        #: Log reads made on behalf of the tail (shared) and of streams behind it.
+        self.shared_reads = 0
+        self.direct_reads = 0
+
+    def reset(self, latest: int) -> None:
+        """Start empty at ``latest``: streams behind it read the log themselves."""
+        self._events.clear()
+        self._cursors.clear()
+        self.start = self.upto = latest
+
+    async def since(
+        self, cursor: int, *, seen: int, now: float, limit: int
+    ) -> list[RevocationEvent]:
+        """Live events after ``cursor``, ascending, at most ``limit``; complete up to ``seen``.
+
+        ``seen`` is a cursor known to be committed (the hub's latest, read before
+        the call).
+        """
+        if cursor < self.start:
+            self.direct_reads += 1
+            return await self._read(cursor, now, limit)
+        if self.upto < seen:
+            async with self._lock:
+                # Another stream may have read while this one waited for the lock.
+                while self.upto < seen and await self._extend(seen, now, limit):
+                    pass
+            if cursor < self.start:  # trimmed past this stream meanwhile
+                self.direct_reads += 1
+                return await self._read(cursor, now, limit)
+        at = bisect.bisect_right(self._cursors, cursor)
+        return [e for e in self._events[at : at + limit] if e.expires_at > now]
+
+    async def _extend(self, seen: int, now: float, limit: int) -> bool:
+        """Read one page past ``upto``; whether more may follow."""
+        self.shared_reads += 1
+        events = await self._read(self.upto, now, limit)
+        self._events.extend(events)
+        self._cursors.extend(e.cursor for e in events)
+        if len(events) == limit:
+            # A full page: complete up to its last cursor only; the next call reads on.
+            self.upto = events[-1].cursor
+        else:
+            self.upto = max(seen, events[-1].cursor if events else self.upto)
+        excess = len(self._events) - self._size
+        if excess > 0:
+            self.start = self._cursors[excess - 1]
+            del self._events[:excess]
+            del self._cursors[:excess]
+        return len(events) == limit
