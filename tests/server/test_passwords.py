@@ -66,10 +66,27 @@ def test_exports_are_all() -> None:
 # -- parameters -------------------------------------------------------------------
 
 
-def test_default_params_are_rfc_9106_low_memory_argon2id() -> None:
+def test_default_params_are_owasp_argon2id() -> None:
     params = PasswordParams().to_argon2()
-    assert params == RFC_9106_LOW_MEMORY
+    # OWASP Password Storage Cheat Sheet: m=7 MiB, t=5, p=1 (Keycloak's default too).
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (7168, 5, 1)
+    assert (params.hash_len, params.salt_len) == (32, 16)
     assert params.type is argon2.Type.ID
+    assert params.version == RFC_9106_LOW_MEMORY.version
+
+
+def test_server_settings_default_to_the_same_params() -> None:
+    from authmesh.server.config import ServerSettings
+
+    settings = ServerSettings()
+    assert (
+        PasswordParams(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+        == PasswordParams()
+    )
 
 
 def test_default_hasher_uses_default_params() -> None:
