@@ -1064,6 +1064,25 @@ MALFORMED_PAYLOAD = [
         "malformed",
         "payload-nested-2000-deep",
     ),
+    # Two readers of one signed token must not see two audiences or subjects.
+    row(
+        _with_payload(lambda s: json.dumps(s.claims()).encode()[:-1] + b',"aud":"elsewhere"}'),
+        MalformedToken,
+        "malformed",
+        "payload-duplicate-aud",
+    ),
+    row(
+        _with_payload(lambda s: json.dumps(s.claims()).encode()[:-1] + b',"\\u0073ub":"admin"}'),
+        MalformedToken,
+        "malformed",
+        "payload-duplicate-escaped-sub",
+    ),
+    row(
+        _with_payload(_claims_with("cnf", b'{"jkt":"a","jkt":"b"}')),
+        MalformedToken,
+        "malformed",
+        "payload-duplicate-nested-member",
+    ),
 ]
 
 

@@ -57,21 +57,22 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_HEADER_DECODER = json.JSONDecoder(
-    parse_constant=_no_constants, object_pairs_hook=_unique_pairs
-).decode
-_PAYLOAD_DECODER = json.JSONDecoder(parse_constant=_no_constants).decode
+# Duplicate members are refused in the header and the claims alike. RFC 7519 §4
+# would let a parser keep the last one, but verifiers that keep the first exist
+# (in other languages), and two readers of one signed token must not see two
+# different "aud" or "sub". The check costs ~0.5 µs a payload.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_pairs).decode
 
 
-def decode_segment(segment: bytes, *, what: str, strict_members: bool = False) -> dict[str, Any]:
-    """Decode one base64url JSON-object segment.
+def decode_segment(segment: bytes, *, what: str) -> dict[str, Any]:
+    """Decode one base64url JSON-object segment (no duplicate member names, at any depth).
 
     Raises:
         MalformedToken: not strict base64url, not UTF-8 JSON, or not an object.
     """
     try:
         text = b64url_decode(segment).decode("utf-8")
-        obj = (_HEADER_DECODER if strict_members else _PAYLOAD_DECODER)(text)
+        obj = _DECODER(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedToken(f"the token {what} is not base64url-encoded JSON") from None
     if not isinstance(obj, dict):
@@ -190,7 +191,7 @@ def _verify_signed(
         if alg not in policy.algorithms:
             raise AlgNotAllowed(f"the algorithm {alg[:20]!r} is not accepted")
     else:
-        header = decode_segment(header_b64, what="header", strict_members=True)
+        header = decode_segment(header_b64, what="header")
         named = header.get("alg")
         if not isinstance(named, str) or named.lower() == "none":
             raise AlgNotAllowed("unsigned tokens (alg none) are not accepted")
