@@ -434,6 +434,22 @@ def test_from_jwks_skips_keys_that_are_not_for_signing(keys: dict[str, Key]) -> 
             KeySet.from_jwks({"keys": [signing, bad]}, skip_unusable=False)
 
 
+def test_published_jwks_never_yields_an_hmac_key(keys: dict[str, Key], tmp_path: Path) -> None:
+    # An attacker who can put a secret in a public JWKS (or a careless issuer)
+    # must not make verifiers accept HS256 tokens signed with that public secret.
+    secret = keys["HS256"].to_jwk(private=True)
+    jwks = {"keys": [keys["ES256"].to_jwk(), secret]}
+    imported = KeySet.from_jwks(jwks)
+    assert [k.kid for k in imported] == [keys["ES256"].kid]
+    with pytest.raises(InvalidKey, match="symmetric"):
+        KeySet.from_jwks(jwks, skip_unusable=False)
+    # The operator's own file may carry one: it is not published.
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(jwks))
+    assert keys["HS256"].kid in KeySet.load(path)
+    assert keys["HS256"].kid in KeySet.from_jwks(jwks, allow_symmetric=True)
+
+
 @pytest.mark.parametrize(
     "doc",
     [{}, {"keys": {}}, {"keys": "x"}, [], "keys"],

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authmesh.service import Discovery, DiscoveryError, JWKSCache, ServiceStats
+from authmesh.jose import Key, TokenRejected
+from authmesh.service import Discovery, DiscoveryError, JWKSCache, ServiceAuth, ServiceStats
 from authmesh.service._http import HttpClients
 from authmesh.service.jwks import cache_lifetime
 
@@ -210,3 +211,18 @@ async def test_async_refresh_and_concurrent_unknown_kids_share_one_fetch(
     await cache.arefresh_if_due()
     assert mock_issuer.jwks_fetches == 3
     await cache._http.aclose()
+
+
+def test_an_hmac_secret_in_the_jwks_signs_nothing(
+    mock_issuer: MockIssuer, mock_auth: ServiceAuth
+) -> None:
+    # The JWKS is public: a secret published there (by mistake or by an attacker who
+    # controls the document) would let anyone mint tokens. The verifier ignores it.
+    secret = Key.generate("HS256", kid="published-secret")
+    genuine = mock_issuer.state.jwks()
+    mock_issuer.jwks_override = {"keys": [*genuine["keys"], secret.to_jwk(private=True)]}
+    forged = mock_issuer.state.mint(key=secret)
+    with pytest.raises(TokenRejected) as caught:
+        mock_auth.verify(forged)
+    assert caught.value.reason == "unknown_kid"
+    assert mock_auth.verify(mock_issuer.state.mint()).subject == "user-1"

@@ -69,12 +69,22 @@ class KeySet:
         return {"keys": [key.to_jwk(private=False) for key in self if not key.is_symmetric]}
 
     @classmethod
-    def from_jwks(cls, jwks: Mapping[str, Any], *, skip_unusable: bool = True) -> KeySet:
+    def from_jwks(
+        cls,
+        jwks: Mapping[str, Any],
+        *,
+        skip_unusable: bool = True,
+        allow_symmetric: bool = False,
+    ) -> KeySet:
         """Import a JWKS.
 
         Keys for other uses (``use`` other than ``sig``), of unsupported types or
         without a ``kid`` are skipped when ``skip_unusable`` (a verifier must not
         fail because the issuer also publishes an encryption key).
+
+        Symmetric (``oct``) keys are unusable unless ``allow_symmetric``: a JWKS is
+        usually published, and an HMAC secret anyone can read lets anyone sign.
+        Only a local file the operator wrote (:meth:`load`) may carry one.
 
         Raises:
             InvalidKey: the document is not a JWKS, or a key is unusable and
@@ -90,6 +100,8 @@ class KeySet:
                     raise InvalidKey("a JWKS entry is not an object")
                 if jwk.get("use", "sig") != "sig" or not jwk.get("kid"):
                     raise InvalidKey("a JWKS entry is not a signing key with a kid")
+                if jwk.get("kty") == "oct" and not allow_symmetric:
+                    raise InvalidKey("a published JWKS must not hold a symmetric (oct) key")
                 result.add(Key.from_jwk(jwk))
             except InvalidKey:
                 if not skip_unusable:
@@ -106,5 +118,5 @@ class KeySet:
             except ValueError as exc:
                 raise InvalidKey(f"{path}: not valid JSON: {exc}") from None
             if isinstance(doc, dict) and "keys" in doc:
-                return cls.from_jwks(doc)
+                return cls.from_jwks(doc, allow_symmetric=True)
         return cls([Key.load(path)])
