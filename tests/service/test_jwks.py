@@ -221,6 +221,8 @@ def test_an_hmac_secret_in_the_jwks_signs_nothing(
     secret = Key.generate("HS256", kid="published-secret")
     genuine = mock_issuer.state.jwks()
     mock_issuer.jwks_override = {"keys": [*genuine["keys"], secret.to_jwk(private=True)]}
+    assert mock_auth.keys.refresh(force=True)
+    assert mock_auth.keys.get("published-secret") is None
     forged = mock_issuer.state.mint(key=secret)
     with pytest.raises(TokenRejected) as caught:
         mock_auth.verify(forged)
