@@ -433,3 +433,36 @@ def test_successful_login_still_works_after_the_errors(srv: Api) -> None:
     # The table above must not have locked alice out or broken the server.
     assert srv.password_grant().status_code == 200
     assert srv.refresh("garbage").json() == BAD_REFRESH
+
+
+@pytest.mark.parametrize(
+    ("form", "headers", "error"),
+    [
+        (
+            {"grant_type": "password"},
+            {"Authorization": basic("orders-svc", "wrong")},
+            "invalid_client",
+        ),
+        ({"grant_type": "refresh_token", "client_id": "nobody"}, {}, "invalid_client"),
+        ({"grant_type": "refresh_token"}, None, "unauthorized_client"),
+        ({"grant_type": "password", "client_id": "web"}, {}, "invalid_request"),
+        ({"grant_type": "refresh_token", "client_id": "web"}, {}, "invalid_request"),
+    ],
+    ids=[
+        "password-bad-client-before-missing-params",
+        "refresh-unknown-client-before-missing-token",
+        "refresh-grant-not-allowed-before-missing-token",
+        "password-missing-params-after-client",
+        "refresh-missing-token-after-client",
+    ],
+)
+def test_client_errors_come_before_parameter_errors(
+    srv: Api, form: dict[str, str], headers: dict[str, str] | None, error: str
+) -> None:
+    # The password and refresh grants authenticate the client inside their own
+    # transaction: the answer must still name the client's fault first.
+    sent = srv.token(
+        form, headers=headers if headers is not None else {"Authorization": srv.service_basic}
+    )
+    assert sent.json()["error"] == error
+    assert sent.status_code == (401 if error == "invalid_client" else 400)

@@ -161,3 +161,65 @@ async def test_mark_refresh_used_is_won_by_one_of_many_concurrent_callers(db: Da
         row = await session_store.get_refresh_token(session, "a" * 64)
     assert row is not None
     assert row.successor_hash == f"{winner:064d}"
+
+
+async def test_load_rotation_reads_token_session_user_and_roles_at_once(db: Database) -> None:
+    async with db.transaction() as session:
+        user = await user_store.create_user(
+            session, username="carol", password_hash="h", roles=["writer", "admin"], now=NOW
+        )
+    bare = await _user(db, "dave")
+    sess, dave_sess = await _session(db, user.id), await _session(db, bare)
+    async with db.transaction() as session:
+        for token_hash, sid in (("a" * 64, sess.id), ("b" * 64, dave_sess.id)):
+            await session_store.add_refresh_token(
+                session, token_hash=token_hash, session_id=sid, now=NOW, expires_at=NOW + 60
+            )
+
+    async with db.transaction() as session:
+        found = await session_store.load_rotation(session, "a" * 64)
+        no_roles = await session_store.load_rotation(session, "b" * 64)
+        missing = await session_store.load_rotation(session, "c" * 64)
+
+    assert found == session_store.Rotation(
+        used_at=None,
+        expires_at=NOW + 60,
+        successor_hash=None,
+        session_id=sess.id,
+        client_id="web",
+        scope="orders:read",
+        audiences=["orders", "catalog"],
+        auth_time=NOW,
+        session_expires_at=NOW + 3600,
+        ended_at=None,
+        user_id=user.id,
+        username="carol",
+        blocked=False,
+        roles=["admin", "writer"],
+    )
+    assert no_roles is not None and no_roles.roles == [] and no_roles.user_id == bare
+    assert missing is None
+
+
+async def test_a_used_token_is_reread_and_its_session_touched(db: Database) -> None:
+    sess = await _session(db, await _user(db))
+    async with db.transaction() as session:
+        await session_store.add_refresh_token(
+            session, token_hash="a" * 64, session_id=sess.id, now=NOW, expires_at=NOW + 60
+        )
+        assert await session_store.reread_use(session, "a" * 64) == (None, None)
+        assert await session_store.mark_refresh_used(
+            session, "a" * 64, now=NOW + 5, successor_hash="s" * 64
+        )
+        await session_store.touch_session(session, sess.id, now=NOW + 5)
+
+    async with db.transaction() as session:
+        used = await session_store.reread_use(session, "a" * 64)
+        unknown = await session_store.reread_use(session, "z" * 64)
+        found = await session_store.load_rotation(session, "a" * 64)
+        row = await session_store.get_session(session, sess.id)
+
+    assert used == (NOW + 5, "s" * 64)
+    assert unknown == (None, None)
+    assert found is not None and (found.used_at, found.successor_hash) == (NOW + 5, "s" * 64)
+    assert row is not None and row.last_used_at == NOW + 5 and row.auth_time == NOW

@@ -171,3 +171,18 @@ async def test_client_ids_are_unique_and_deletable(db: Database) -> None:
     async with db.transaction() as session:
         assert await client_store.delete_client(session, "web") is False
         assert await client_store.list_clients(session) == []
+
+
+async def test_user_and_roles_come_in_one_read(db: Database) -> None:
+    created = await _add_user(db, "Carol", ["writer", "admin", "reader"])
+    await _add_user(db, "dave")
+
+    async with db.transaction() as session:
+        user, roles = await user_store.get_user_and_roles(session, " CAROL ")
+        bare, no_roles = await user_store.get_user_and_roles(session, "dave")
+        missing = await user_store.get_user_and_roles(session, "nobody")
+
+    assert user is not None and user.id == created.id and user.username == "Carol"
+    assert roles == ["admin", "reader", "writer"]
+    assert bare is not None and no_roles == []
+    assert missing == (None, [])

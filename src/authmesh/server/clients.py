@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.core import AuthCore, RequestInfo
-from authmesh.server.errors import InvalidClient, InvalidRequest
+from authmesh.server.errors import InvalidClient, InvalidRequest, UnauthorizedClient
 from authmesh.server.secrets import hash_secret, new_secret, secret_matches
 from authmesh.store import clients as client_store
 from authmesh.store.models import ClientRow
@@ -22,6 +23,7 @@ __all__ = [
     "ClientCredentials",
     "NewClient",
     "authenticate_client",
+    "check_grant_type",
     "parse_client_credentials",
     "register_client",
     "remove_client",
@@ -93,17 +95,24 @@ def parse_client_credentials(
     )
 
 
-async def authenticate_client(core: AuthCore, creds: ClientCredentials) -> ClientRow:
+async def authenticate_client(
+    core: AuthCore, creds: ClientCredentials, *, session: AsyncSession | None = None
+) -> ClientRow:
     """The registered client these credentials prove.
 
     Confidential clients must present their secret; a public first-party client
-    presents its id alone. Every failure is the same ``invalid_client``.
+    presents its id alone. Every failure is the same ``invalid_client``. Given a
+    ``session``, the client is read in that transaction (a grant's own), which
+    saves a transaction of its own.
 
     Raises:
         InvalidClient: unknown client, wrong or missing secret, or a secret sent
             for a public client.
     """
-    async with core.db.transaction() as session:
+    if session is None:
+        async with core.db.transaction() as own:
+            client = await client_store.get_client(own, creds.client_id)
+    else:
         client = await client_store.get_client(session, creds.client_id)
     if client is None:
         secret_matches(creds.secret or "", _DUMMY_HASH)
@@ -115,6 +124,16 @@ async def authenticate_client(core: AuthCore, creds: ClientCredentials) -> Clien
     if creds.secret is None or not secret_matches(creds.secret, client.secret_hash):
         raise InvalidClient("client authentication failed")
     return client
+
+
+def check_grant_type(client: ClientRow, grant_type: str) -> None:
+    """Refuse a grant the client is not registered for.
+
+    Raises:
+        UnauthorizedClient: ``grant_type`` is not among the client's grant types.
+    """
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
 
 
 def _check_tokens(kind: str, values: Sequence[str]) -> list[str]:

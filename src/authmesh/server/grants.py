@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
 from authmesh.server.core import AuthCore, RequestInfo
 from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
-from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.models import ClientRow
+from authmesh.store.sessions import Rotation
 
 __all__ = [
     "TokenResponse",
@@ -86,25 +88,35 @@ def resolve_audiences(requested: Sequence[str], allowed: Sequence[str], issuer: 
 
 async def password_grant(
     core: AuthCore,
-    client: ClientRow,
+    creds: ClientCredentials,
     *,
-    username: str,
-    password: str,
+    username: str | None,
+    password: str | None,
     scope: str | None,
     audiences: Sequence[str],
-    info: RequestInfo,
+    client_ip: str | None,
 ) -> TokenResponse:
     """Log a user in: check the password, open a session, issue both tokens.
 
+    The client is authenticated in the same transaction that reads the user.
+
     Raises:
+        InvalidClient: the client credentials do not prove a registered client.
+        UnauthorizedClient: the client may not use this grant.
+        InvalidRequest: ``username`` or ``password`` is missing.
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
-    granted_scope = resolve_scope(scope, client.scopes)
-    auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
-    await core.guard.before_login(username, info.client_ip)
     async with core.db.transaction() as session:
-        user = await user_store.get_user(session, username)
-        roles = await user_store.get_roles(session, user.id) if user else []
+        client = await authenticate_client(core, creds, session=session)
+        check_grant_type(client, "password")
+        username = _required(username, "username")
+        password = _required(password, "password")
+        granted_scope = resolve_scope(scope, client.scopes)
+        auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
+        # Read now, used only once the guard lets the attempt through.
+        user, roles = await user_store.get_user_and_roles(session, username)
+    info = RequestInfo(client_ip=client_ip, actor=client.client_id)
+    await core.guard.before_login(username, info.client_ip)
     if user is None:
         # Same Argon2 work as a real check, so timing does not tell who exists.
         await core.hasher.averify_dummy(password)
@@ -187,91 +199,107 @@ async def _login_failed(
 
 async def refresh_grant(
     core: AuthCore,
-    client: ClientRow,
+    creds: ClientCredentials,
     *,
-    refresh_token: str,
+    refresh_token: str | None,
     scope: str | None,
-    info: RequestInfo,
+    client_ip: str | None,
 ) -> TokenResponse:
     """Rotate a refresh token and issue a fresh access token with current roles.
 
+    One transaction: the client, then one read of the token with its session,
+    user and roles (the token row locked), then at most three writes.
+
     Raises:
+        InvalidClient: the client credentials do not prove a registered client.
+        UnauthorizedClient: the client may not use this grant.
+        InvalidRequest: ``refresh_token`` is missing.
         InvalidGrant: unknown, expired, foreign, reused (outside the grace
             window) or revoked refresh token, or the user is blocked.
     """
-    now = core.now()
-    token_hash = hash_secret(refresh_token)
-    successor = successor_token(core.pepper, refresh_token)
     reused = False
     cursors: list[int] = []
     async with core.db.transaction() as session:
-        row = await session_store.get_refresh_token(session, token_hash, for_update=True)
-        sess = await session_store.get_session(session, row.session_id) if row else None
-        if row is None or sess is None or sess.client_id != client.client_id:
+        client = await authenticate_client(core, creds, session=session)
+        check_grant_type(client, "refresh_token")
+        refresh_token = _required(refresh_token, "refresh_token")
+        now = core.now()
+        token_hash = hash_secret(refresh_token)
+        successor = successor_token(core.pepper, refresh_token)
+        successor_hash = hash_secret(successor)
+        found = await session_store.load_rotation(session, token_hash)
+        if found is None or found.client_id != client.client_id:
             raise InvalidGrant(_BAD_REFRESH)
-        user = await user_store.get_user_by_id(session, sess.user_id)
-        if not _session_usable(sess, user, now):
+        if not _rotation_usable(found, now):
             raise InvalidGrant(_BAD_REFRESH)
-        assert user is not None
-        if row.used_at is None and row.expires_at <= now:
+        used_at = found.used_at
+        if used_at is None and found.expires_at <= now:
             raise InvalidGrant(_BAD_REFRESH)
-        first_use = row.used_at is None and await session_store.mark_refresh_used(
-            session, token_hash, now=now, successor_hash=hash_secret(successor)
+        first_use = used_at is None and await session_store.mark_refresh_used(
+            session, token_hash, now=now, successor_hash=successor_hash
         )
         if first_use:
             await session_store.add_refresh_token(
                 session,
-                token_hash=hash_secret(successor),
-                session_id=sess.id,
+                token_hash=successor_hash,
+                session_id=found.session_id,
                 now=now,
-                expires_at=min(now + core.settings.refresh_idle_ttl, sess.expires_at),
+                expires_at=min(now + core.settings.refresh_idle_ttl, found.session_expires_at),
             )
-            sess.last_used_at = now
+            await session_store.touch_session(session, found.session_id, now=now)
         else:
-            if row.used_at is None:  # lost a race without a row lock (SQLite): re-read
-                await session.refresh(row)
+            stored_successor = found.successor_hash
+            if used_at is None:  # lost a race without a row lock (SQLite): re-read
+                used_at, stored_successor = await session_store.reread_use(session, token_hash)
             in_grace = (
-                row.used_at is not None
-                and now - row.used_at <= core.settings.refresh_reuse_grace
-                and row.successor_hash == hash_secret(successor)
+                used_at is not None
+                and now - used_at <= core.settings.refresh_reuse_grace
+                and stored_successor == successor_hash
             )
             if not in_grace:
                 reused = True
-                await session_store.end_session(session, sess.id, now=now, reason="refresh_reuse")
-                cursors = await core.revoke(session, "sid", [sess.id])
+                await session_store.end_session(
+                    session, found.session_id, now=now, reason="refresh_reuse"
+                )
+                cursors = await core.revoke(session, "sid", [found.session_id])
                 await core.audit(
                     session,
                     "refresh_reuse",
                     outcome="revoked",
-                    info=info,
-                    subject=user.username,
+                    info=RequestInfo(client_ip=client_ip, actor=client.client_id),
+                    subject=found.username,
                     client_id=client.client_id,
-                    session_id=sess.id,
+                    session_id=found.session_id,
                 )
-        roles = await user_store.get_roles(session, user.id)
     if reused:
         await core.announce(cursors)
         raise InvalidGrant(_BAD_REFRESH)
 
-    granted_scope = sess.scope
+    granted_scope = found.scope
     if scope is not None:
         # §6: a refresh may narrow the scope, never widen it.
-        granted_scope = resolve_scope(scope, sess.scope.split())
+        granted_scope = resolve_scope(scope, found.scope.split())
     access = core.issuer.access_token(
-        subject=user.id,
+        subject=found.user_id,
         client_id=client.client_id,
-        audiences=sess.audiences,
+        audiences=found.audiences,
         scope=granted_scope,
-        roles=roles,
-        session_id=sess.id,
-        auth_time=sess.auth_time,
-        username=user.username,
+        roles=found.roles,
+        session_id=found.session_id,
+        auth_time=found.auth_time,
+        username=found.username,
     )
     return TokenResponse(access.token, access.expires_in, granted_scope, successor)
 
 
-def _session_usable(sess: SessionRow, user: UserRow | None, now: float) -> bool:
-    return user is not None and not user.blocked and sess.ended_at is None and sess.expires_at > now
+def _required(value: str | None, name: str) -> str:
+    if value is None:
+        raise InvalidRequest(f"the '{name}' parameter is required")
+    return value
+
+
+def _rotation_usable(found: Rotation, now: float) -> bool:
+    return not found.blocked and found.ended_at is None and found.session_expires_at > now
 
 
 async def client_credentials_grant(

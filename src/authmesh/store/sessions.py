@@ -4,22 +4,93 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.store.models import RefreshTokenRow, SessionRow
+from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, UserRow
 
 __all__ = [
+    "Rotation",
     "add_refresh_token",
     "create_session",
     "end_session",
     "end_user_sessions",
     "get_refresh_token",
     "get_session",
+    "load_rotation",
     "mark_refresh_used",
     "open_sessions",
+    "reread_use",
+    "touch_session",
 ]
+
+_RT = RefreshTokenRow.__table__
+_SESSIONS = SessionRow.__table__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rotation:
+    """What a refresh needs in one read: the token, its session, the user and their roles."""
+
+    used_at: float | None
+    expires_at: float
+    successor_hash: str | None
+    session_id: str
+    client_id: str
+    scope: str
+    audiences: list[str]
+    auth_time: float
+    session_expires_at: float
+    ended_at: float | None
+    user_id: str
+    username: str
+    blocked: bool
+    roles: list[str]
+
+
+# One statement instead of four (token, session, user, roles). The outer join on
+# roles gives one row per role (one row with NULL when there is none). Only the
+# token row is locked: it is what concurrent rotations of the same token contend
+# for (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes the writers).
+_LOAD_ROTATION = (
+    select(
+        RefreshTokenRow.used_at,
+        RefreshTokenRow.expires_at,
+        RefreshTokenRow.successor_hash,
+        SessionRow.id,
+        SessionRow.client_id,
+        SessionRow.scope,
+        SessionRow.audiences,
+        SessionRow.auth_time,
+        SessionRow.expires_at,
+        SessionRow.ended_at,
+        UserRow.id,
+        UserRow.username,
+        UserRow.blocked,
+        UserRoleRow.role,
+    )
+    .select_from(RefreshTokenRow)
+    .join(SessionRow, SessionRow.id == RefreshTokenRow.session_id)
+    .join(UserRow, UserRow.id == SessionRow.user_id)
+    .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
+    .where(RefreshTokenRow.token_hash == bindparam("token_hash"))
+    .with_for_update(of=RefreshTokenRow)
+)
+_REREAD_USE = select(RefreshTokenRow.used_at, RefreshTokenRow.successor_hash).where(
+    RefreshTokenRow.token_hash == bindparam("token_hash")
+)
+_MARK_USED = (
+    update(_RT)
+    .where(_RT.c.token_hash == bindparam("h"), _RT.c.used_at.is_(None))
+    .values(used_at=bindparam("now"), successor_hash=bindparam("successor"))
+)
+_TOUCH_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(last_used_at=bindparam("now"))
+)
 
 
 async def create_session(
@@ -33,19 +104,20 @@ async def create_session(
     expires_at: float,
 ) -> SessionRow:
     """Open a session."""
-    row = SessionRow(
-        id=str(uuid.uuid4()),
-        user_id=user_id,
-        client_id=client_id,
-        scope=scope,
-        audiences=list(audiences),
-        auth_time=now,
-        last_used_at=now,
-        expires_at=expires_at,
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    values = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "client_id": client_id,
+        "scope": scope,
+        "audiences": list(audiences),
+        "auth_time": now,
+        "last_used_at": now,
+        "expires_at": expires_at,
+    }
+    # A Core insert: the ORM's unit of work costs more than the row (no identity
+    # map entry is needed, the caller only reads the values back).
+    await session.execute(insert(_SESSIONS), values)
+    return SessionRow(**values)
 
 
 async def get_session(session: AsyncSession, sid: str) -> SessionRow | None:
@@ -91,12 +163,14 @@ async def add_refresh_token(
     session: AsyncSession, *, token_hash: str, session_id: str, now: float, expires_at: float
 ) -> RefreshTokenRow:
     """Store a new refresh token (by hash)."""
-    row = RefreshTokenRow(
-        token_hash=token_hash, session_id=session_id, created_at=now, expires_at=expires_at
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    values = {
+        "token_hash": token_hash,
+        "session_id": session_id,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+    await session.execute(insert(_RT), values)
+    return RefreshTokenRow(**values)
 
 
 async def get_refresh_token(
@@ -118,8 +192,44 @@ async def mark_refresh_used(
     requests with the same token, exactly one sees ``rowcount == 1``.
     """
     result = await session.execute(
-        update(RefreshTokenRow)
-        .where(RefreshTokenRow.token_hash == token_hash, RefreshTokenRow.used_at.is_(None))
-        .values(used_at=now, successor_hash=successor_hash)
+        _MARK_USED, {"h": token_hash, "now": now, "successor": successor_hash}
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | None:
+    """The refresh token with its session, user and roles, the token row locked; or ``None``.
+
+    ``None`` also when the session or the user no longer exists.
+    """
+    rows = (await session.execute(_LOAD_ROTATION, {"token_hash": token_hash})).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Rotation(
+        used_at=first[0],
+        expires_at=first[1],
+        successor_hash=first[2],
+        session_id=first[3],
+        client_id=first[4],
+        scope=first[5],
+        audiences=list(first[6]),
+        auth_time=first[7],
+        session_expires_at=first[8],
+        ended_at=first[9],
+        user_id=first[10],
+        username=first[11],
+        blocked=bool(first[12]),
+        roles=sorted(row[13] for row in rows if row[13] is not None),
+    )
+
+
+async def reread_use(session: AsyncSession, token_hash: str) -> tuple[float | None, str | None]:
+    """``(used_at, successor_hash)`` of a refresh token as committed now."""
+    row = (await session.execute(_REREAD_USE, {"token_hash": token_hash})).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
+async def touch_session(session: AsyncSession, sid: str, *, now: float) -> None:
+    """Record that the session was just used (a refresh)."""
+    await session.execute(_TOUCH_SESSION, {"sid": sid, "now": now})

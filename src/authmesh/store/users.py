@@ -15,6 +15,7 @@ __all__ = [
     "create_user",
     "get_roles",
     "get_user",
+    "get_user_and_roles",
     "get_user_by_id",
     "list_users",
     "set_roles",
@@ -60,6 +61,21 @@ async def get_user(
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_user_and_roles(
+    session: AsyncSession, username: str
+) -> tuple[UserRow | None, list[str]]:
+    """The user with this username and their sorted roles, in one query; ``(None, [])``."""
+    stmt = (
+        select(UserRow, UserRoleRow.role)
+        .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
+        .where(UserRow.username_key == username_key(username))
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return None, []
+    return rows[0][0], sorted(row[1] for row in rows if row[1] is not None)
 
 
 async def get_user_by_id(
