@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow
 
 __all__ = ["create_client", "delete_client", "get_client", "list_clients"]
+
+_CLIENTS = ClientRow.__table__
+_GET_CLIENT = select(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("client_id"))
 
 
 async def create_client(
@@ -41,8 +44,13 @@ async def create_client(
 
 
 async def get_client(session: AsyncSession, client_id: str) -> ClientRow | None:
-    """The client, or ``None``."""
-    return await session.get(ClientRow, client_id)
+    """The client, or ``None``, detached: read on every token request, so a Core select.
+
+    The row is not put in the session's identity map; change a client through
+    this module's functions, not through the returned object.
+    """
+    row = (await session.execute(_GET_CLIENT, {"client_id": client_id})).first()
+    return None if row is None else ClientRow(**row._mapping)
 
 
 async def list_clients(session: AsyncSession) -> Sequence[ClientRow]:

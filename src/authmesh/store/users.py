@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import UserRoleRow, UserRow
@@ -21,6 +21,16 @@ __all__ = [
     "set_roles",
     "username_key",
 ]
+
+
+_USERS = UserRow.__table__
+_ROLES = UserRoleRow.__table__
+# One row per role (one with a NULL role when there is none).
+_USER_AND_ROLES = (
+    select(_USERS, _ROLES.c.role)
+    .select_from(_USERS.outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id))
+    .where(_USERS.c.username_key == bindparam("key"))
+)
 
 
 def username_key(username: str) -> str:
@@ -66,16 +76,16 @@ async def get_user(
 async def get_user_and_roles(
     session: AsyncSession, username: str
 ) -> tuple[UserRow | None, list[str]]:
-    """The user with this username and their sorted roles, in one query; ``(None, [])``."""
-    stmt = (
-        select(UserRow, UserRoleRow.role)
-        .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
-        .where(UserRow.username_key == username_key(username))
-    )
-    rows = (await session.execute(stmt)).all()
+    """The user with this username and their sorted roles, in one query; ``(None, [])``.
+
+    The user comes detached (a Core select, read on every login): change users
+    through this module's functions, not through the returned object.
+    """
+    rows = (await session.execute(_USER_AND_ROLES, {"key": username_key(username)})).all()
     if not rows:
         return None, []
-    return rows[0][0], sorted(row[1] for row in rows if row[1] is not None)
+    user = UserRow(**{name: value for name, value in rows[0]._mapping.items() if name != "role"})
+    return user, sorted(row.role for row in rows if row.role is not None)
 
 
 async def get_user_by_id(
