@@ -9,7 +9,9 @@ Four endpoints returning the same small JSON:
   calling ``jwt.decode`` (PyJWT) with the issuer's public key, fetched once at
   start, and the same ``iss``/``aud``/required-claim checks; no cache;
 - ``/noop-dep`` — an ``async def`` dependency that does nothing: the share of
-  ``/protected``'s cost that is FastAPI's dependency machinery, not the SDK.
+  ``/protected``'s cost that is FastAPI's dependency machinery, not the SDK;
+- ``/protected-decorator`` — the same checks as ``/protected`` through the SDK's
+  ``@protected()`` decorator, which takes the ``Request`` instead of a dependency.
 
 Configured by ``BENCH_ISSUER``, ``BENCH_AUDIENCE``, ``BENCH_CLIENT_ID`` and
 ``BENCH_CLIENT_SECRET`` (and ``BENCH_JWKS_MIN_REFETCH``, seconds, default 10 as
@@ -25,8 +27,8 @@ import httpx
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request
 
-from authmesh.service import ServiceAuth, ServiceConfig
-from authmesh.service.fastapi import CurrentPrincipal, install
+from authmesh.service import Principal, ServiceAuth, ServiceConfig
+from authmesh.service.fastapi import CurrentPrincipal, install, protected
 
 __all__ = ["app"]
 
@@ -78,7 +80,13 @@ async def open_endpoint() -> dict[str, Any]:
 
 
 @app.get("/protected")
-async def protected(user: CurrentPrincipal) -> dict[str, Any]:
+async def protected_endpoint(user: CurrentPrincipal) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@app.get("/protected-decorator")
+@protected()
+async def protected_decorator(user: Principal) -> dict[str, Any]:
     return {"ok": True}
 
 
