@@ -207,21 +207,24 @@ class AuthServer:
 
     def stop(self) -> None:
         """SIGTERM, then wait (SIGKILL after 10 s)."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _terminate(self.proc)
 
     def __enter__(self) -> AuthServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class ServiceProcess:
@@ -270,15 +273,7 @@ class ServiceProcess:
 
     def stop(self) -> None:
         """SIGTERM, then wait (SIGKILL after 10 s)."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _terminate(self.proc)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

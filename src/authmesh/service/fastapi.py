@@ -165,13 +165,14 @@ def protected(
             )
         keep_request = request_name in signature.parameters
         is_async = inspect.iscoroutinefunction(endpoint)
+        checks_access = roles is not None or scopes is not None or any_roles is not None
 
         @functools.wraps(endpoint)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             request: Request = kwargs[request_name] if keep_request else kwargs.pop(request_name)
             principal = await principal_from_connection(request, required=True)
             assert principal is not None
-            if roles is not None or scopes is not None or any_roles is not None:
+            if checks_access:
                 try:
                     check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
                 except InsufficientScope as exc:
