@@ -19,7 +19,9 @@ from support.databases import DbTarget
 TABLES = {
     "alembic_version",
     "audit_events",
+    "authorization_codes",
     "clients",
+    "consents",
     "meta",
     "refresh_tokens",
     "revocation_events",

@@ -14,6 +14,7 @@ from typing import Any
 from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
 from authmesh.server.core import AuthCore, RequestInfo
 from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
@@ -29,7 +30,6 @@ __all__ = [
     "resolve_scope",
 ]
 
-_BAD_LOGIN = "invalid username or password"
 _BAD_REFRESH = "the refresh token is invalid, expired or revoked"
 
 
@@ -41,6 +41,7 @@ class TokenResponse:
     expires_in: int
     scope: str
     refresh_token: str | None = None
+    id_token: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body."""
@@ -52,6 +53,8 @@ class TokenResponse:
         }
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
+        if self.id_token is not None:
+            body["id_token"] = self.id_token
         return body
 
 
@@ -116,21 +119,10 @@ async def password_grant(
         # Read now, used only once the guard lets the attempt through.
         user, roles = await user_store.get_user_and_roles(session, username)
     info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-    await core.guard.before_login(username, info.client_ip)
-    if user is None:
-        # Same Argon2 work as a real check, so timing does not tell who exists.
-        await core.hasher.averify_dummy(password)
-        await _login_failed(core, info, username, client.client_id, "unknown_user")
-        raise InvalidGrant(_BAD_LOGIN)
-    ok = await core.hasher.averify(user.password_hash, password)
-    if not ok or user.blocked:
-        reason = "blocked" if ok else "bad_password"
-        await _login_failed(core, info, username, client.client_id, reason)
-        raise InvalidGrant(_BAD_LOGIN)
-    await core.guard.succeeded(username)
-    new_hash = None
-    if core.hasher.needs_rehash(user.password_hash):
-        new_hash = await core.hasher.ahash(password)
+    verified = await verify_login(
+        core, user, username, password, info=info, client_id=client.client_id
+    )
+    user, new_hash = verified.user, verified.new_hash
 
     now = core.now()
     settings = core.settings
@@ -175,26 +167,6 @@ async def password_grant(
         username=user.username,
     )
     return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
-
-
-async def _login_failed(
-    core: AuthCore, info: RequestInfo, username: str, client_id: str, reason: str
-) -> None:
-    locked = await core.guard.failed(username, info.client_ip)
-    async with core.db.transaction() as session:
-        await core.audit(
-            session,
-            "login",
-            outcome="failure",
-            info=info,
-            subject=username[:150],
-            client_id=client_id,
-            reason=reason,
-        )
-        if locked:
-            await core.audit(
-                session, "lockout", outcome="locked", info=info, subject=username[:150]
-            )
 
 
 async def refresh_grant(

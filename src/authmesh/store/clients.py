@@ -26,6 +26,9 @@ async def create_client(
     audiences: Sequence[str],
     roles: Sequence[str],
     now: float,
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
+    first_party: bool = True,
 ) -> ClientRow:
     """Insert a client; the primary key rejects a duplicate ``client_id``."""
     row = ClientRow(
@@ -37,6 +40,9 @@ async def create_client(
         audiences=sorted(set(audiences)),
         roles=sorted(set(roles)),
         created_at=now,
+        redirect_uris=list(dict.fromkeys(redirect_uris)),
+        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
+        first_party=first_party,
     )
     session.add(row)
     await session.flush()

@@ -24,8 +24,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "AuditRow",
+    "AuthorizationCodeRow",
     "Base",
     "ClientRow",
+    "ConsentRow",
     "MetaRow",
     "RefreshTokenRow",
     "RevocationRow",
@@ -59,6 +61,7 @@ class UserRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     password_changed_at: Mapped[float] = mapped_column(Float)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, default=None)
 
 
 class UserRoleRow(Base):
@@ -86,13 +89,21 @@ class ClientRow(Base):
     audiences: Mapped[list[str]] = mapped_column(JSON)
     roles: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+    # Where the authorization endpoint may send a code, and logout may return to.
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A first-party app needs no consent screen; a third-party one asks the user.
+    first_party: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class SessionRow(Base):
     """One login: refresh tokens and access tokens (``sid``) belong to it."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_user_open", "user_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_sessions_user_open", "user_id", "ended_at"),
+        Index("ix_sessions_browser_secret", "browser_secret_hash", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
@@ -105,6 +116,11 @@ class SessionRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    # A browser sign-in (single sign-on) holds the hash of its cookie's secret; the
+    # sessions its authorization codes open name it as their parent and end with it.
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    browser_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amr: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class RefreshTokenRow(Base):
@@ -120,6 +136,41 @@ class RefreshTokenRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     successor_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuthorizationCodeRow(Base):
+    """An authorization code (RFC 6749 §4.1), stored as its SHA-256; used once."""
+
+    __tablename__ = "authorization_codes"
+    __table_args__ = (Index("ix_codes_expires", "expires_at"),)
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    browser_session_id: Mapped[str] = mapped_column(String(36))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    audiences: Mapped[list[str]] = mapped_column(JSON)
+    nonce: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The session the exchange opened: a replayed code ends it (RFC 6749 §4.1.2).
+    session_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class ConsentRow(Base):
+    """The scopes a user let a third-party client have."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    granted_at: Mapped[float] = mapped_column(Float)
 
 
 class SigningKeyRow(Base):

@@ -15,8 +15,11 @@ __all__ = [
     "Rotation",
     "add_refresh_token",
     "create_session",
+    "end_browser_session",
+    "end_client_sessions",
     "end_session",
     "end_user_sessions",
+    "get_browser_session",
     "get_refresh_token",
     "get_session",
     "load_rotation",
@@ -102,17 +105,24 @@ async def create_session(
     audiences: Sequence[str],
     now: float,
     expires_at: float,
+    auth_time: float | None = None,
+    parent_id: str | None = None,
+    browser_secret_hash: str | None = None,
+    amr: Sequence[str] | None = None,
 ) -> SessionRow:
-    """Open a session."""
+    """Open a session: a login, a browser sign-in, or one client's share of a sign-in."""
     values = {
         "id": str(uuid.uuid4()),
         "user_id": user_id,
         "client_id": client_id,
         "scope": scope,
         "audiences": list(audiences),
-        "auth_time": now,
+        "auth_time": now if auth_time is None else auth_time,
         "last_used_at": now,
         "expires_at": expires_at,
+        "parent_id": parent_id,
+        "browser_secret_hash": browser_secret_hash,
+        "amr": None if amr is None else list(amr),
     }
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
@@ -145,17 +155,61 @@ async def end_session(session: AsyncSession, sid: str, *, now: float, reason: st
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def end_user_sessions(
-    session: AsyncSession, user_id: str, *, now: float, reason: str
+async def get_browser_session(
+    session: AsyncSession, secret_hash: str, *, now: float
+) -> SessionRow | None:
+    """The open browser sign-in whose cookie secret has this hash, or ``None``."""
+    stmt = select(SessionRow).where(
+        SessionRow.browser_secret_hash == secret_hash,
+        SessionRow.ended_at.is_(None),
+        SessionRow.expires_at > now,
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def end_browser_session(
+    session: AsyncSession, browser_sid: str, *, now: float, reason: str
 ) -> list[str]:
-    """End every open session of a user; returns their ids."""
-    sids = [row.id for row in await open_sessions(session, user_id, now)]
+    """End a browser sign-in and every open session opened from it; returns their ids."""
+    stmt = select(SessionRow.id).where(
+        (SessionRow.id == browser_sid) | (SessionRow.parent_id == browser_sid),
+        SessionRow.ended_at.is_(None),
+    )
+    sids = list((await session.execute(stmt)).scalars().all())
+    await _end(session, sids, now=now, reason=reason)
+    return sids
+
+
+async def end_client_sessions(
+    session: AsyncSession, user_id: str, client_id: str, *, now: float, reason: str
+) -> list[str]:
+    """End the user's open sessions of one client (not browser sign-ins); returns their ids."""
+    stmt = select(SessionRow.id).where(
+        SessionRow.user_id == user_id,
+        SessionRow.client_id == client_id,
+        SessionRow.browser_secret_hash.is_(None),
+        SessionRow.ended_at.is_(None),
+    )
+    sids = list((await session.execute(stmt)).scalars().all())
+    await _end(session, sids, now=now, reason=reason)
+    return sids
+
+
+async def _end(session: AsyncSession, sids: list[str], *, now: float, reason: str) -> None:
     if sids:
         await session.execute(
             update(SessionRow)
             .where(SessionRow.id.in_(sids), SessionRow.ended_at.is_(None))
             .values(ended_at=now, end_reason=reason)
         )
+
+
+async def end_user_sessions(
+    session: AsyncSession, user_id: str, *, now: float, reason: str
+) -> list[str]:
+    """End every open session of a user; returns their ids."""
+    sids = [row.id for row in await open_sessions(session, user_id, now)]
+    await _end(session, sids, now=now, reason=reason)
     return sids
 
 

@@ -45,6 +45,7 @@ async def create_user(
     password_hash: str,
     roles: Iterable[str] = (),
     now: float,
+    email: str | None = None,
 ) -> UserRow:
     """Insert a user; the caller checks the name is free (the unique index enforces it)."""
     user = UserRow(
@@ -56,6 +57,7 @@ async def create_user(
         created_at=now,
         updated_at=now,
         password_changed_at=now,
+        email=email,
     )
     session.add(user)
     await session.flush()

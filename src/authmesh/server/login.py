@@ -1,0 +1,78 @@
+"""Checking a username and password, shared by the password grant and the sign-in page.
+
+Both paths get the same brute-force limits, lockout, timing and audit trail,
+and the same answer for an unknown user, a wrong password and a blocked account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.errors import InvalidGrant
+from authmesh.store.models import UserRow
+
+__all__ = ["BAD_LOGIN", "VerifiedLogin", "verify_login"]
+
+BAD_LOGIN = "invalid username or password"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedLogin:
+    """A user whose password checked out, and a stronger hash to store if the costs rose."""
+
+    user: UserRow
+    new_hash: str | None
+
+
+async def verify_login(
+    core: AuthCore,
+    user: UserRow | None,
+    username: str,
+    password: str,
+    *,
+    info: RequestInfo,
+    client_id: str,
+) -> VerifiedLogin:
+    """Check a password for ``user`` (read by the caller).
+
+    Raises:
+        RateLimited: too many recent failures for this account or address.
+        InvalidGrant: unknown user, wrong password or blocked account, all alike.
+    """
+    await core.guard.before_login(username, info.client_ip)
+    if user is None:
+        # Same Argon2 work as a real check, so timing does not tell who exists.
+        await core.hasher.averify_dummy(password)
+        await _login_failed(core, info, username, client_id, "unknown_user")
+        raise InvalidGrant(BAD_LOGIN)
+    ok = await core.hasher.averify(user.password_hash, password)
+    if not ok or user.blocked:
+        reason = "blocked" if ok else "bad_password"
+        await _login_failed(core, info, username, client_id, reason)
+        raise InvalidGrant(BAD_LOGIN)
+    await core.guard.succeeded(username)
+    new_hash = None
+    if core.hasher.needs_rehash(user.password_hash):
+        new_hash = await core.hasher.ahash(password)
+    return VerifiedLogin(user, new_hash)
+
+
+async def _login_failed(
+    core: AuthCore, info: RequestInfo, username: str, client_id: str, reason: str
+) -> None:
+    locked = await core.guard.failed(username, info.client_ip)
+    async with core.db.transaction() as session:
+        await core.audit(
+            session,
+            "login",
+            outcome="failure",
+            info=info,
+            subject=username[:150],
+            client_id=client_id,
+            reason=reason,
+        )
+        if locked:
+            await core.audit(
+                session, "lockout", outcome="locked", info=info, subject=username[:150]
+            )
