@@ -213,7 +213,26 @@ def test_clients_commands(start_server: Callable[..., Api], db: DbTarget) -> Non
     claims = api.verify(token, audience="catalog")
     assert (claims["sub"], claims["roles"]) == ("billing-svc", ["service"])
 
-    public = _cli(env, "clients", "add", "spa", "--public", "--audience", "orders")
+    # A new public client gets the browser flow, never the password grant by default.
+    browser = _cli(env, "clients", "add", "app", "--public", "--redirect-uri", "https://app/cb")
+    assert browser.stdout.strip() == (
+        "client app registered (grants: authorization_code, refresh_token)"
+    )
+    nowhere = _cli(env, "clients", "add", "app2", "--public", code=1)
+    assert "needs at least one redirect URI" in nowhere.stderr
+    public = _cli(
+        env,
+        "clients",
+        "add",
+        "spa",
+        "--public",
+        "--audience",
+        "orders",
+        "--grant",
+        "password",
+        "--grant",
+        "refresh_token",
+    )
     assert public.stdout.strip() == "client spa registered (grants: password, refresh_token)"
     assert "client_secret" not in public.stdout
     assert api.login(client_id="spa")["refresh_token"]
@@ -265,7 +284,19 @@ def test_end_to_end_cli_user_then_serve_then_login(db: DbTarget) -> None:
         "--password-stdin",
         stdin="admin-password-1\n",
     )
-    _cli(env, "clients", "add", "web", "--public", "--audience", "orders", "--scope", "orders:read")
+    _cli(
+        env,
+        "clients",
+        "add",
+        "web",
+        "--public",
+        "--audience",
+        "orders",
+        "--scope",
+        "orders:read",
+        "--grant",
+        "password",
+    )
     with _serving(env) as server:
         server.start()
         response = httpx.post(

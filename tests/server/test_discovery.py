@@ -27,7 +27,12 @@ def test_discovery_document(api: Api) -> None:
     assert doc["userinfo_endpoint"] == f"{base}/userinfo"
     assert doc["revocation_feed_endpoint"] == f"{base}/revocations"
     assert doc["revocation_feed_stream_endpoint"] == f"{base}/revocations/stream"
-    assert doc["grant_types_supported"] == ["password", "refresh_token", "client_credentials"]
+    assert doc["grant_types_supported"] == [
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "client_credentials",
+    ]
     assert doc["access_token_signing_alg_values_supported"] == ["EdDSA"]
     assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
     # RFC 8414's own name serves the same document.

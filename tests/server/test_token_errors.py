@@ -333,17 +333,18 @@ CASES: dict[str, Case] = {
         "unauthorized_client",
         "this client may not use the refresh_token grant",
     ),
-    # unsupported_grant_type
-    "authorization-code": Case(
+    "password-client-authorization-code": Case(
         _form({"grant_type": "authorization_code", "code": "x", "client_id": "web"}),
         400,
-        "unsupported_grant_type",
-        "supported: password, refresh_token, client_credentials",
+        "unauthorized_client",
+        "this client may not use the authorization_code grant",
     ),
+    # unsupported_grant_type
     "made-up-grant": Case(
         _form({"grant_type": "urn:example:magic", "client_id": "web"}),
         400,
         "unsupported_grant_type",
+        "supported: authorization_code, password, refresh_token, client_credentials",
     ),
     # invalid_scope / invalid_target
     "scope-not-allowed": Case(

@@ -39,13 +39,29 @@ def add(
         Many, typer.Option("--audience", "-a", help="Allowed audience (repeatable)")
     ] = None,
     role: Annotated[Many, typer.Option("--role", "-r", help="Role of its own tokens")] = None,
+    redirect_uri: Annotated[
+        Many, typer.Option("--redirect-uri", help="Where codes may be sent (repeatable)")
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        Many,
+        typer.Option("--post-logout-redirect-uri", help="Where logout may return (repeatable)"),
+    ] = None,
+    third_party: Annotated[
+        bool, typer.Option("--third-party", help="Ask users for consent before it gets tokens")
+    ] = False,
     name: Annotated[str, typer.Option(help="Display name")] = "",
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Register a client; a confidential client's secret is printed this once."""
-    grants = grant or (["password", "refresh_token"] if public else ["client_credentials"])
+    # The password grant is never a default (RFC 9700 §2.4): ask for it with --grant.
+    if grant:
+        grants = grant
+    elif public or redirect_uri:
+        grants = ["authorization_code", "refresh_token"]
+    else:
+        grants = ["client_credentials"]
 
     async def action(core: AuthCore) -> client_service.NewClient:
         return await client_service.register_client(
@@ -57,6 +73,9 @@ def add(
             scopes=scope or [],
             audiences=audience or [],
             roles=role or [],
+            redirect_uris=redirect_uri or [],
+            post_logout_redirect_uris=post_logout_redirect_uri or [],
+            first_party=not third_party,
             info=_CLI,
         )
 

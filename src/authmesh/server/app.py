@@ -22,7 +22,17 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.core import AuthCore
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
-from authmesh.server.routes import account, admin, feed, health, oauth, wellknown
+from authmesh.server.routes import (
+    account,
+    admin,
+    feed,
+    health,
+    logout,
+    oauth,
+    signin,
+    static,
+    wellknown,
+)
 from authmesh.server.routes.common import NO_STORE
 from authmesh.store import revocations
 
@@ -55,7 +65,11 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 path = scope.get("path", "")
                 extra = self.extra
-                if path.startswith("/docs"):  # the Swagger page loads its own assets
+                own = list(message.get("headers", []))
+                # The Swagger page loads its own assets; HTML pages set their own policy.
+                if path.startswith("/docs") or any(
+                    name.lower() == b"content-security-policy" for name, _ in own
+                ):
                     extra = [h for h in extra if h[0] != b"content-security-policy"]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
@@ -177,7 +191,7 @@ def create_app(
     )
     app.state.core = core
     app.state.metrics = metrics
-    for module in (wellknown, oauth, account, admin, feed, health):
+    for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RejectNul)

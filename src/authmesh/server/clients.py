@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.core import AuthCore, RequestInfo
 from authmesh.server.errors import InvalidClient, InvalidRequest, UnauthorizedClient
+from authmesh.server.oidc.redirect_uris import check_redirect_uri
 from authmesh.server.secrets import hash_secret, new_secret, secret_matches
 from authmesh.store import clients as client_store
 from authmesh.store.models import ClientRow
@@ -29,7 +30,7 @@ __all__ = [
     "remove_client",
 ]
 
-GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
+GRANT_TYPES = frozenset({"authorization_code", "password", "refresh_token", "client_credentials"})
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _NAME_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 scope-token chars
 # Checked against when the client is unknown, so both paths do the same work.
@@ -143,6 +144,13 @@ def _check_tokens(kind: str, values: Sequence[str]) -> list[str]:
     return sorted(set(values))
 
 
+def _check_redirect_uris(uris: Sequence[str]) -> list[str]:
+    try:
+        return [check_redirect_uri(uri) for uri in dict.fromkeys(uris)]
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 async def register_client(
     core: AuthCore,
     *,
@@ -153,13 +161,17 @@ async def register_client(
     scopes: Sequence[str] = (),
     audiences: Sequence[str] = (),
     roles: Sequence[str] = (),
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
+    first_party: bool = True,
     info: RequestInfo | None = None,
 ) -> NewClient:
     """Register a client; a confidential one gets a generated secret, stored hashed.
 
     Raises:
         InvalidRequest: bad id, unknown grant type, a public client asking for
-            client_credentials, or the id is taken.
+            client_credentials, a redirect URI that may not be registered, an
+            authorization_code client without one, or the id is taken.
     """
     if not _CLIENT_ID.match(client_id):
         raise InvalidRequest("client_id must be 1-100 of A-Z a-z 0-9 . _ : -")
@@ -170,6 +182,10 @@ async def register_client(
         raise InvalidRequest("a public client cannot use client_credentials")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise InvalidRequest("name must not contain control characters")
+    redirects = _check_redirect_uris(redirect_uris)
+    post_logout = _check_redirect_uris(post_logout_redirect_uris)
+    if "authorization_code" in grant_types and not redirects:
+        raise InvalidRequest("a client using authorization_code needs at least one redirect URI")
     secret = None if public else new_secret()
     try:
         async with core.db.transaction() as session:
@@ -183,6 +199,9 @@ async def register_client(
                 audiences=_check_tokens("audience", audiences),
                 roles=_check_tokens("role", roles),
                 now=core.now(),
+                redirect_uris=redirects,
+                post_logout_redirect_uris=post_logout,
+                first_party=first_party,
             )
             await core.audit(
                 session, "client_create", info=info, subject=client_id, client_id=client_id

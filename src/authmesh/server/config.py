@@ -50,6 +50,10 @@ class ServerSettings(BaseSettings):
     refresh_absolute_ttl: int = Field(default=30 * 86400, ge=60)
     refresh_reuse_grace: float = Field(default=5.0, ge=0, le=60)
     leeway: int = Field(default=30, ge=0, le=300)
+    authorization_code_ttl: int = Field(default=60, ge=5, le=60)
+    browser_session_ttl: int = Field(
+        default=10 * 3600, ge=60, description="A browser sign-in (SSO) lasts at most this long"
+    )
 
     signing_alg: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
     key_rotation_interval: int = Field(

@@ -69,6 +69,7 @@ class AuthCore:
     guard: LoginGuard
     clock: Clock
     pepper: bytes = b""
+    web_key: bytes = b""
 
     @classmethod
     def build(cls, settings: ServerSettings, *, clock: Clock = time.time) -> AuthCore:
@@ -114,6 +115,8 @@ class AuthCore:
         await self.keys.ensure_key()
         pepper = await get_or_create_meta(self.db, "refresh_pepper", new_secret)
         self.pepper = pepper.encode()
+        web_key = await get_or_create_meta(self.db, "web_secret", new_secret)
+        self.web_key = web_key.encode()
 
     async def close(self) -> None:
         """Stop the feed and close the database."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from authmesh.server import accounts
 from authmesh.server.bearer import BearerPrincipal
 from authmesh.server.errors import InsufficientScope
+from authmesh.server.oidc.userinfo import userinfo_claims
 from authmesh.server.routes.common import (
     NO_STORE,
     bearer_principal,
@@ -39,11 +40,26 @@ def _user_only(principal: BearerPrincipal) -> str:
 
 
 @router.get("/userinfo", summary="Claims of the bearer's user")
-async def userinfo(principal: Principal) -> JSONResponse:
+async def userinfo(request: Request, principal: Principal) -> JSONResponse:
     """The user behind the token (OIDC Core §5.3)."""
-    body: dict[str, Any] = {"sub": principal.subject, "roles": sorted(principal.roles)}
-    if principal.username is not None:
-        body["preferred_username"] = principal.username
+    return await _userinfo(request, principal)
+
+
+@router.post("/userinfo", summary="Claims of the bearer's user (POST)")
+async def userinfo_post(request: Request, principal: Principal) -> JSONResponse:
+    """The same as GET (OIDC Core §5.3: the endpoint supports both)."""
+    return await _userinfo(request, principal)
+
+
+async def _userinfo(request: Request, principal: BearerPrincipal) -> JSONResponse:
+    scope = principal.claims.get("scope")
+    body = await userinfo_claims(
+        get_core(request),
+        subject=principal.subject,
+        username=principal.username,
+        roles=principal.roles,
+        scopes=scope.split() if isinstance(scope, str) else [],
+    )
     return no_store_json(body)
 
 

@@ -48,12 +48,15 @@ class NewClient(BaseModel):
     client_id: str = Field(min_length=1, max_length=100)
     name: str = Field(default="", max_length=200)
     public: bool = False
-    grant_types: list[Literal["password", "refresh_token", "client_credentials"]] = Field(
-        default_factory=lambda: ["client_credentials"], min_length=1
-    )
+    grant_types: list[
+        Literal["authorization_code", "password", "refresh_token", "client_credentials"]
+    ] = Field(default_factory=lambda: ["client_credentials"], min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     audiences: list[str] = Field(default_factory=list, max_length=100)
     roles: list[str] = Field(default_factory=list, max_length=100)
+    redirect_uris: list[str] = Field(default_factory=list, max_length=50)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=50)
+    first_party: bool = True
 
 
 def _info(request: Request, admin: BearerPrincipal) -> RequestInfo:
@@ -154,6 +157,9 @@ def _client_json(row: Any) -> dict[str, Any]:
         "scopes": row.scopes,
         "audiences": row.audiences,
         "roles": row.roles,
+        "redirect_uris": row.redirect_uris,
+        "post_logout_redirect_uris": row.post_logout_redirect_uris,
+        "first_party": row.first_party,
         "created_at": row.created_at,
     }
 
@@ -170,6 +176,9 @@ async def create_client(request: Request, body: NewClient, admin: Admin) -> JSON
         scopes=body.scopes,
         audiences=body.audiences,
         roles=body.roles,
+        redirect_uris=body.redirect_uris,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        first_party=body.first_party,
         info=_info(request, admin),
     )
     result = _client_json(made.client)

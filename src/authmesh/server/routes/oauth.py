@@ -22,6 +22,7 @@ from authmesh.server.errors import (
     OAuthError,
     UnsupportedGrantType,
 )
+from authmesh.server.oidc.codes import authorization_code_grant
 from authmesh.server.routes.common import (
     NO_STORE,
     Form,
@@ -35,7 +36,10 @@ from authmesh.server.secrets import hash_secret
 from authmesh.store import sessions as session_store
 from authmesh.store.models import ClientRow
 
-__all__ = ["router"]
+__all__ = ["GRANT_TYPES", "router"]
+
+#: The grants of the token endpoint, in the order discovery lists them.
+GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")
 
 router = APIRouter(tags=["oauth"])
 
@@ -49,11 +53,19 @@ _FORM_BODY: dict[str, Any] = {
                     "properties": {
                         "grant_type": {
                             "type": "string",
-                            "enum": ["password", "refresh_token", "client_credentials"],
+                            "enum": [
+                                "authorization_code",
+                                "password",
+                                "refresh_token",
+                                "client_credentials",
+                            ],
                         },
                         "username": {"type": "string"},
                         "password": {"type": "string"},
                         "refresh_token": {"type": "string"},
+                        "code": {"type": "string"},
+                        "redirect_uri": {"type": "string"},
+                        "code_verifier": {"type": "string"},
                         "scope": {"type": "string"},
                         "audience": {"type": "string"},
                         "client_id": {"type": "string"},
@@ -102,9 +114,9 @@ async def token(request: Request) -> Response:
         await core.guard.hit("token", request_info(request).client_ip)
         form = await read_form(request)
         grant_type = form.require("grant_type")
-        if grant_type not in ("password", "refresh_token", "client_credentials"):
+        if grant_type not in GRANT_TYPES:
             grant_type = "unsupported"
-            raise UnsupportedGrantType("supported: password, refresh_token, client_credentials")
+            raise UnsupportedGrantType(f"supported: {', '.join(GRANT_TYPES)}")
         creds = parse_client_credentials(request.headers.get("authorization"), form.single)
         # Sign with the key every replica considers active (another may have rotated).
         await core.keys.refresh_if_stale()
@@ -113,7 +125,16 @@ async def token(request: Request) -> Response:
         result: grants.TokenResponse
         # The password and refresh grants authenticate the client in their own
         # transaction (one transaction less per request); same checks, same order.
-        if grant_type == "password":
+        if grant_type == "authorization_code":
+            result = await authorization_code_grant(
+                core,
+                creds,
+                code=form.get("code"),
+                redirect_uri=form.get("redirect_uri"),
+                code_verifier=form.get("code_verifier"),
+                client_ip=client_ip,
+            )
+        elif grant_type == "password":
             result = await grants.password_grant(
                 core,
                 creds,

@@ -8,7 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from authmesh.jose import ASYMMETRIC_ALGORITHMS
+from authmesh.server.oidc.authorization import PROMPTS
+from authmesh.server.oidc.scopes import OIDC_SCOPES
 from authmesh.server.routes.common import get_core
+from authmesh.server.routes.oauth import GRANT_TYPES
 
 __all__ = ["discovery_document", "router"]
 
@@ -20,15 +23,25 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
     algs = [signing_alg] if signing_alg in ASYMMETRIC_ALGORITHMS else ["HS256"]
     return {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "userinfo_endpoint": f"{issuer}/userinfo",
+        "end_session_endpoint": f"{issuer}/logout",
         "revocation_feed_endpoint": f"{issuer}/revocations",
         "revocation_feed_stream_endpoint": f"{issuer}/revocations/stream",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "response_types_supported": ["token"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": sorted(PROMPTS),
+        "scopes_supported": sorted({*OIDC_SCOPES}),
+        "authorization_response_iss_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -61,6 +74,13 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
             "sid",
             "auth_time",
             "preferred_username",
+            "name",
+            "email",
+            "email_verified",
+            "nonce",
+            "amr",
+            "azp",
+            "at_hash",
         ],
     }
 

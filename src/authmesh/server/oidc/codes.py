@@ -1,0 +1,216 @@
+"""Authorization codes: issued at the authorization endpoint, exchanged at the token endpoint.
+
+A code lives at most a minute, works once, and is bound to its client, its
+redirect URI and its PKCE challenge. A code presented twice ends the session
+its first exchange opened, through the revocation feed (RFC 6749 §4.1.2): the
+second presenter may be the thief, or the first one was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
+from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.errors import InvalidGrant, InvalidRequest
+from authmesh.server.grants import TokenResponse
+from authmesh.server.oidc.authorization import AuthorizationRequest
+from authmesh.server.oidc.browser_sessions import BrowserSession
+from authmesh.server.oidc.id_tokens import mint_id_token
+from authmesh.server.oidc.pkce import verifier_matches
+from authmesh.server.secrets import hash_secret, new_secret
+from authmesh.store import codes as code_store
+from authmesh.store import sessions as session_store
+from authmesh.store import users as user_store
+from authmesh.store.models import AuthorizationCodeRow, ClientRow, SessionRow, UserRow
+
+__all__ = ["authorization_code_grant", "issue_code"]
+
+_BAD_CODE = "the authorization code is invalid, expired or already used"
+
+
+async def issue_code(
+    core: AuthCore, request: AuthorizationRequest, client: ClientRow, browser: BrowserSession
+) -> str:
+    """A fresh code for this request and sign-in (stored only as its hash)."""
+    code = new_secret()
+    now = core.now()
+    async with core.db.transaction() as session:
+        await code_store.add_code(
+            session,
+            code_hash=hash_secret(code),
+            client_id=client.client_id,
+            user_id=browser.user_id,
+            browser_session_id=browser.id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            audiences=sorted(client.audiences) or [core.issuer.issuer],
+            nonce=request.nonce,
+            code_challenge=request.code_challenge,
+            now=now,
+            expires_at=now + core.settings.authorization_code_ttl,
+        )
+    return code
+
+
+async def authorization_code_grant(
+    core: AuthCore,
+    creds: ClientCredentials,
+    *,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    client_ip: str | None,
+) -> TokenResponse:
+    """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
+
+    One transaction, the code row locked: it is marked used, checked, and the
+    session its tokens belong to is opened and bound to it, so a concurrent
+    replay either waits and then ends that session, or finds no code.
+
+    Raises:
+        InvalidClient: the client credentials do not prove a registered client.
+        UnauthorizedClient: the client may not use this grant.
+        InvalidRequest: ``code``, ``redirect_uri`` or ``code_verifier`` is missing.
+        InvalidGrant: unknown, expired, reused or foreign code, a redirect URI
+            or verifier that does not match, or a sign-in that has ended.
+    """
+    cursors: list[int] = []
+    opened: Opened | None = None
+    async with core.db.transaction() as session:
+        client = await authenticate_client(core, creds, session=session)
+        check_grant_type(client, "authorization_code")
+        code = _required(code, "code")
+        redirect_uri = _required(redirect_uri, "redirect_uri")
+        code_verifier = _required(code_verifier, "code_verifier")
+        info = RequestInfo(client_ip=client_ip, actor=client.client_id)
+        code_hash = hash_secret(code)
+        row = await code_store.load_code(session, code_hash)
+        if row is not None and row.client_id == client.client_id:
+            if row.used_at is not None:
+                cursors = await _end_replayed(core, session, row, info)
+            else:
+                await code_store.mark_code_used(session, code_hash, now=core.now())
+                if _matches(core, row, redirect_uri, code_verifier):
+                    opened = await _open_session(core, session, client, row)
+    await core.announce(cursors)
+    if opened is None:
+        raise InvalidGrant(_BAD_CODE)
+    assert row is not None  # opened only from a found code
+    return _tokens(core, client, row, opened)
+
+
+def _required(value: str | None, name: str) -> str:
+    if value is None:
+        raise InvalidRequest(f"the '{name}' parameter is required")
+    return value
+
+
+def _matches(core: AuthCore, row: AuthorizationCodeRow, redirect_uri: str, verifier: str) -> bool:
+    return (
+        row.expires_at > core.now()
+        and row.redirect_uri == redirect_uri
+        and verifier_matches(verifier, row.code_challenge)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The session a code exchange opened, with what its tokens carry."""
+
+    session: SessionRow
+    user: UserRow
+    roles: list[str]
+    refresh_token: str | None
+
+
+async def _open_session(
+    core: AuthCore, session: AsyncSession, client: ClientRow, row: AuthorizationCodeRow
+) -> Opened | None:
+    browser = await session_store.get_session(session, row.browser_session_id)
+    now = core.now()
+    if browser is None or browser.ended_at is not None or browser.expires_at <= now:
+        return None
+    user = await user_store.get_user_by_id(session, row.user_id)
+    if user is None or user.blocked:
+        return None
+    roles = await user_store.get_roles(session, user.id)
+    settings = core.settings
+    opened = await session_store.create_session(
+        session,
+        user_id=user.id,
+        client_id=client.client_id,
+        scope=row.scope,
+        audiences=row.audiences,
+        now=now,
+        expires_at=min(now + settings.refresh_absolute_ttl, browser.expires_at),
+        auth_time=browser.auth_time,
+        parent_id=browser.id,
+        amr=browser.amr or ["pwd"],
+    )
+    await code_store.bind_session(session, row.code_hash, opened.id)
+    refresh = None
+    if "refresh_token" in client.grant_types:
+        refresh = new_secret()
+        await session_store.add_refresh_token(
+            session,
+            token_hash=hash_secret(refresh),
+            session_id=opened.id,
+            now=now,
+            expires_at=min(now + settings.refresh_idle_ttl, opened.expires_at),
+        )
+    return Opened(opened, user, roles, refresh)
+
+
+def _tokens(
+    core: AuthCore, client: ClientRow, row: AuthorizationCodeRow, opened: Opened
+) -> TokenResponse:
+    sess = opened.session
+    access = core.issuer.access_token(
+        subject=opened.user.id,
+        client_id=client.client_id,
+        audiences=sess.audiences,
+        scope=sess.scope,
+        roles=opened.roles,
+        session_id=sess.id,
+        auth_time=sess.auth_time,
+        username=opened.user.username,
+    )
+    id_token = None
+    if "openid" in sess.scope.split():
+        id_token = mint_id_token(
+            core,
+            user=opened.user,
+            client_id=client.client_id,
+            session_id=sess.id,
+            auth_time=sess.auth_time,
+            amr=sess.amr or ["pwd"],
+            nonce=row.nonce,
+            scopes=sess.scope.split(),
+            access_token=access.token,
+        )
+    return TokenResponse(
+        access.token, access.expires_in, sess.scope, opened.refresh_token, id_token
+    )
+
+
+async def _end_replayed(
+    core: AuthCore, session: AsyncSession, row: AuthorizationCodeRow, info: RequestInfo
+) -> list[int]:
+    cursors: list[int] = []
+    if row.session_id is not None:
+        await session_store.end_session(
+            session, row.session_id, now=core.now(), reason="code_replay"
+        )
+        cursors = await core.revoke(session, "sid", [row.session_id])
+    await core.audit(
+        session,
+        "code_replay",
+        outcome="revoked",
+        info=info,
+        client_id=row.client_id,
+        session_id=row.session_id,
+    )
+    return cursors

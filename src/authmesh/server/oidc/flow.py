@@ -1,0 +1,89 @@
+"""What the authorization endpoint does next: sign in, ask consent, or answer with a code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from authmesh.server.core import AuthCore
+from authmesh.server.oidc.authorization import AuthorizationRequest
+from authmesh.server.oidc.browser_sessions import BrowserSession
+from authmesh.server.oidc.codes import issue_code
+from authmesh.server.oidc.consent import needs_consent
+from authmesh.server.oidc.errors import AuthorizationError
+from authmesh.store.models import ClientRow
+
+__all__ = ["Next", "client_redirect", "error_redirect", "next_step"]
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """The next step: show the sign-in or consent page, or redirect to the client."""
+
+    action: Literal["login", "consent", "redirect"]
+    location: str | None = None
+
+
+def client_redirect(redirect_uri: str, params: dict[str, str | None]) -> str:
+    """``redirect_uri`` with the response parameters added to its query (RFC 6749 §4.1.2)."""
+    parts = urlsplit(redirect_uri)
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def error_redirect(
+    core: AuthCore, redirect_uri: str, state: str | None, error: AuthorizationError
+) -> str:
+    """The client's redirect URI carrying an error (RFC 6749 §4.1.2.1, RFC 9207 ``iss``)."""
+    return client_redirect(
+        redirect_uri,
+        {
+            "error": error.error,
+            "error_description": error.description,
+            "state": state,
+            "iss": core.issuer.issuer,
+        },
+    )
+
+
+async def next_step(
+    core: AuthCore,
+    request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession | None,
+    *,
+    just_signed_in: bool = False,
+    just_consented: bool = False,
+) -> Next:
+    """Decide the next step of an authorization request.
+
+    Raises:
+        AuthorizationError: ``prompt=none`` and the user would have to act
+            (``login_required``, ``consent_required``).
+    """
+    silent = "none" in request.prompt
+    if browser is None or (not just_signed_in and _must_sign_in(core, request, browser)):
+        if silent:
+            raise AuthorizationError("login_required", "the user must sign in")
+        return Next("login")
+    if not just_consented and await needs_consent(
+        core, client, browser.user_id, request.scopes, forced="consent" in request.prompt
+    ):
+        if silent:
+            raise AuthorizationError("consent_required", "the user must consent")
+        return Next("consent")
+    code = await issue_code(core, request, client, browser)
+    location = client_redirect(
+        request.redirect_uri, {"code": code, "state": request.state, "iss": core.issuer.issuer}
+    )
+    return Next("redirect", location)
+
+
+def _must_sign_in(core: AuthCore, request: AuthorizationRequest, browser: BrowserSession) -> bool:
+    if "login" in request.prompt or "select_account" in request.prompt:
+        return True
+    if request.max_age is not None and core.now() - browser.auth_time > request.max_age:
+        return True
+    return False

@@ -1,0 +1,313 @@
+"""The browser sign-in: ``/authorize`` (OIDC Core §3.1.2), the sign-in and consent forms.
+
+Routes parse and render; the decisions live in :mod:`authmesh.server.oidc`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from authmesh.server.core import AuthCore
+from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
+from authmesh.server.oidc.authorization import (
+    AuthorizationRequest,
+    validate_authorization_request,
+)
+from authmesh.server.oidc.browser_sessions import (
+    BrowserSession,
+    current_browser_session,
+    sign_in,
+)
+from authmesh.server.oidc.consent import grant_consent
+from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
+from authmesh.server.oidc.flow import error_redirect, next_step
+from authmesh.server.oidc.redirect_uris import redirect_uri_matches
+from authmesh.server.routes.common import get_core, read_form, request_info
+from authmesh.server.web.cookies import CookieJar
+from authmesh.server.web.forms import FormSigner, InvalidForm
+from authmesh.server.web.render import origin_of, page
+from authmesh.store import clients as client_store
+from authmesh.store.models import ClientRow
+
+__all__ = ["browser_session", "cookie_jar", "error_page", "form_signer", "router"]
+
+router = APIRouter(tags=["sign-in"], include_in_schema=False)
+
+_SCOPE_LABELS = {
+    "openid": "Know who you are",
+    "profile": "See your username",
+    "email": "See your email address",
+}
+_MAX_QUERY = 8192
+
+
+def cookie_jar(core: AuthCore) -> CookieJar:
+    """The cookie settings for this server's issuer URL."""
+    return CookieJar.for_issuer(core.issuer.issuer)
+
+
+def form_signer(request: Request) -> FormSigner:
+    """The app's form signer, made once from the server's web secret."""
+    state = request.app.state
+    signer: FormSigner | None = getattr(state, "form_signer", None)
+    if signer is None:
+        signer = state.form_signer = FormSigner(get_core(request).web_key)
+    return signer
+
+
+async def browser_session(request: Request) -> BrowserSession | None:
+    """The live browser sign-in of this request's cookie, if any."""
+    core = get_core(request)
+    return await current_browser_session(core, request.cookies.get(cookie_jar(core).session_name))
+
+
+def error_page(
+    message: str, *, status_code: int = 400, heading: str = "Sign-in failed"
+) -> Response:
+    """A plain error page: never a redirect, never a traceback."""
+    return page("signin/error.html", status_code=status_code, heading=heading, message=message)
+
+
+def _params(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if "\x00" in value:
+            raise UntrustedRedirect("the request contains a NUL character")
+        if name in params:
+            raise UntrustedRedirect(f"the parameter {name[:40]!r} is repeated")
+        if value:
+            params[name] = value
+    return params
+
+
+async def _authorize_params(request: Request) -> dict[str, str]:
+    if request.method == "POST":
+        try:
+            form = await read_form(request)
+        except InvalidRequest as exc:
+            raise UntrustedRedirect(exc.description) from None
+        return form.single
+    query = request.url.query
+    if len(query) > _MAX_QUERY:
+        raise UntrustedRedirect("the request is too long")
+    try:
+        return _params(parse_qsl(query, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise UntrustedRedirect("the request is not valid UTF-8") from None
+
+
+@router.api_route("/authorize", methods=["GET", "POST"])
+async def authorize(request: Request) -> Response:
+    """The authorization endpoint: sign in (or reuse the SSO session), consent, code."""
+    core = get_core(request)
+    try:
+        params = await _authorize_params(request)
+        async with core.db.transaction() as session:
+            auth_request, client = await validate_authorization_request(session, params)
+    except UntrustedRedirect as exc:
+        return error_page(exc.description)
+    except AuthorizationError as exc:
+        # Only reached once the client and its redirect URI are known good.
+        return RedirectResponse(
+            error_redirect(core, params["redirect_uri"], params.get("state"), exc), 302
+        )
+    browser = await browser_session(request)
+    return await _continue(request, core, auth_request, client, browser, status=302)
+
+
+async def _continue(
+    request: Request,
+    core: AuthCore,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession | None,
+    *,
+    status: int,
+    message: str | None = None,
+    just_signed_in: bool = False,
+    just_consented: bool = False,
+) -> Response:
+    try:
+        step = await next_step(
+            core,
+            auth_request,
+            client,
+            browser,
+            just_signed_in=just_signed_in,
+            just_consented=just_consented,
+        )
+    except AuthorizationError as exc:
+        return RedirectResponse(
+            error_redirect(core, auth_request.redirect_uri, auth_request.state, exc), status
+        )
+    if step.action == "redirect":
+        assert step.location is not None
+        return RedirectResponse(step.location, status)
+    if step.action == "consent":
+        assert browser is not None
+        return _form_page(
+            request,
+            "signin/consent.html",
+            auth_request,
+            client,
+            purpose="consent",
+            extra={"uid": browser.user_id},
+            username=browser.username,
+            scopes=[
+                {"name": s, "label": _SCOPE_LABELS.get(s, f"Use {s}")} for s in auth_request.scopes
+            ],
+            action="/consent",
+        )
+    return _form_page(
+        request,
+        "signin/login.html",
+        auth_request,
+        client,
+        purpose="login",
+        status_code=429 if message and message.startswith("Too many") else 200,
+        message=message,
+        username=auth_request.login_hint or "",
+        action="/login",
+    )
+
+
+def _form_page(
+    request: Request,
+    template: str,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    *,
+    purpose: str,
+    extra: dict[str, Any] | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    core = get_core(request)
+    jar = cookie_jar(core)
+    signer = form_signer(request)
+    csrf_cookie = request.cookies.get(jar.csrf_name)
+    fresh = csrf_cookie is None or len(csrf_cookie) > 100
+    if fresh:
+        csrf_cookie = signer.new_cookie_value()
+    assert csrf_cookie is not None
+    form = {
+        "csrf_token": signer.csrf_token(csrf_cookie),
+        "request": signer.dumps(purpose, {"req": auth_request.to_json(), **(extra or {})}),
+    }
+    target = origin_of(auth_request.redirect_uri)
+    response = page(
+        template,
+        status_code=status_code,
+        form_targets=[target] if target else [],
+        form=form,
+        client_name=client.name or client.client_id,
+        **context,
+    )
+    if fresh:
+        jar.set(response, jar.csrf_name, csrf_cookie)
+    return response
+
+
+async def _posted_request(
+    request: Request, purpose: str
+) -> tuple[dict[str, str], dict[str, Any], AuthorizationRequest, ClientRow]:
+    """The posted form, its signed state, and the request and client it continues.
+
+    Raises:
+        InvalidForm: a forged, foreign, stale or cross-site form.
+    """
+    core = get_core(request)
+    try:
+        form = await read_form(request)
+    except InvalidRequest as exc:
+        raise InvalidForm(exc.description) from None
+    signer = form_signer(request)
+    signer.check_csrf(request.cookies.get(cookie_jar(core).csrf_name), form.get("csrf_token"))
+    state = signer.loads(purpose, form.get("request"))
+    try:
+        auth_request = AuthorizationRequest.from_json(state["req"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidForm("the form is incomplete") from None
+    async with core.db.transaction() as session:
+        client = await client_store.get_client(session, auth_request.client_id)
+    # The client may have changed since the form was shown.
+    if client is None or not redirect_uri_matches(client.redirect_uris, auth_request.redirect_uri):
+        raise InvalidForm("the application is no longer registered for this sign-in")
+    return form.single, state, auth_request, client
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """The sign-in form: check the password, open the SSO session, continue the request."""
+    core = get_core(request)
+    try:
+        form, _state, auth_request, client = await _posted_request(request, "login")
+    except InvalidForm as exc:
+        return error_page(f"{exc} Go back to the application and sign in again.")
+    username = form.get("username", "")[:150]
+    password = form.get("password", "")[:1024]
+    info = request_info(request, actor=client.client_id)
+    try:
+        if not username or not password:
+            raise InvalidGrant("missing")
+        signed = await sign_in(core, username, password, client_id=client.client_id, info=info)
+    except InvalidGrant:
+        return await _continue(
+            request,
+            core,
+            auth_request,
+            client,
+            None,
+            status=303,
+            message="Invalid username or password.",
+        )
+    except RateLimited as exc:
+        wait = int(exc.retry_after or 60)
+        return await _continue(
+            request,
+            core,
+            auth_request,
+            client,
+            None,
+            status=303,
+            message=f"Too many sign-in attempts. Try again in {wait} seconds.",
+        )
+    response = await _continue(
+        request, core, auth_request, client, signed.session, status=303, just_signed_in=True
+    )
+    jar = cookie_jar(core)
+    jar.set(response, jar.session_name, signed.cookie_secret)
+    return response
+
+
+@router.post("/consent")
+async def consent(request: Request) -> Response:
+    """The consent form: remember the answer, then continue the request."""
+    core = get_core(request)
+    try:
+        form, state, auth_request, client = await _posted_request(request, "consent")
+    except InvalidForm as exc:
+        return error_page(f"{exc} Go back to the application and sign in again.")
+    browser = await browser_session(request)
+    if browser is None or browser.user_id != state.get("uid"):
+        return await _continue(request, core, auth_request, client, browser, status=303)
+    if form.get("decision") != "allow":
+        denied = AuthorizationError("access_denied", "the user did not allow access")
+        return RedirectResponse(
+            error_redirect(core, auth_request.redirect_uri, auth_request.state, denied), 303
+        )
+    await grant_consent(
+        core,
+        browser.user_id,
+        browser.username,
+        client.client_id,
+        auth_request.scopes,
+        info=request_info(request, actor=browser.username),
+    )
+    return await _continue(
+        request, core, auth_request, client, browser, status=303, just_consented=True
+    )

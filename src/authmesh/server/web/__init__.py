@@ -1,0 +1,1 @@
+"""The auth server's HTML: templates, the stylesheet, signed forms and cookies."""
