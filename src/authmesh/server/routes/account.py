@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from authmesh.server import accounts
 from authmesh.server.bearer import BearerPrincipal
-from authmesh.server.errors import InsufficientScope
+from authmesh.server.errors import InsufficientScope, NotFound
+from authmesh.server.oidc.consent import list_consents, revoke_consent
 from authmesh.server.oidc.userinfo import userinfo_claims
 from authmesh.server.routes.common import (
     NO_STORE,
@@ -92,4 +93,35 @@ async def logout(
         await accounts.logout_all(core, principal.username, info=info)
     else:
         await accounts.logout(core, principal.subject, sid, info=info)
+    return Response(status_code=204, headers=NO_STORE)
+
+
+@router.get("/account/consents", summary="Third-party apps this user let in")
+async def consents(request: Request, principal: Principal) -> JSONResponse:
+    """The consents this user gave, by client."""
+    _user_only(principal)
+    found = await list_consents(get_core(request), principal.subject)
+    return no_store_json(
+        {
+            "consents": [
+                {"client_id": c.client_id, "scopes": c.scopes, "granted_at": c.granted_at}
+                for c in found
+            ]
+        }
+    )
+
+
+@router.delete("/account/consents/{client_id}", summary="Withdraw a consent", status_code=204)
+async def withdraw_consent(request: Request, client_id: str, principal: Principal) -> Response:
+    """Withdraw a consent; the client's sessions of this user end and their tokens stop."""
+    _user_only(principal)
+    found = await revoke_consent(
+        get_core(request),
+        principal.subject,
+        principal.username or principal.subject,
+        client_id,
+        info=request_info(request, actor=principal.username),
+    )
+    if not found:
+        raise NotFound(f"no consent for {client_id[:100]!r}")
     return Response(status_code=204, headers=NO_STORE)
