@@ -24,7 +24,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-test: $(STAMP)
+# axe-core checks the pages' accessibility in the browser tests.
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --no-save --silent --prefix $(VENV)/axe axe-core@4
+
+test: $(STAMP) $(AXE)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
