@@ -28,7 +28,7 @@ class DemoProcess:
     """One run of the demo: its folder, ports, process and captured output."""
 
     folder: Path
-    ports: tuple[int, int, int]
+    ports: tuple[int, int, int, int]
     proc: subprocess.Popen[str] | None = None
 
     @classmethod
@@ -37,14 +37,14 @@ class DemoProcess:
         venv = folder / ".venv"
         if not venv.exists():
             venv.symlink_to(Path(sys.executable).parent.parent)
-        return cls(folder, (free_port(), free_port(), free_port()))
+        return cls(folder, (free_port(), free_port(), free_port(), free_port()))
 
     @property
     def log(self) -> Path:
         return self.folder / "demo.out"
 
     def args(self) -> list[str]:
-        auth, orders, catalog = self.ports
+        auth, orders, catalog, webapp = self.ports
         return [
             str(console_script()),
             "demo",
@@ -54,6 +54,8 @@ class DemoProcess:
             str(orders),
             "--catalog-port",
             str(catalog),
+            "--webapp-port",
+            str(webapp),
             "--fast-hashing",
         ]
 

@@ -77,7 +77,9 @@ def readme_walkthrough() -> str:
 def test_banner_says_where_to_go_and_prints_the_passwords_once(demo: DemoProcess) -> None:
     out = demo.log.read_text()
     facts = demo.facts()
-    auth, orders, catalog = demo.ports
+    auth, orders, catalog, webapp = demo.ports
+    shown = out[out.index("authmesh demo is running") :]
+    assert shown.index(f"http://127.0.0.1:{webapp}") < shown.index(f"http://127.0.0.1:{auth}")
     assert f"http://127.0.0.1:{auth}" in out
     assert f"http://127.0.0.1:{orders}/orders" in out
     assert f"http://127.0.0.1:{catalog}/graphql" in out
@@ -88,11 +90,18 @@ def test_banner_says_where_to_go_and_prints_the_passwords_once(demo: DemoProcess
 
 def test_demo_env_holds_the_facts_for_scripts(demo: DemoProcess) -> None:
     facts = demo.facts()
-    auth, orders, catalog = demo.ports
+    auth, orders, catalog, webapp = demo.ports
     assert facts["AUTHMESH_ISSUER"] == f"http://127.0.0.1:{auth}"
+    assert facts["WEBAPP_URL"] == f"http://127.0.0.1:{webapp}"
     assert facts["ORDERS_URL"] == f"http://127.0.0.1:{orders}"
     assert facts["CATALOG_URL"] == f"http://127.0.0.1:{catalog}"
-    for key in ("ADMIN_PASSWORD", "USER_PASSWORD", "ORDERS_CLIENT_SECRET", "CATALOG_CLIENT_SECRET"):
+    for key in (
+        "ADMIN_PASSWORD",
+        "USER_PASSWORD",
+        "ORDERS_CLIENT_SECRET",
+        "CATALOG_CLIENT_SECRET",
+        "WEBAPP_CLIENT_SECRET",
+    ):
         assert len(facts[key]) >= 12
     assert (demo.folder / "data" / "demo.env").stat().st_mode & 0o077 == 0
     discovery = httpx.get(f"{facts['AUTHMESH_ISSUER']}/.well-known/openid-configuration").json()

@@ -18,6 +18,7 @@ def demo(
     auth_port: Annotated[int, typer.Option(help="Port of the auth server")] = 8000,
     orders_port: Annotated[int, typer.Option(help="Port of the orders REST service")] = 8001,
     catalog_port: Annotated[int, typer.Option(help="Port of the catalog GraphQL service")] = 8002,
+    webapp_port: Annotated[int, typer.Option(help="Port of the web app")] = 8003,
     fast_hashing: Annotated[
         bool,
         typer.Option(help="Cheap Argon2 parameters (tests only: weak against offline guessing)"),
@@ -30,7 +31,13 @@ def demo(
     """
     from authmesh.demo.launcher import DemoConfig, run_demo
 
-    for name, port in (("auth", auth_port), ("orders", orders_port), ("catalog", catalog_port)):
+    ports = (
+        ("auth", auth_port),
+        ("orders", orders_port),
+        ("catalog", catalog_port),
+        ("webapp", webapp_port),
+    )
+    for name, port in ports:
         if not 1 <= port <= 65535:
             raise typer.BadParameter(f"--{name}-port must be between 1 and 65535")
     config = DemoConfig(
@@ -39,6 +46,7 @@ def demo(
         auth_port=auth_port,
         orders_port=orders_port,
         catalog_port=catalog_port,
+        webapp_port=webapp_port,
         argon2_fast=fast_hashing,
     )
     raise typer.Exit(run_demo(config))

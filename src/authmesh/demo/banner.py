@@ -84,6 +84,7 @@ def banner(facts: Mapping[str, str], env_path: Path, *, first_start: bool) -> st
     lines = [
         "",
         "authmesh demo is running (Ctrl-C stops it)",
+        f"  web app           {facts['WEBAPP_URL']}   <- open this and sign in as alice",
         f"  auth server       {facts['AUTHMESH_ISSUER']}   (docs: {facts['AUTHMESH_ISSUER']}/docs)",
         f"  orders (REST)     {facts['ORDERS_URL']}/orders",
         f"  catalog (GraphQL) {facts['CATALOG_URL']}/graphql",

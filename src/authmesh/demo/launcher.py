@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from authmesh.demo.env import ENV_FILE, read_env, write_env
-from authmesh.demo.seed import seed
+from authmesh.demo.seed import seed, seed_webapp
 from authmesh.errors import ConfigError
 from authmesh.server.config import load_settings
 from authmesh.server.core import AuthCore
@@ -40,7 +40,13 @@ class DemoConfig:
     auth_port: int = 8000
     orders_port: int = 8001
     catalog_port: int = 8002
+    webapp_port: int = 8003
     argon2_fast: bool = False
+
+    @property
+    def webapp_url(self) -> str:
+        """Where the web app listens."""
+        return f"http://{self.host}:{self.webapp_port}"
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -76,7 +82,7 @@ def _server_env(cfg: DemoConfig) -> dict[str, str]:
     return env
 
 
-async def _seed(cfg: DemoConfig) -> dict[str, str]:
+async def _seed(cfg: DemoConfig, *, webapp_only: bool = False) -> dict[str, str]:
     env_backup = dict(os.environ)
     os.environ.update(_server_env(cfg))
     try:
@@ -86,7 +92,9 @@ async def _seed(cfg: DemoConfig) -> dict[str, str]:
         os.environ.update(env_backup)
     try:
         await core.start()
-        return await seed(core)
+        if webapp_only:
+            return await seed_webapp(core, cfg.webapp_url)
+        return await seed(core, cfg.webapp_url)
     finally:
         await core.close()
 
@@ -98,11 +106,14 @@ def _prepare(cfg: DemoConfig) -> tuple[dict[str, str], bool]:
     first = not all(facts.get(k) for k in _CREDENTIAL_KEYS)
     if first:
         facts.update(asyncio.run(_seed(cfg)))
+    elif not facts.get("WEBAPP_CLIENT_SECRET"):  # a data folder from before the web app
+        facts.update(asyncio.run(_seed(cfg, webapp_only=True)))
     base = f"http://{cfg.host}"
     facts.update(
         AUTHMESH_ISSUER=f"{base}:{cfg.auth_port}",
         ORDERS_URL=f"{base}:{cfg.orders_port}",
         CATALOG_URL=f"{base}:{cfg.catalog_port}",
+        WEBAPP_URL=cfg.webapp_url,
         DEMO_DATA_DIR=str(cfg.data_dir),
     )
     write_env(env_path, facts)
@@ -147,6 +158,7 @@ def run_demo(cfg: DemoConfig) -> int:
     _check_port(cfg.host, cfg.auth_port, "auth server", "--auth-port")
     _check_port(cfg.host, cfg.orders_port, "orders service", "--orders-port")
     _check_port(cfg.host, cfg.catalog_port, "catalog service", "--catalog-port")
+    _check_port(cfg.host, cfg.webapp_port, "web app", "--webapp-port")
     facts, first = _prepare(cfg)
     env_path = (cfg.data_dir / ENV_FILE).resolve()
     service_env = {"AUTHMESH_DEMO_ENV": str(env_path)}
@@ -167,6 +179,8 @@ def run_demo(cfg: DemoConfig) -> int:
         procs.append(_spawn(["-m", "authmesh.demo.orders"], service_env))
         _wait_healthy(facts["CATALOG_URL"], procs[1], "catalog service")
         _wait_healthy(facts["ORDERS_URL"], procs[2], "orders service")
+        procs.append(_spawn(["-m", "authmesh.demo.webapp"], service_env))
+        _wait_healthy(facts["WEBAPP_URL"], procs[3], "web app")
         from authmesh.demo.banner import banner
 
         print(banner(facts, env_path, first_start=first), flush=True)

@@ -7,9 +7,10 @@ import secrets
 from authmesh.server import accounts, clients
 from authmesh.server.core import AuthCore, RequestInfo
 
-__all__ = ["DEMO_CLIENT", "seed"]
+__all__ = ["DEMO_CLIENT", "WEBAPP_CLIENT", "seed", "seed_webapp"]
 
 DEMO_CLIENT = "demo-web"
+WEBAPP_CLIENT = "demo-webapp"
 _INFO = RequestInfo(actor="demo")
 
 
@@ -17,7 +18,24 @@ def _password() -> str:
     return "demo-" + secrets.token_urlsafe(9)
 
 
-async def seed(core: AuthCore) -> dict[str, str]:
+async def seed_webapp(core: AuthCore, webapp_url: str) -> dict[str, str]:
+    """Register the web app: a confidential first-party client of the browser flow."""
+    webapp = await clients.register_client(
+        core,
+        client_id=WEBAPP_CLIENT,
+        name="Shop (the demo web app)",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["orders:read", "orders:write", "catalog:read"],
+        audiences=["orders", "catalog"],
+        redirect_uris=[f"{webapp_url}/callback"],
+        post_logout_redirect_uris=[f"{webapp_url}/"],
+        info=_INFO,
+    )
+    assert webapp.secret is not None
+    return {"WEBAPP_CLIENT_ID": WEBAPP_CLIENT, "WEBAPP_CLIENT_SECRET": webapp.secret}
+
+
+async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
     """Create the demo users and clients; returns the credentials for ``demo.env``."""
     admin_pw, user_pw = _password(), _password()
     await accounts.create_user(
@@ -27,8 +45,9 @@ async def seed(core: AuthCore) -> dict[str, str]:
     await clients.register_client(
         core,
         client_id=DEMO_CLIENT,
-        name="Demo first-party app (curl)",
+        name="Demo command line (curl)",
         public=True,
+        # The password grant only for the command-line walkthrough (RFC 9700 §2.4).
         grant_types=["password", "refresh_token"],
         scopes=["orders:read", "orders:write", "catalog:read", "catalog:write"],
         audiences=["orders", "catalog"],
@@ -65,4 +84,5 @@ async def seed(core: AuthCore) -> dict[str, str]:
         "ORDERS_CLIENT_SECRET": orders.secret,
         "CATALOG_CLIENT_ID": "catalog-svc",
         "CATALOG_CLIENT_SECRET": catalog.secret,
+        **await seed_webapp(core, webapp_url),
     }
