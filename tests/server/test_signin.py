@@ -288,3 +288,21 @@ def test_static_stylesheet_is_served_locally(api: Api) -> None:
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert api.http.get("/static/..%2Fapp.py").status_code == 404
     assert api.http.get("/static/missing.css").status_code == 404
+
+
+def test_admin_creates_a_user_with_an_email_released_by_scope(api: Api, browser: Browser) -> None:
+    bad = api.admin(
+        "POST",
+        "/admin/users",
+        json={"username": "eve", "password": "eve-password-12", "email": "x"},
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
+    made = api.admin(
+        "POST",
+        "/admin/users",
+        json={"username": "erin", "password": "erin-password-12", "email": "erin@example.com"},
+    )
+    assert made.status_code == 201, made.text
+    tokens = browser.tokens("erin", "erin-password-12")
+    assert claims_of(tokens["id_token"])["email"] == "erin@example.com"
+    assert api.userinfo(tokens["access_token"]).json()["email"] == "erin@example.com"

@@ -46,6 +46,9 @@ def add(
     username: UserArg,
     role: RoleOpt = None,
     password_stdin: PasswordStdin = False,
+    email: Annotated[
+        str | None, typer.Option(help="Email address, released with the email scope")
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
@@ -55,7 +58,7 @@ def add(
 
     async def action(core: AuthCore) -> accounts.UserView:
         return await accounts.create_user(
-            core, username=username, password=password, roles=role or [], info=_CLI
+            core, username=username, password=password, roles=role or [], email=email, info=_CLI
         )
 
     _print_user(run_with_core(settings_from(config, database_url, data_dir), action))

@@ -41,7 +41,14 @@ async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
     await accounts.create_user(
         core, username="admin", password=admin_pw, roles=["admin", "user"], info=_INFO
     )
-    await accounts.create_user(core, username="alice", password=user_pw, roles=["user"], info=_INFO)
+    await accounts.create_user(
+        core,
+        username="alice",
+        password=user_pw,
+        roles=["user"],
+        email="alice@example.com",
+        info=_INFO,
+    )
     await clients.register_client(
         core,
         client_id=DEMO_CLIENT,

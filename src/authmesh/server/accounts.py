@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
+_EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")
 _ROLE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -90,15 +91,19 @@ async def create_user(
     username: str,
     password: str,
     roles: Sequence[str] = (),
+    email: str | None = None,
     info: RequestInfo | None = None,
 ) -> UserView:
-    """Create a user.
+    """Create a user (``email`` is released to apps granted the ``email`` scope).
 
     Raises:
-        InvalidRequest: bad username, weak password, bad role, or the name is taken.
+        InvalidRequest: bad username, weak password, bad role, bad email, or the
+            name is taken.
     """
     if not _USERNAME.match(username):
         raise InvalidRequest("username must be 1-150 of A-Z a-z 0-9 . _ @ + -")
+    if email is not None and not _EMAIL.match(email):
+        raise InvalidRequest("email must look like name@example.com (at most 254 characters)")
     _check_password(core, password, username)
     wanted = _check_roles(roles)
     password_hash = await core.hasher.ahash(password)
@@ -112,6 +117,7 @@ async def create_user(
                 password_hash=password_hash,
                 roles=wanted,
                 now=core.now(),
+                email=email,
             )
             await core.audit(session, "user_create", info=info, subject=user.username, roles=wanted)
     except IntegrityError:

@@ -28,6 +28,7 @@ class NewUser(BaseModel):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=1024)
     roles: list[str] = Field(default_factory=list, max_length=100)
+    email: str | None = Field(default=None, max_length=254)
 
 
 class Roles(BaseModel):
@@ -71,6 +72,7 @@ async def create_user(request: Request, body: NewUser, admin: Admin) -> JSONResp
         username=body.username,
         password=body.password,
         roles=body.roles,
+        email=body.email,
         info=_info(request, admin),
     )
     return no_store_json(view.to_json(), status_code=201)
