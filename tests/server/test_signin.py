@@ -306,3 +306,9 @@ def test_admin_creates_a_user_with_an_email_released_by_scope(api: Api, browser:
     tokens = browser.tokens("erin", "erin-password-12")
     assert claims_of(tokens["id_token"])["email"] == "erin@example.com"
     assert api.userinfo(tokens["access_token"]).json()["email"] == "erin@example.com"
+
+
+def test_non_ascii_csrf_token_is_refused_not_a_crash(browser: Browser) -> None:
+    fields = browser.hidden(browser.authorize())
+    response = browser.http.post("/login", data={**fields, "csrf_token": "é" * 64})
+    assert response.status_code == 400 and "not sent from this site" in response.text

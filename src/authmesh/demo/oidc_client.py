@@ -89,7 +89,7 @@ class OIDCClient:
         Raises:
             SignInFailed: a state mismatch, a refused code or a bad ID token.
         """
-        if not secrets.compare_digest(state, start.state):
+        if not secrets.compare_digest(state.encode("utf-8", "surrogatepass"), start.state.encode()):
             raise SignInFailed("the answer does not belong to this sign-in (state)")
         body = await self._token(
             {

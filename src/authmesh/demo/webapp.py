@@ -72,6 +72,11 @@ class WebApp:
         return response
 
 
+def _same(presented: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (an attacker's)."""
+    return secrets.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _templates() -> Environment:
     return Environment(
         loader=PackageLoader("authmesh.demo", "templates"),
@@ -156,7 +161,7 @@ def create_app(web: WebApp) -> FastAPI:
     @app.post("/order")
     async def order(request: Request, product_id: str = Form(), csrf: str = Form()) -> Response:
         sid, visit = visit_of(request)
-        if visit.tokens is not None and secrets.compare_digest(csrf, visit.csrf):
+        if visit.tokens is not None and _same(csrf, visit.csrf):
             placed = await web.call(
                 visit,
                 "POST",
@@ -170,7 +175,7 @@ def create_app(web: WebApp) -> FastAPI:
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form()) -> Response:
         sid, visit = visit_of(request)
-        if visit.tokens is None or not secrets.compare_digest(csrf, visit.csrf):
+        if visit.tokens is None or not _same(csrf, visit.csrf):
             return with_cookie(RedirectResponse("/", 303), sid)
         tokens, visit.tokens = visit.tokens, None
         return with_cookie(

@@ -71,5 +71,7 @@ class FormSigner:
         """
         if not cookie_value or not presented:
             raise InvalidForm("the form was not sent from this site")
-        if not hmac.compare_digest(self.csrf_token(cookie_value), presented):
+        expected = self.csrf_token(cookie_value).encode()
+        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+        if not hmac.compare_digest(expected, presented.encode("utf-8", "surrogatepass")):
             raise InvalidForm("the form was not sent from this site")
