@@ -1,4 +1,10 @@
-"""Small services built with the SDK, exactly as a developer writes them."""
+"""The services of the SDK and acceptance tests, protected the way the README shows.
+
+Each answers ``GET /me`` (any valid token; echoes the principal), ``GET /admin``
+(role ``admin``), ``POST /orders`` (scope ``orders:write``), ``GET /public``
+(a token is optional) and ``GET /health``; the Strawberry service offers the
+same as GraphQL fields.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +29,23 @@ from authmesh.service.strawberry import (
     principal_from_info,
 )
 
-__all__ = ["flask_app", "graphql_app", "orders_app"]
+__all__ = ["describe", "fastapi_app", "flask_app", "graphql_app"]
 
 
-def orders_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
-    """A REST service protected with FastAPI dependencies."""
+def describe(principal: Principal) -> dict[str, Any]:
+    """What ``/me`` answers: the principal's claims the SDK exposes."""
+    return {
+        "sub": principal.subject,
+        "client_id": principal.client_id,
+        "roles": sorted(principal.roles),
+        "scopes": sorted(principal.scopes),
+        "sid": principal.session_id,
+        "jti": principal.token_id,
+    }
+
+
+def fastapi_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
+    """A REST service protected with FastAPI dependencies (and the middleware, if told)."""
     app = FastAPI()
     install(app, auth, middleware=middleware)
 
@@ -42,7 +60,7 @@ def orders_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
 
     @app.get("/me")
     async def me(user: CurrentPrincipal) -> dict[str, Any]:
-        return {"sub": user.subject, "roles": sorted(user.roles), "sid": user.session_id}
+        return describe(user)
 
     @app.get("/admin")
     async def admin(user: Principal = Depends(require(roles="admin"))) -> dict[str, Any]:
@@ -62,7 +80,7 @@ def orders_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
 
 
 def flask_app(auth: ServiceAuth, *, start: bool = True) -> tuple[Flask, AuthMesh]:
-    """The same service in Flask."""
+    """The same REST service in Flask (the feed followed by a thread if ``start``)."""
     app = Flask("orders")
     ext = AuthMesh(app, auth, start=start)
 
@@ -73,7 +91,7 @@ def flask_app(auth: ServiceAuth, *, start: bool = True) -> tuple[Flask, AuthMesh
     @app.get("/me")
     @ext.required
     def me() -> dict[str, Any]:
-        return {"sub": g.principal.subject, "roles": sorted(g.principal.roles)}
+        return describe(g.principal)
 
     @app.get("/admin")
     @ext.require(roles="admin")
@@ -93,16 +111,25 @@ def flask_app(auth: ServiceAuth, *, start: bool = True) -> tuple[Flask, AuthMesh
 
 
 @strawberry.type
+class Me:
+    sub: str
+    roles: list[str]
+    scopes: list[str]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def hello(self) -> str:
         return "world"
 
     @strawberry.field(permission_classes=[IsAuthenticated])
-    def me(self, info: strawberry.Info) -> str:
+    def me(self, info: strawberry.Info) -> Me:
         principal = principal_from_info(info)
         assert principal is not None
-        return principal.subject
+        return Me(
+            sub=principal.subject, roles=sorted(principal.roles), scopes=sorted(principal.scopes)
+        )
 
     @strawberry.field(permission_classes=[IsAuthenticated, HasRole("admin")])
     def admin_report(self) -> str | None:
@@ -116,13 +143,25 @@ class Query:
     def items(self) -> list[str] | None:
         return ["apple", "pear"]
 
+    @strawberry.field(permission_classes=[HasScope("orders:write")])
+    def can_write_orders(self) -> bool | None:
+        return True
+
 
 SCHEMA = strawberry.Schema(query=Query)
 
 
-def graphql_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
-    """A GraphQL service: Strawberry on FastAPI."""
+def graphql_app(auth: ServiceAuth, *, middleware: bool = True, required: bool = False) -> FastAPI:
+    """A GraphQL service: Strawberry on FastAPI, the principal in the context.
+
+    ``required`` makes the middleware refuse every request without a token (401).
+    """
     app = FastAPI()
-    install(app, auth, middleware=middleware)
+    install(app, auth, middleware=middleware, required=required)
     app.include_router(GraphQLRouter(SCHEMA, context_getter=context_getter()), prefix="/graphql")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return auth.health()
+
     return app
