@@ -25,25 +25,11 @@ from authmesh.server.core import AuthCore
 from authmesh.testing.databases import DbTarget
 from authmesh.testing.net import free_port
 from authmesh.testing.processes import ServerProcess
+from authmesh.testing.server_settings import FAST_ARGON2
 
-__all__ = [
-    "FAST_ARGON2",
-    "AuthServerProcess",
-    "AuthServerThread",
-    "seed_demo",
-    "server_env",
-    "settings_for",
-]
+__all__ = ["AuthServerProcess", "AuthServerThread", "seed_demo", "settings_for"]
 
 T = TypeVar("T")
-
-#: Cheap Argon2 so tests don't spend seconds hashing; production parameters are
-#: exercised by the benchmark.
-FAST_ARGON2: dict[str, int] = {
-    "argon2_time_cost": 1,
-    "argon2_memory_cost": 1024,
-    "argon2_parallelism": 1,
-}
 
 
 def settings_for(target: DbTarget, port: int | None = None, **overrides: Any) -> ServerSettings:
@@ -60,11 +46,6 @@ def settings_for(target: DbTarget, port: int | None = None, **overrides: Any) ->
     }
     values.update(overrides)
     return load_settings(None, **values)
-
-
-def server_env(**settings: Any) -> dict[str, str]:
-    """``AUTHMESH_*`` environment variables carrying ``ServerSettings`` values."""
-    return {f"AUTHMESH_{name.upper()}": str(value) for name, value in settings.items()}
 
 
 class AuthServerThread:
@@ -166,7 +147,8 @@ class AuthServerProcess(ServerProcess):
     """``authmesh serve`` as a separate OS process (multi-process and restart tests).
 
     Args:
-        env: its settings as ``AUTHMESH_*`` variables (see :func:`server_env`).
+        env: its settings as ``AUTHMESH_*`` variables
+            (:func:`~authmesh.testing.server_settings.server_env`).
         port: the port to serve on (a free one if not given).
     """
 

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -45,7 +46,7 @@ class ServerProcess:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 60) -> Self:
         """Start and wait until ``probe`` answers 200.
 
         Raises:
@@ -86,7 +87,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

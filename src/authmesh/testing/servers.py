@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import uvicorn
@@ -21,7 +21,9 @@ class UvicornThread:
     socket is bound before the server starts, so there is no race for the port.
     """
 
-    def __init__(self, app: Any, *, port: int = 0, lifespan: str = "on") -> None:
+    def __init__(
+        self, app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "on"
+    ) -> None:
         self.app = app
         self.port = port
         self.lifespan = lifespan

@@ -13,7 +13,7 @@ __all__ = ["async_wait_for", "wait_for"]
 def _describe(predicate: Callable[..., object], message: str | None) -> str:
     if message:
         return message
-    name = getattr(predicate, "__qualname__", repr(predicate))
+    name = getattr(predicate, "__qualname__", repr(predicate)).rpartition("<locals>.")[2]
     return "condition" if name == "<lambda>" else name
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import httpx
 from authmesh.jose import KeySet, VerifyPolicy, verify_jwt
 from authmesh.server import accounts
 from authmesh.server.core import AuthCore
-from support.authserver import AuthServerThread, seed_demo, settings_for
-from support.databases import DbTarget
+from authmesh.testing.authserver import AuthServerThread, seed_demo, settings_for
+from authmesh.testing.databases import DbTarget
 
 __all__ = [
     "ADMIN",
@@ -31,7 +30,6 @@ __all__ = [
     "DEFAULTS",
     "PRIVATE_MEMBERS",
     "Api",
-    "FakeClock",
     "basic",
     "claims_of",
     "header_of",
@@ -50,16 +48,6 @@ DEFAULTS: dict[str, Any] = {
     "login_lock_after": 10_000,
     "rate_limit_per_minute": 0,
 }
-
-
-class FakeClock:
-    """A clock the test moves by hand; a server built with it reads it for every decision."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def basic(client_id: str, secret: str) -> str:
