@@ -29,11 +29,11 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.core import AuthCore
 from authmesh.service import ServiceAuth, ServiceConfig
 from authmesh.testing import UvicornThread, WerkzeugThread
-from authmesh.testing.authserver import AuthServerThread, seed_demo, settings_for
+from authmesh.testing.authserver import AuthServerThread
 from authmesh.testing.databases import DbTarget
 from authmesh.testing.server_settings import FAST_ARGON2, server_env
 from support.apps import fastapi_app, flask_app, graphql_app
-from support.harness import DEFAULTS, Api
+from support.harness import DEFAULTS, Api, launch
 
 __all__ = [
     "FRAMEWORKS",
@@ -96,17 +96,12 @@ class Issuer:
 
 def start_issuer(target: DbTarget, **overrides: Any) -> Issuer:
     """Start the auth server on ``target``, seeded with admin, alice, web and orders-svc."""
-    settings = settings_for(target, **{**DEFAULTS, **overrides})
-    server = AuthServerThread(settings)
     counts: Counter[str] = Counter()
-    server.app.add_middleware(RequestCounter, counts=counts)
-    server.start()
-    try:
-        secret = seed_demo(server)["service_secret"]
-    except BaseException:
-        server.stop()
-        raise
-    return Issuer(Api(server, secret), counts)
+
+    def count_requests(server: AuthServerThread) -> None:
+        server.app.add_middleware(RequestCounter, counts=counts)
+
+    return Issuer(launch(target, prepare=count_requests, **overrides), counts)
 
 
 class OfflineCore:

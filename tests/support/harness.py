@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -249,10 +249,23 @@ class Api:
         return verify_jwt(token, KeySet.from_jwks(self.jwks()), policy).claims
 
 
-def launch(target: DbTarget, *, seed: bool = True, clock: Any = None, **overrides: Any) -> Api:
-    """Start a server on ``target`` (migrating it) and seed the demo accounts."""
+def launch(
+    target: DbTarget,
+    *,
+    seed: bool = True,
+    clock: Any = None,
+    prepare: Callable[[AuthServerThread], None] | None = None,
+    **overrides: Any,
+) -> Api:
+    """Start a server on ``target`` (migrating it) and seed the demo accounts.
+
+    ``prepare`` sees the server before it starts (to add middleware to its app).
+    """
     settings = settings_for(target, **{**DEFAULTS, **overrides})
-    server = AuthServerThread(settings, clock=clock).start()
+    server = AuthServerThread(settings, clock=clock)
+    if prepare is not None:
+        prepare(server)
+    server.start()
     try:
         secret = seed_demo(server)["service_secret"] if seed else ""
     except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from authmesh.service import ServiceAuth, ServiceConfig
+from authmesh.testing import async_wait_for
 from authmesh.testing.authserver import AuthServerThread
 
 
@@ -33,6 +34,6 @@ async def test_authmesh_server_is_seeded_and_serves_tokens(
     try:
         principal = await auth.averify(response.json()["access_token"])
         assert principal.roles == frozenset({"user"})
-        assert auth.health()["feed"]["connected"]
+        await async_wait_for(lambda: auth.health()["feed"]["connected"], timeout=10)
     finally:
         await auth.astop()
