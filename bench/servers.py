@@ -13,13 +13,9 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +23,18 @@ from typing import Any
 
 import httpx
 
+from authmesh.testing import databases, free_port
+from authmesh.testing.databases import DbTarget
+from authmesh.testing.processes import ServerProcess
+from authmesh.testing.server_settings import FAST_ARGON2, server_env
+
 __all__ = [
     "FAST_ARGON2",
     "PG_URL",
     "AuthServer",
-    "Database",
     "ServiceProcess",
     "cpu_seconds",
     "database",
-    "free_port",
     "get_request",
     "load",
     "postgres_available",
@@ -43,17 +42,8 @@ __all__ = [
 ]
 
 PG_URL = os.environ.get("AUTHMESH_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-_PG_DSN = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-#: Cheap Argon2 where password hashing is not what is measured (seeding many users).
-FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_seconds(pid: int) -> float:
@@ -62,56 +52,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_PG_DSN, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def postgres_available() -> bool:
     """Whether the PostgreSQL server answers."""
-    try:
-        asyncio.run(_pg("SELECT 1"))
-    except Exception:
-        return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """Where a part's auth server keeps its data."""
-
-    backend: str
-    url: str
-    schema: str | None
-    data_dir: Path
-
-    def settings(self, **overrides: Any) -> dict[str, Any]:
-        """``ServerSettings`` values for this database."""
-        values: dict[str, Any] = {"data_dir": self.data_dir, "database_url": self.url}
-        if self.schema:
-            values["database_schema"] = self.schema
-        return {**values, **overrides}
+    return databases.postgres_available(PG_URL)
 
 
 @contextlib.contextmanager
-def database(backend: str) -> Iterator[Database]:
+def database(backend: str) -> Iterator[DbTarget]:
     """A fresh, empty database of ``backend`` (``sqlite`` or ``postgres``)."""
     tmp = Path(tempfile.mkdtemp(prefix="authmesh-bench-"))
     try:
-        if backend == "sqlite":
-            yield Database("sqlite", f"sqlite+aiosqlite:///{tmp / 'authmesh.db'}", None, tmp)
-            return
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
-        try:
-            yield Database("postgres", PG_URL, schema, tmp)
-        finally:
-            asyncio.run(_pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        with databases.database(backend, tmp, pg_url=PG_URL, prefix="bench_") as target:
+            yield target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -155,47 +107,17 @@ def seed(
     return asyncio.run(main())
 
 
-class AuthServer:
+class AuthServer(ServerProcess):
     """One auth-server process (``python -m bench.authserver``) on a free port."""
 
     def __init__(self, settings: dict[str, Any], *, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHMESH_")}
-        for name, value in {**settings, "port": self.port, "host": "127.0.0.1"}.items():
-            env[f"AUTHMESH_{name.upper()}"] = str(value)
-        self._env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> AuthServer:
-        """Start and wait for ``/healthz``."""
-        root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "bench.authserver"],
-            cwd=root,
-            env=self._env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            url=f"http://127.0.0.1:{self.port}",
+            env=server_env(**settings, port=self.port, host="127.0.0.1"),
+            cwd=_ROOT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"auth server exited: {err[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("auth server did not become healthy")
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        assert self.proc is not None
-        return self.proc.pid
 
     def cpu(self) -> float:
         """CPU seconds the server has used so far."""
@@ -205,89 +127,28 @@ class AuthServer:
         """Requests served so far, by path (counted inside the server process)."""
         return dict(httpx.get(f"{self.url}/_bench/counts", timeout=5).json())
 
-    def stop(self) -> None:
-        """SIGTERM, then wait (SIGKILL after 10 s)."""
-        _terminate(self.proc)
 
-    def __enter__(self) -> AuthServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-class ServiceProcess:
+class ServiceProcess(ServerProcess):
     """A uvicorn-served ASGI app (``module:app``) in its own process, one worker."""
 
     def __init__(self, target: str, env: dict[str, str], *, port: int | None = None) -> None:
         self.target = target
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, probe: str = "/open", timeout: float = 60) -> ServiceProcess:
-        """Start and wait until ``probe`` answers 200."""
-        root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.target,
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=root,
-            env=self._env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        args = [sys.executable, "-m", "uvicorn", target, "--port", str(self.port)]
+        super().__init__(
+            [*args, "--log-level", "warning", "--no-access-log"],
+            url=f"http://127.0.0.1:{self.port}",
+            env=env,
+            cwd=_ROOT,
+            probe="/open",
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"{self.target} exited: {err[-2000:]}")
-            try:
-                if httpx.get(self.url + probe, timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.target} did not start")
-
-    def stop(self) -> None:
-        """SIGTERM, then wait (SIGKILL after 10 s)."""
-        _terminate(self.proc)
-
-    def __enter__(self) -> ServiceProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def load(spec: dict[str, Any]) -> dict[str, Any]:
     """One window of :mod:`bench.httpload` in its own process; its JSON result."""
-    root = Path(__file__).resolve().parent.parent
     out = subprocess.run(
         [sys.executable, "-m", "bench.httpload"],
-        cwd=root,
+        cwd=_ROOT,
         input=json.dumps(spec).encode(),
         capture_output=True,
         check=False,

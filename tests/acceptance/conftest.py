@@ -8,21 +8,11 @@ or count requests start stacks of their own.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
+from support.acceptance import Stack, run_services, service_config, start_issuer
 from support.databases import db_target
-
-from .stack import Issuer, Service, run_services, service_config, start_issuer
-
-
-@dataclass
-class Stack:
-    """The auth server and the FastAPI, Flask and Strawberry services trusting it."""
-
-    issuer: Issuer
-    services: dict[str, Service]
 
 
 @pytest.fixture(scope="package")

@@ -16,22 +16,19 @@ from dataclasses import dataclass
 import pytest
 
 from authmesh.server import accounts
-from server.harness import Api
-from support.authserver import seed_demo, settings_for
-from support.databases import db_target
-from support.net import free_port
-
-from .stack import (
+from authmesh.testing import free_port, wait_for
+from authmesh.testing.authserver import AuthServerProcess, seed_demo, settings_for
+from support.acceptance import (
     OfflineCore,
-    ServerProcess,
     Service,
     measure_rejection,
     process_env,
     report_latency,
     run_service,
     service_config,
-    wait_for,
 )
+from support.databases import db_target
+from support.harness import Api
 
 STALENESS = 1.5
 SERVER = {"feed_heartbeat": 0.25, "feed_poll_interval": 0.2}
@@ -41,7 +38,7 @@ SERVER = {"feed_heartbeat": 0.25, "feed_poll_interval": 0.2}
 class Outage:
     """A restartable auth-server process, its database, and services trusting it."""
 
-    process: ServerProcess
+    process: AuthServerProcess
     offline: OfflineCore
     api: Api
     closed: dict[str, Service]  # fail closed (the default)
@@ -73,7 +70,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         port = free_port()
         offline = OfflineCore(settings_for(target, port=port, **SERVER))
         secret = seed_demo(offline)["service_secret"]  # type: ignore[arg-type]
-        process = ServerProcess(process_env(target, **SERVER), port)
+        process = AuthServerProcess(process_env(target, **SERVER), port)
         process.start()
         api = Api(offline, secret)  # type: ignore[arg-type]
         try:

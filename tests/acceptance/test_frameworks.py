@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from authmesh.jose import sign_jwt
-from server.harness import ADMIN, claims_of
-
-from .conftest import Stack
-from .stack import FRAMEWORKS, Service, run_service, service_config, wait_for
+from authmesh.testing import wait_for
+from support.acceptance import FRAMEWORKS, Service, Stack, run_service, service_config
+from support.harness import ADMIN, claims_of
 
 REST = ("fastapi", "flask")
 

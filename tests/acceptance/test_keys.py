@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from authmesh.jose import Key, sign_jwt
-from server.harness import claims_of, header_of
-from support.databases import DbTarget, db_target
-
-from .stack import Issuer, run_service, run_services, service_config, start_issuer, wait_for
+from authmesh.testing import wait_for
+from authmesh.testing.databases import DbTarget
+from support.acceptance import Issuer, run_service, run_services, service_config, start_issuer
+from support.databases import db_target
+from support.harness import claims_of, header_of
 
 JWKS = "/.well-known/jwks.json"
 #: A rotation publishes the new key this long before it signs; JWKS may be cached half that.

@@ -16,22 +16,19 @@ from typing import Any
 import httpx
 import pytest
 
-from server.harness import Api
-from support.authserver import seed_demo, settings_for
-from support.databases import db_target
-from support.net import free_port
-
-from .stack import (
+from authmesh.testing import free_port, wait_for
+from authmesh.testing.authserver import AuthServerProcess, seed_demo, settings_for
+from support.acceptance import (
     OfflineCore,
     RemoteServer,
-    ServerProcess,
     measure_rejection,
     process_env,
     report_latency,
     run_service,
     service_config,
-    wait_for,
 )
+from support.databases import db_target
+from support.harness import Api
 
 REDIS_URL = os.environ.get("AUTHMESH_TEST_REDIS", "redis://127.0.0.1:6379/0")
 HEARTBEAT = 5.0
@@ -76,7 +73,7 @@ def test_a_block_through_one_replica_reaches_subscribers_of_the_other(
         env = process_env(target, issuer=issuer, feed_heartbeat=HEARTBEAT, **extra)
         replicas = {}
         for name, port in (("a", port_a), ("b", port_b)):
-            process = ServerProcess(env, port)
+            process = AuthServerProcess(env, port)
             stack.callback(process.stop)
             replicas[name] = process.start()
             health = httpx.get(f"{process.url}/healthz", timeout=5).json()

@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from server.harness import Api, claims_of
-
-from .conftest import Stack
-from .stack import measure_rejection, report_latency, wait_for
+from authmesh.testing import wait_for
+from support.acceptance import Stack, measure_rejection, report_latency
+from support.harness import Api, claims_of
 
 BOUND = 1.0
 

@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from authmesh.service import ClientCredentialsAuth, ServiceConfig
-from server.harness import claims_of
-
-from .conftest import Stack
-from .stack import FRAMEWORKS, wait_for
+from authmesh.testing import wait_for
+from support.acceptance import FRAMEWORKS, Stack
+from support.harness import claims_of
 
 
 class Monotonic:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from demo.demo_process import DemoProcess
+from support.demo_process import DemoProcess
 
 
 @pytest.fixture(scope="module")

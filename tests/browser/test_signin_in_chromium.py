@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from authmesh.server import clients
-from server.harness import ALICE, Api, launch
-from server.oidc_flow import Pkce, register_browser_clients
 from support.databases import db_target
+from support.harness import ALICE, Api, launch
+from support.oidc_flow import Pkce, register_browser_clients
 
 
 class _AppPage(BaseHTTPRequestHandler):

@@ -19,7 +19,7 @@ import jwt
 import pytest
 
 from authmesh.demo.banner import WALKTHROUGH
-from demo.demo_process import DemoProcess, console_script
+from support.demo_process import DemoProcess, console_script
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 pytestmark = pytest.mark.timeout(300)

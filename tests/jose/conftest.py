@@ -15,6 +15,7 @@ import pytest
 
 from authmesh.jose import ACCESS_TOKEN_CLAIMS, Key, KeySet, VerifyPolicy
 from authmesh.jose.b64 import b64url_encode
+from authmesh.testing import FakeClock
 
 NOW = 1_700_000_000
 ISSUER = "https://auth.example.com"
@@ -99,9 +100,9 @@ def policy() -> VerifyPolicy:
 
 
 @pytest.fixture
-def clock() -> Callable[[], float]:
+def clock() -> FakeClock:
     """A frozen clock at :data:`NOW`."""
-    return lambda: float(NOW)
+    return FakeClock(NOW)
 
 
 def _claims(drop: tuple[str, ...] = (), **changes: Any) -> Claims:

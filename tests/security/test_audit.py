@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from security.stack import Stack, from_address, start_stack
+from support.security_stack import Stack, from_address, start_stack
 
 EXE = Path(sys.executable).parent / "authmesh"
 ATTACKER = "127.0.0.77"

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from security.stack import Stack, assert_no_internals, from_address, start_stack
+from support.security_stack import Stack, assert_no_internals, from_address, start_stack
 
 LIMITS = {
     "login_max_failures": 3,

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from security.stack import Stack, start_stack
+from support.security_stack import Stack, start_stack
 
 
 @pytest.fixture(scope="module")

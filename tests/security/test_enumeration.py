@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from security.stack import Stack, assert_no_internals, start_stack
+from support.security_stack import Stack, assert_no_internals, start_stack
 
 COSTLY_ARGON2 = {"argon2_time_cost": 3, "argon2_memory_cost": 65536, "argon2_parallelism": 4}
 ROUNDS = 12

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from security.stack import Stack, assert_invalid_token, start_stack, wait_until
+from authmesh.testing import wait_for
+from support.security_stack import Stack, assert_invalid_token, start_stack
 
 GRACE = 0.5
 
@@ -48,7 +49,7 @@ def test_replayed_rotated_token_revokes_the_session(stack: Stack) -> None:
     _assert_invalid_grant(status, body)
 
     # The legitimate client's access token dies in the service within a second...
-    waited = wait_until(lambda: service.me(second["access_token"]).status_code == 401, 3)
+    waited = wait_for(lambda: service.me(second["access_token"]).status_code == 401, 3)
     assert time.monotonic() - replayed_at < 1.0, waited
     assert_invalid_token(service.me(second["access_token"]))
     assert_invalid_token(api.userinfo(second["access_token"]))
@@ -71,7 +72,7 @@ def test_thief_who_rotates_first_loses_the_stolen_session(stack: Stack) -> None:
     status, body = _refresh(stack, victim["refresh_token"])  # the victim, innocently
     detected_at = time.monotonic()
     _assert_invalid_grant(status, body)
-    wait_until(lambda: service.me(thief["access_token"]).status_code == 401, 3)
+    wait_for(lambda: service.me(thief["access_token"]).status_code == 401, 3)
     assert time.monotonic() - detected_at < 1.0
     assert_invalid_token(api.userinfo(thief["access_token"]))
     _assert_invalid_grant(*_refresh(stack, thief["refresh_token"]))

@@ -33,8 +33,8 @@ from authmesh.service import (
     challenge_for,
     parse_authorization,
 )
-from security.forge import b64u, sign_raw
-from security.stack import Stack, assert_invalid_token, start_stack
+from support.forge import b64u, sign_raw
+from support.security_stack import Stack, assert_invalid_token, start_stack
 
 ISSUER = "https://issuer.example"
 KEY = Key.generate("ES256", kid="fuzz-key")

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from authmesh.cli.main import app as cli_app
 from authmesh.jose import Key
-from security.stack import Stack, start_stack
-from server.harness import ADMIN, ALICE, PRIVATE_MEMBERS, basic
+from support.harness import ADMIN, ALICE, PRIVATE_MEMBERS, basic
+from support.security_stack import Stack, start_stack
 
 MASTER_KEY = "master-" + uuid.uuid4().hex
 

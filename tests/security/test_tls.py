@@ -25,9 +25,9 @@ from authmesh.server import accounts, clients
 from authmesh.server.config import load_settings
 from authmesh.server.core import AuthCore
 from authmesh.service import ServiceAuth, ServiceConfig
-from security.stack import UvicornThread, assert_invalid_token, orders_service, wait_until
-from support.authserver import FAST_ARGON2
-from support.net import free_port
+from authmesh.testing import UvicornThread, free_port, wait_for
+from authmesh.testing.server_settings import FAST_ARGON2
+from support.security_stack import assert_invalid_token, orders_service
 
 EXE = Path(sys.executable).parent / "authmesh"
 USER = ("tls-user", "tls-user-password-1")
@@ -206,7 +206,7 @@ def test_the_sdk_verifies_over_tls_with_the_ca_bundle(tls: TlsServer) -> None:
     )
     service = UvicornThread(orders_service(auth)).start()
     try:
-        wait_until(lambda: bool(auth.feed and auth.feed.connected), timeout=10)
+        wait_for(lambda: bool(auth.feed and auth.feed.connected), timeout=10)
         with httpx.Client(base_url=service.url) as http:
             me = http.get("/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200, me.text

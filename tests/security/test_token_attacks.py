@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from authmesh.jose import Key
-from security.forge import b64u, hs256, join, raw_header, sign_raw, split, unb64u
-from security.stack import Stack, assert_invalid_token, start_stack
+from support.forge import b64u, hs256, join, raw_header, sign_raw, split, unb64u
+from support.security_stack import Stack, assert_invalid_token, start_stack
 
 
 class KeyServer:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from server.harness import BACKENDS, Api, launch
-from support.databases import DbTarget, db_target
+from authmesh.testing.databases import DbTarget
+from support.databases import db_target
+from support.harness import BACKENDS, Api, launch
 
 _PARAMS = [
     pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgres" else []) for b in BACKENDS

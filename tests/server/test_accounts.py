@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from authmesh.store import users as user_store
-from server.harness import ALICE, Api, claims_of
+from support.harness import ALICE, Api, claims_of
 
 BAD_LOGIN = {"error": "invalid_grant", "error_description": "invalid username or password"}
 BAD_REFRESH = {

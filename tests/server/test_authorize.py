@@ -10,8 +10,9 @@ import pytest
 
 from authmesh.jose import KeySet, TokenRejected, VerifyPolicy, verify_jwt
 from authmesh.server.oidc.id_tokens import token_hash
-from server.harness import ALICE, Api, claims_of, header_of
-from server.oidc_flow import SPA, Browser, Pkce, redirect_query, register_browser_clients
+from authmesh.testing import FakeClock
+from support.harness import ALICE, Api, claims_of, header_of
+from support.oidc_flow import SPA, Browser, Pkce, redirect_query, register_browser_clients
 
 
 @pytest.fixture
@@ -231,15 +232,13 @@ def test_code_bound_to_client_and_redirect_uri(api: Api, browser: Browser) -> No
 
 
 def test_expired_code_is_refused(start_server: object) -> None:
-    from server.harness import FakeClock
-
     clock = FakeClock()
     api = start_server(clock=clock)  # type: ignore[operator]
     register_browser_clients(api)
     browser = Browser(api)
     try:
         query = browser.sign_in(*ALICE)
-        clock.now += 61
+        clock.advance(61)
         response = browser.exchange(query["code"])
         assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
     finally:

@@ -20,10 +20,11 @@ from typer.testing import CliRunner
 
 from authmesh.cli.main import app as cli_app
 from authmesh.store.db import Database
-from server.harness import DEFAULTS, Api, claims_of, header_of
-from support.authserver import FAST_ARGON2, AuthServerProcess
-from support.databases import DbTarget
-from support.net import free_port
+from authmesh.testing import free_port
+from authmesh.testing.authserver import AuthServerProcess
+from authmesh.testing.databases import DbTarget
+from authmesh.testing.server_settings import FAST_ARGON2
+from support.harness import DEFAULTS, Api, claims_of, header_of
 
 EXE = Path(sys.executable).parent / "authmesh"
 CAROL = ("carol", "carol-password-1")
@@ -77,15 +78,12 @@ def _cli(env: dict[str, str], *args: str, stdin: str | None = None, code: int = 
 
 @contextmanager
 def _serving(env: dict[str, str]) -> Iterator[AuthServerProcess]:
-    """``authmesh serve`` as a process; closes the helper's stderr pipe afterwards."""
-    server = AuthServerProcess(_process_env(env), free_port())
+    """``authmesh serve`` as a process (without the AUTHMESH_* variables of this one)."""
+    server = AuthServerProcess(env, free_port())
     try:
         yield server
     finally:
         server.stop()
-        process = server._proc
-        if process is not None and process.stderr is not None:
-            process.stderr.close()
 
 
 def test_users_commands(start_server: Callable[..., Api], db: DbTarget) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.harness import Api
+from support.harness import Api
 
 
 @pytest.fixture

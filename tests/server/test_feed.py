@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.harness import Api, FakeClock, basic, claims_of
+from authmesh.testing import FakeClock
+from support.harness import Api, basic, claims_of
 
 
 def _revoke_service_tokens(api: Api, count: int) -> list[str]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 
-from server.harness import ADMIN, Api
+from support.harness import ADMIN, Api
 
 # Bounded: 10 valid + 10 invalid examples per operation, a few hundred requests per backend.
 EXAMPLES = 10

@@ -9,7 +9,7 @@ import pytest
 
 from authmesh.jose import WrongAudience
 from authmesh.server.clients import register_client
-from server.harness import ALICE, Api, claims_of, header_of
+from support.harness import ALICE, Api, claims_of, header_of
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
-from server.harness import ALICE, Api, claims_of, header_of
+from support.harness import ALICE, Api, claims_of, header_of
 
 ALGS = ["EdDSA", "ES256", "RS256"]
 # joserfc flags EdDSA (RFC 9864 deprecates the polymorphic name); the key is Ed25519.

@@ -14,9 +14,10 @@ from authmesh.errors import ConfigError
 from authmesh.server.core import AuthCore
 from authmesh.server.secrets import KeyEncryptor
 from authmesh.store.models import SigningKeyRow
-from server.harness import PRIVATE_MEMBERS, Api, FakeClock, header_of
-from support.authserver import settings_for
-from support.databases import DbTarget
+from authmesh.testing import FakeClock
+from authmesh.testing.authserver import settings_for
+from authmesh.testing.databases import DbTarget
+from support.harness import PRIVATE_MEMBERS, Api, header_of
 
 MASTER = "correct horse battery staple 42"
 KTY = {"EdDSA": "OKP", "ES256": "EC", "RS256": "RSA"}

@@ -7,8 +7,8 @@ from authlib.integrations.httpx_client import OAuth2Client
 from authlib.jose import JsonWebKey, jwt
 from authlib.oidc.core import CodeIDToken
 
-from server.harness import ALICE, Api
-from server.oidc_flow import SPA, Browser, register_browser_clients
+from support.harness import ALICE, Api
+from support.oidc_flow import SPA, Browser, register_browser_clients
 
 
 def _id_token_claims(

@@ -30,6 +30,7 @@ from authmesh.server.ratelimit import (
     RateLimiterUnavailable,
     RedisRateLimiter,
 )
+from authmesh.testing import FakeClock
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CONFIG = RateLimitConfig(
@@ -43,17 +44,8 @@ CONFIG = RateLimitConfig(
 ACCOUNT = "acct:alice"
 
 
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+#: Where the fake clocks of these tests start.
+CLOCK_START = 1_000_000.0
 
 
 @dataclass
@@ -98,7 +90,7 @@ async def redis_client(prefix: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Backend]:
-    clock = FakeClock()
+    clock = FakeClock(CLOCK_START)
     if request.param == "memory":
         yield Backend(MemoryRateLimiter(CONFIG, clock=clock), clock)
         return
@@ -310,7 +302,7 @@ async def test_failure_keys_are_independent(backend: Backend) -> None:
 
 
 async def test_memory_is_bounded_and_evicts_oldest() -> None:
-    clock = FakeClock()
+    clock = FakeClock(CLOCK_START)
     limiter = MemoryRateLimiter(CONFIG, clock=clock, max_keys=100)
     for i in range(1000):
         await limiter.hit(f"ip:10.0.{i // 256}.{i % 256}", 1, 60.0)
@@ -321,7 +313,7 @@ async def test_memory_is_bounded_and_evicts_oldest() -> None:
 
 
 async def test_memory_sweeps_expired_before_evicting_live_keys() -> None:
-    clock = FakeClock()
+    clock = FakeClock(CLOCK_START)
     limiter = MemoryRateLimiter(CONFIG, clock=clock, max_keys=100)
     await limiter.hit("ip:keep", 1, 600.0)  # the oldest entry, live for 600 s
     for i in range(98):
@@ -409,7 +401,7 @@ async def test_redis_works_with_decoded_responses(prefix: str) -> None:
     await client.aclose()
     decoded = Redis.from_url(REDIS_URL, decode_responses=True)
     try:
-        limiter = RedisRateLimiter(decoded, CONFIG, prefix=prefix, clock=FakeClock())
+        limiter = RedisRateLimiter(decoded, CONFIG, prefix=prefix, clock=FakeClock(CLOCK_START))
         assert (await limiter.hit("ip:x", 1, 5.0)).allowed
         assert (await limiter.hit("ip:x", 1, 5.0)).retry_after == pytest.approx(5.0)
         await _fail(limiter, CONFIG.lock_after)

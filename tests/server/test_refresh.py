@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from authmesh.store.models import RefreshTokenRow
-from server.harness import Api, FakeClock, claims_of
+from authmesh.testing import FakeClock
+from support.harness import Api, claims_of
 
 BAD_REFRESH = {
     "error": "invalid_grant",

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from authmesh.server.clients import register_client
-from server.harness import Api, basic, claims_of
+from support.harness import Api, basic, claims_of
 
 BAD_REFRESH = {
     "error": "invalid_grant",

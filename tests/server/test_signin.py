@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.harness import ALICE, Api, basic, claims_of
-from server.oidc_flow import PARTNER, SPA, Browser, Pkce, redirect_query, register_browser_clients
+from support.harness import ALICE, Api, basic, claims_of
+from support.oidc_flow import PARTNER, SPA, Browser, Pkce, redirect_query, register_browser_clients
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.harness import Api
-from server.oidc_flow import SPA, Browser, Pkce, register_browser_clients
+from support.harness import Api
+from support.oidc_flow import SPA, Browser, Pkce, register_browser_clients
 
 _SETTINGS = settings(
     max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck)

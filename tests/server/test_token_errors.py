@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from authmesh.server import accounts
-from server.harness import ALICE, BACKENDS, Api, basic, launch
 from support.databases import db_target
+from support.harness import ALICE, BACKENDS, Api, basic, launch
 
 _PARAMS = [
     pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgres" else []) for b in BACKENDS

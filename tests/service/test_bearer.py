@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from authmesh.jose.errors import TokenExpired, TokenRejected, TokenRevoked, VerifierUnavailable
 from authmesh.service.bearer import challenge_for, parse_authorization, quote_param
 from authmesh.service.errors import InsufficientScope, InvalidRequest, MissingToken
-
-# RFC 6750 §3: auth-param values; error_description chars %x20-21 / %x23-5B / %x5D-7E.
-PARAM = re.compile(r'([a-z_]+)="([\x20\x21\x23-\x5b\x5d-\x7e]*)"')
-
-
-def parse_challenge(header: str) -> dict[str, str]:
-    """Parse ``Bearer k="v", …`` strictly: anything unparsed fails the test."""
-    assert header.startswith("Bearer ")
-    rest, params = header[len("Bearer ") :], {}
-    while rest:
-        match = PARAM.match(rest)
-        assert match, f"not RFC 6750 at {rest!r}"
-        assert match[1] not in params
-        params[match[1]] = match[2]
-        rest = rest[match.end() :]
-        if rest:
-            assert rest.startswith(", "), rest
-            rest = rest[2:]
-    return params
+from support.challenges import parse_challenge
 
 
 @pytest.mark.parametrize(

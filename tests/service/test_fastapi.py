@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -19,17 +20,16 @@ from authmesh.revocation import RevocationEvent
 from authmesh.service import Principal, ServiceAuth
 from authmesh.service.fastapi import authenticated, require
 from authmesh.service.starlette import BearerAuthMiddleware, install_error_handlers
-
-from .apps import orders_app
-from .conftest import MockIssuer
-from .test_bearer import parse_challenge
+from support.apps import fastapi_app
+from support.challenges import parse_challenge
+from support.sdk import MockIssuer
 
 
 @pytest.fixture(params=[True, False], ids=["middleware", "dependencies-only"])
 async def client(
     request: pytest.FixtureRequest, mock_auth: ServiceAuth
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = orders_app(mock_auth, middleware=request.param)
+    app = fastapi_app(mock_auth, middleware=request.param)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://orders") as c:
         yield c
@@ -44,7 +44,14 @@ async def test_valid_token(client: httpx.AsyncClient, mock_issuer: MockIssuer) -
     token = mock_issuer.state.mint(sub="alice", roles=["clerk"])
     response = await client.get("/me", headers=bearer(token))
     assert response.status_code == 200
-    assert response.json() == {"sub": "alice", "roles": ["clerk"], "sid": "session-1"}
+    assert response.json() == {
+        "sub": "alice",
+        "client_id": "web",
+        "roles": ["clerk"],
+        "scopes": [],
+        "sid": "session-1",
+        "jti": ANY,
+    }
 
 
 async def test_no_token_is_401_without_error_code(client: httpx.AsyncClient) -> None:

@@ -12,9 +12,8 @@ from fastapi import FastAPI, Request
 
 from authmesh.service import Principal, ServiceAuth
 from authmesh.service.fastapi import install, protected
-
-from .conftest import MockIssuer
-from .test_bearer import parse_challenge
+from support.challenges import parse_challenge
+from support.sdk import MockIssuer
 
 
 def protected_app(auth: ServiceAuth, *, middleware: bool) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from werkzeug.test import Client
@@ -13,10 +14,9 @@ from authmesh.revocation import RevocationEvent
 from authmesh.service import ServiceAuth
 from authmesh.service.flask import AuthMesh
 from authmesh.service.wsgi import ENVIRON_KEY, BearerAuthWSGIMiddleware
-
-from .apps import flask_app
-from .conftest import MockIssuer
-from .test_bearer import parse_challenge
+from support.apps import flask_app
+from support.challenges import parse_challenge
+from support.sdk import MockIssuer
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -32,7 +32,14 @@ def client(mock_auth: ServiceAuth) -> Any:
 def test_valid_token(client: Any, mock_issuer: MockIssuer) -> None:
     response = client.get("/me", headers=bearer(mock_issuer.state.mint(roles=["clerk"])))
     assert response.status_code == 200
-    assert response.json == {"sub": "user-1", "roles": ["clerk"]}
+    assert response.json == {
+        "sub": "user-1",
+        "client_id": "web",
+        "roles": ["clerk"],
+        "scopes": [],
+        "sid": "session-1",
+        "jti": ANY,
+    }
 
 
 def test_no_token(client: Any) -> None:

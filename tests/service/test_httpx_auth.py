@@ -12,8 +12,8 @@ import pytest
 
 from authmesh.errors import ConfigError
 from authmesh.service import ClientCredentialsAuth, ServiceConfig, TokenRequestError
-
-from .conftest import MOCK_ISSUER, FakeClock, mock_config
+from authmesh.testing import FakeClock
+from support.sdk import MOCK_ISSUER, mock_config
 
 
 class TokenServer:

@@ -14,11 +14,9 @@ import pytest
 
 from authmesh.jose import Key, sign_jwt
 from authmesh.service import ClientCredentialsAuth, ServiceAuth, ServiceConfig
-
-from .apps import flask_app, graphql_app, orders_app
-from .conftest import live_config, wait_for
-from .fake_issuer import FakeIssuer
-from .servers import UvicornThread, WerkzeugThread
+from authmesh.testing import FakeIssuer, UvicornThread, WerkzeugThread, wait_for
+from support.apps import fastapi_app, flask_app, graphql_app
+from support.sdk import live_config
 
 log = logging.getLogger("authmesh.tests.integration")
 
@@ -46,7 +44,7 @@ class Service:
 @contextlib.contextmanager
 def run_fastapi(config: ServiceConfig) -> Iterator[Service]:
     auth = ServiceAuth(config)
-    with UvicornThread(orders_app(auth)) as server:
+    with UvicornThread(fastapi_app(auth)) as server:
         service = Service(server.url, auth)
         yield service
         service.http.close()
@@ -132,19 +130,19 @@ def test_revocation_reaches_a_running_service_within_a_second(
 def test_graphql_service(issuer: FakeIssuer, client_secret: str) -> None:
     with run_graphql(live_config(issuer, client_secret)) as service:
         clerk = issuer.state.mint(sub="frank", roles=["clerk"])
-        assert service.graphql("{ me staffNote }", clerk).json() == {
-            "data": {"me": "frank", "staffNote": "staff only"}
+        assert service.graphql("{ me { sub } staffNote }", clerk).json() == {
+            "data": {"me": {"sub": "frank"}, "staffNote": "staff only"}
         }
         body = service.graphql("{ adminReport }", clerk).json()
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-        body = service.graphql("{ me }").json()
+        body = service.graphql("{ me { sub } }").json()
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         response = service.graphql("{ hello }", issuer.state.mint(lifetime=-3600))
         assert response.status_code == 401
         assert 'error_description="the token has expired"' in response.headers["www-authenticate"]
         wait_for(service.feed_connected)
         issuer.state.revoke("sub", "frank", not_before=time.time() + 1)
-        wait_for(lambda: service.graphql("{ me }", clerk).status_code == 401, timeout=1)
+        wait_for(lambda: service.graphql("{ me { sub } }", clerk).status_code == 401, timeout=1)
 
 
 def test_subscriber_catches_up_after_the_issuer_restarts(

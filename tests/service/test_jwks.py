@@ -12,8 +12,8 @@ from authmesh.jose import Key, TokenRejected
 from authmesh.service import Discovery, DiscoveryError, JWKSCache, ServiceAuth, ServiceStats
 from authmesh.service._http import HttpClients
 from authmesh.service.jwks import cache_lifetime
-
-from .conftest import MOCK_ISSUER, FakeClock, MockIssuer, mock_config
+from authmesh.testing import FakeClock
+from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
 
 def make_cache(issuer: MockIssuer, clock: FakeClock, **overrides: Any) -> JWKSCache:

@@ -12,8 +12,7 @@ import pytest
 
 from authmesh.revocation import RevocationEvent
 from authmesh.service import RevocationState
-
-from .conftest import FakeClock
+from authmesh.testing import FakeClock
 
 NOW = 1_800_000_000.0
 

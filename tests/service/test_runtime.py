@@ -9,8 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from authmesh.errors import ConfigError
 from authmesh.service import ServiceAuth, ServiceConfig, register_metrics
-
-from .conftest import MOCK_ISSUER, MockIssuer, mock_config
+from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
 
 def test_no_feed_credentials_needs_explicit_fail_open() -> None:

@@ -12,9 +12,8 @@ from fastapi import FastAPI
 
 from authmesh.service import ServiceAuth
 from authmesh.service.strawberry import FORBIDDEN, UNAUTHENTICATED, HasRole, HasScope
-
-from .apps import graphql_app
-from .conftest import MockIssuer
+from support.apps import graphql_app
+from support.sdk import MockIssuer
 
 
 @pytest.fixture(params=[True, False], ids=["middleware", "context-getter-only"])
@@ -42,9 +41,9 @@ async def test_public_field_needs_no_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_authenticated_field(client: httpx.AsyncClient, mock_issuer: MockIssuer) -> None:
-    response = await query(client, "{ me }", mock_issuer.state.mint(sub="erin"))
-    assert response.json() == {"data": {"me": "erin"}}
-    response = await query(client, "{ me }")
+    response = await query(client, "{ me { sub } }", mock_issuer.state.mint(sub="erin"))
+    assert response.json() == {"data": {"me": {"sub": "erin"}}}
+    response = await query(client, "{ me { sub } }")
     assert response.status_code == 200
     assert codes(response.json()) == [UNAUTHENTICATED]
     response = await query(client, "{ adminReport }")

@@ -24,9 +24,8 @@ from authmesh.service._http import Fetched
 from authmesh.service.revocations import RevocationState
 from authmesh.service.sse import ServerSentEvent
 from authmesh.service.subscriber import _NoStream
-
-from .conftest import FakeClock, live_config, mock_config, wait_for
-from .fake_issuer import FakeIssuer
+from authmesh.testing import FakeClock, FakeIssuer, wait_for
+from support.sdk import live_config, mock_config
 
 NOW = time.time()
 

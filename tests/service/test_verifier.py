@@ -23,8 +23,8 @@ from authmesh.jose.errors import (
 )
 from authmesh.revocation import RevocationEvent
 from authmesh.service import ServiceAuth, Verifier
-
-from .conftest import MOCK_ISSUER, FakeClock, MockIssuer, mock_config
+from authmesh.testing import FakeClock
+from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
 START = 1_800_000_000.0
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from authmesh.store.db import Database
-from support.databases import DbTarget, db_target
+from authmesh.testing.databases import DbTarget
+from support.databases import db_target
 
 _PARAMS = [
     pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgres" else [])

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from authmesh.store import db as db_module
 from authmesh.store.db import Database
 from authmesh.store.models import Base
-from support.databases import DbTarget
+from authmesh.testing.databases import DbTarget
 
 TABLES = {
     "alembic_version",

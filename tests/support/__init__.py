@@ -1,1 +1,1 @@
-"""Helpers shared by the test suites: real servers on free loopback ports, databases."""
+"""Helpers only this project's test suites need; the reusable ones are in authmesh.testing."""

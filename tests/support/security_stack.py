@@ -9,34 +9,29 @@ server's revocation feed. Tests talk to both over HTTP only.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import Depends, FastAPI
 
 from authmesh.service import Principal, ServiceAuth, ServiceConfig
 from authmesh.service.fastapi import CurrentPrincipal, install, require
-from server.harness import Api, launch
-from support.databases import DbTarget
+from authmesh.testing import UvicornThread, wait_for
+from authmesh.testing.databases import DbTarget
+from support.harness import Api, launch
 
 __all__ = [
     "INTERNALS",
     "Service",
     "Stack",
-    "UvicornThread",
     "assert_invalid_token",
     "assert_no_internals",
     "from_address",
     "start_stack",
-    "wait_until",
 ]
 
 #: What must never reach a client: tracebacks, source paths, exception class names.
@@ -64,16 +59,6 @@ def assert_invalid_token(response: httpx.Response) -> None:
     assert_no_internals(challenge)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> float:
-    """Poll until ``predicate()``; the seconds it took. Fails after ``timeout``."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
-
-
 def from_address(base_url: str, address: str) -> httpx.Client:
     """An HTTP client whose connections come from another loopback address.
 
@@ -82,58 +67,6 @@ def from_address(base_url: str, address: str) -> httpx.Client:
     """
     transport = httpx.HTTPTransport(local_address=address)
     return httpx.Client(base_url=base_url, transport=transport, timeout=30)
-
-
-class UvicornThread:
-    """An ASGI app served by uvicorn in a daemon thread on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> UvicornThread:
-        """Bind, serve, and wait until started (lifespan included)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._sock = sock
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                lifespan="on",
-                log_level="warning",
-                loop="asyncio",
-                http="h11",
-                ws="none",
-                timeout_graceful_shutdown=1,
-            )
-        )
-        self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        """Shut down and wait."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        if self._sock is not None:
-            self._sock.close()
 
 
 def orders_service(auth: ServiceAuth) -> FastAPI:
@@ -212,7 +145,7 @@ def start_stack(data_dir: Path, **server_overrides: Any) -> Iterator[Stack]:
         runner = UvicornThread(orders_service(auth)).start()
         http = httpx.Client(base_url=runner.url, timeout=15)
         service = Service(runner.url, auth, http)
-        wait_until(service.feed_connected, timeout=10)
+        wait_for(service.feed_connected, timeout=10)
         yield Stack(api, service, url, data_dir)
     finally:
         if http is not None:

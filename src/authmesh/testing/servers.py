@@ -1,22 +1,29 @@
-"""Real HTTP servers on free loopback ports in threads: uvicorn (ASGI), werkzeug (WSGI)."""
+"""Real HTTP servers on free loopback ports, in threads: uvicorn (ASGI), werkzeug (WSGI)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import uvicorn
-from werkzeug.serving import BaseWSGIServer, make_server
+if TYPE_CHECKING:
+    import uvicorn
+    from werkzeug.serving import BaseWSGIServer
 
 __all__ = ["UvicornThread", "WerkzeugThread"]
 
 
 class UvicornThread:
-    """An ASGI app served by uvicorn in a daemon thread; restartable on the same port."""
+    """An ASGI app served by uvicorn in a daemon thread; restartable on the same port.
 
-    def __init__(self, app: Any, *, port: int = 0, lifespan: str = "on") -> None:
+    ``port=0`` (the default) binds a free port; :attr:`url` tells which. The
+    socket is bound before the server starts, so there is no race for the port.
+    """
+
+    def __init__(
+        self, app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "on"
+    ) -> None:
         self.app = app
         self.port = port
         self.lifespan = lifespan
@@ -26,9 +33,17 @@ class UvicornThread:
 
     @property
     def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> UvicornThread:
+    def start(self, timeout: float = 15.0) -> UvicornThread:
+        """Bind, serve, and wait until started (the app's lifespan included).
+
+        Raises:
+            RuntimeError: the server thread died or did not start within ``timeout``.
+        """
+        import uvicorn
+
         # proto=IPPROTO_TCP, or asyncio skips TCP_NODELAY on accepted connections and
         # Nagle plus delayed ACKs add ~40 ms to every response.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -53,11 +68,12 @@ class UvicornThread:
         deadline = time.monotonic() + timeout
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
             time.sleep(0.01)
         return self
 
     def stop(self) -> None:
+        """Shut down (the lifespan's shutdown included) and wait; the port is kept."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -74,7 +90,7 @@ class UvicornThread:
 
 
 class WerkzeugThread:
-    """A WSGI app served by werkzeug's threaded server in a daemon thread."""
+    """A WSGI app (Flask) served by werkzeug's threaded server in a daemon thread."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -83,17 +99,31 @@ class WerkzeugThread:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
+        """The base URL, ``http://127.0.0.1:PORT``."""
+        assert self._server is not None, "the server is not running"
         return f"http://127.0.0.1:{self._server.server_port}"
 
-    def __enter__(self) -> WerkzeugThread:
+    def start(self) -> WerkzeugThread:
+        """Bind a free port and serve."""
+        from werkzeug.serving import make_server
+
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
+    def stop(self) -> None:
+        """Shut down and wait."""
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._server is not None:
+            self._server.server_close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> WerkzeugThread:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._thread.join(10)
-        self._server.server_close()
+        self.stop()

@@ -1,11 +1,14 @@
-"""The real auth server on a free loopback port, in a thread or in a process."""
+"""The real auth server for integration tests: in a thread of this process, or as a process.
+
+Needs the ``server`` extra. :func:`settings_for` gives settings on a test
+database with cheap password hashing and no login limits; :class:`AuthServerThread`
+serves them with uvicorn in a thread (its context is at hand to seed users);
+:class:`AuthServerProcess` runs ``authmesh serve`` as a child process.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -13,36 +16,27 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import uvicorn
 
 from authmesh.server import accounts, clients
 from authmesh.server.app import create_app
 from authmesh.server.config import ServerSettings, load_settings
 from authmesh.server.core import AuthCore
-from support.databases import DbTarget
-from support.net import free_port
+from authmesh.testing.databases import DbTarget
+from authmesh.testing.net import free_port
+from authmesh.testing.processes import ServerProcess
+from authmesh.testing.server_settings import FAST_ARGON2
 
-__all__ = ["FAST_ARGON2", "AuthServerProcess", "AuthServerThread", "seed_demo", "settings_for"]
+__all__ = ["AuthServerProcess", "AuthServerThread", "seed_demo", "settings_for"]
 
 T = TypeVar("T")
-
-#: Cheap Argon2 so tests don't spend seconds hashing; production parameters are
-#: exercised by the benchmark.
-FAST_ARGON2: dict[str, int] = {
-    "argon2_time_cost": 1,
-    "argon2_memory_cost": 1024,
-    "argon2_parallelism": 1,
-}
 
 
 def settings_for(target: DbTarget, port: int | None = None, **overrides: Any) -> ServerSettings:
     """Server settings for a test database on a free port."""
     values: dict[str, Any] = {
         "port": port or free_port(),
-        "data_dir": target.data_dir,
-        "database_url": target.url,
-        "database_schema": target.schema,
+        **target.settings(),
         # Brute-force limits would turn a suite's many deliberate failures from one
         # address into 429s; the security tests set their own limits.
         "login_max_failures": 1000,
@@ -62,6 +56,8 @@ class AuthServerThread:
         self.app = create_app(settings, **({"clock": clock} if clock else {}))
         self.core: AuthCore = self.app.state.core
         self.url = settings.issuer_url
+        #: What a seeding step returned (``seed_demo``: the service client's secret).
+        self.seeded: dict[str, str] = {}
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
@@ -109,7 +105,13 @@ class AuthServerThread:
 
 
 def seed_demo(server: AuthServerThread) -> dict[str, str]:
-    """An admin, a user, a public first-party client and a service client."""
+    """An admin, a user, a public first-party client and a service client.
+
+    Users ``admin`` / ``admin-password-1`` (roles admin, user) and ``alice`` /
+    ``alice-password-1`` (role user); the public client ``web`` (password and
+    refresh grants) and the service client ``orders-svc``, whose secret is
+    returned as ``service_secret``.
+    """
     core = server.core
 
     async def seed() -> dict[str, str]:
@@ -141,43 +143,20 @@ def seed_demo(server: AuthServerThread) -> dict[str, str]:
     return server.call(seed())
 
 
-class AuthServerProcess:
-    """``authmesh serve`` as a separate OS process (for multi-process and restart tests)."""
+class AuthServerProcess(ServerProcess):
+    """``authmesh serve`` as a separate OS process (multi-process and restart tests).
 
-    def __init__(self, env: Mapping[str, str], port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self._env = {**os.environ, **env, "AUTHMESH_PORT": str(port)}
-        self._proc: subprocess.Popen[bytes] | None = None
+    Args:
+        env: its settings as ``AUTHMESH_*`` variables
+            (:func:`~authmesh.testing.server_settings.server_env`).
+        port: the port to serve on (a free one if not given).
+    """
 
-    def start(self, timeout: float = 30) -> AuthServerProcess:
-        """Start and wait for /healthz."""
+    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
         exe = Path(sys.executable).parent / "authmesh"
-        self._proc = subprocess.Popen(
+        super().__init__(
             [str(exe), "serve", "--log-level", "warning"],
-            env=self._env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            url=f"http://127.0.0.1:{self.port}",
+            env={**env, "AUTHMESH_PORT": str(self.port)},
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise RuntimeError(f"authmesh serve exited: {err[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("authmesh serve did not become healthy")
-
-    def stop(self) -> None:
-        """SIGTERM, then wait."""
-        if self._proc and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()

@@ -4,8 +4,8 @@
   counting the requests it serves by path, and seeds the demo accounts.
 * :class:`OfflineCore` opens the server's database without a server (seeding
   a database before ``authmesh serve`` starts, or writing while it is down);
-  :class:`ServerProcess` is ``authmesh serve`` in a restartable process and
-  :class:`RemoteServer` lets the server tests' :class:`Api` drive it.
+  :class:`RemoteServer` lets the server tests' :class:`Api` drive ``authmesh serve``
+  running as a process (:class:`~authmesh.testing.authserver.AuthServerProcess`).
 * :func:`run_service` starts a FastAPI, Flask or Strawberry service on a free
   port with its own :class:`ServiceAuth`; :class:`Service` talks HTTP to it.
 * :func:`measure_rejection` times how long after an action services refuse a token.
@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,18 +28,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authmesh.server.config import ServerSettings
 from authmesh.server.core import AuthCore
 from authmesh.service import ServiceAuth, ServiceConfig
-from server.harness import DEFAULTS, Api
-from service.servers import UvicornThread, WerkzeugThread
-from support.authserver import (
-    FAST_ARGON2,
-    AuthServerProcess,
-    AuthServerThread,
-    seed_demo,
-    settings_for,
-)
-from support.databases import DbTarget
-
-from .apps import fastapi_app, flask_app, graphql_app
+from authmesh.testing import UvicornThread, WerkzeugThread
+from authmesh.testing.authserver import AuthServerThread
+from authmesh.testing.databases import DbTarget
+from authmesh.testing.server_settings import FAST_ARGON2, server_env
+from support.apps import fastapi_app, flask_app, graphql_app
+from support.harness import DEFAULTS, Api, launch
 
 __all__ = [
     "FRAMEWORKS",
@@ -47,8 +41,8 @@ __all__ = [
     "OfflineCore",
     "RemoteServer",
     "RequestCounter",
-    "ServerProcess",
     "Service",
+    "Stack",
     "measure_rejection",
     "process_env",
     "report_latency",
@@ -56,23 +50,12 @@ __all__ = [
     "run_services",
     "service_config",
     "start_issuer",
-    "wait_for",
 ]
 
 T = TypeVar("T")
 log = logging.getLogger("authmesh.tests.acceptance")
 
 FRAMEWORKS = ("fastapi", "flask", "graphql")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> float:
-    """Poll until ``predicate()`` is true; returns the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 class RequestCounter:
@@ -113,17 +96,12 @@ class Issuer:
 
 def start_issuer(target: DbTarget, **overrides: Any) -> Issuer:
     """Start the auth server on ``target``, seeded with admin, alice, web and orders-svc."""
-    settings = settings_for(target, **{**DEFAULTS, **overrides})
-    server = AuthServerThread(settings)
     counts: Counter[str] = Counter()
-    server.app.add_middleware(RequestCounter, counts=counts)
-    server.start()
-    try:
-        secret = seed_demo(server)["service_secret"]
-    except BaseException:
-        server.stop()
-        raise
-    return Issuer(Api(server, secret), counts)
+
+    def count_requests(server: AuthServerThread) -> None:
+        server.app.add_middleware(RequestCounter, counts=counts)
+
+    return Issuer(launch(target, prepare=count_requests, **overrides), counts)
 
 
 class OfflineCore:
@@ -171,28 +149,9 @@ class RemoteServer:
         return self.offline.call(coro)
 
 
-class ServerProcess(AuthServerProcess):
-    """``authmesh serve`` in a process that can be stopped and started again."""
-
-    def stop(self) -> None:
-        """SIGTERM, wait, and close the stderr pipe (a restart makes a new one)."""
-        proc = self._proc
-        super().stop()
-        if proc is not None and proc.stderr is not None:
-            proc.stderr.close()
-
-
 def process_env(target: DbTarget, **settings: Any) -> dict[str, str]:
     """``AUTHMESH_*`` variables for ``authmesh serve`` on ``target`` (no limits, cheap Argon2)."""
-    values: dict[str, Any] = {
-        "data_dir": target.data_dir,
-        "database_url": target.url,
-        **({"database_schema": target.schema} if target.schema else {}),
-        **DEFAULTS,
-        **FAST_ARGON2,
-        **settings,
-    }
-    return {f"AUTHMESH_{name.upper()}": str(value) for name, value in values.items()}
+    return server_env(**target.settings(**DEFAULTS, **FAST_ARGON2, **settings))
 
 
 def service_config(issuer_url: str, secret: str, **overrides: Any) -> ServiceConfig:
@@ -265,6 +224,14 @@ class Service:
     def close(self) -> None:
         """Close the client."""
         self.http.close()
+
+
+@dataclass
+class Stack:
+    """The auth server and the FastAPI, Flask and Strawberry services trusting it."""
+
+    issuer: Issuer
+    services: dict[str, Service]
 
 
 @contextlib.contextmanager

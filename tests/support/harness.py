@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +20,8 @@ import httpx
 from authmesh.jose import KeySet, VerifyPolicy, verify_jwt
 from authmesh.server import accounts
 from authmesh.server.core import AuthCore
-from support.authserver import AuthServerThread, seed_demo, settings_for
-from support.databases import DbTarget
+from authmesh.testing.authserver import AuthServerThread, seed_demo, settings_for
+from authmesh.testing.databases import DbTarget
 
 __all__ = [
     "ADMIN",
@@ -31,7 +30,6 @@ __all__ = [
     "DEFAULTS",
     "PRIVATE_MEMBERS",
     "Api",
-    "FakeClock",
     "basic",
     "claims_of",
     "header_of",
@@ -50,16 +48,6 @@ DEFAULTS: dict[str, Any] = {
     "login_lock_after": 10_000,
     "rate_limit_per_minute": 0,
 }
-
-
-class FakeClock:
-    """A clock the test moves by hand; a server built with it reads it for every decision."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def basic(client_id: str, secret: str) -> str:
@@ -261,10 +249,23 @@ class Api:
         return verify_jwt(token, KeySet.from_jwks(self.jwks()), policy).claims
 
 
-def launch(target: DbTarget, *, seed: bool = True, clock: Any = None, **overrides: Any) -> Api:
-    """Start a server on ``target`` (migrating it) and seed the demo accounts."""
+def launch(
+    target: DbTarget,
+    *,
+    seed: bool = True,
+    clock: Any = None,
+    prepare: Callable[[AuthServerThread], None] | None = None,
+    **overrides: Any,
+) -> Api:
+    """Start a server on ``target`` (migrating it) and seed the demo accounts.
+
+    ``prepare`` sees the server before it starts (to add middleware to its app).
+    """
     settings = settings_for(target, **{**DEFAULTS, **overrides})
-    server = AuthServerThread(settings, clock=clock).start()
+    server = AuthServerThread(settings, clock=clock)
+    if prepare is not None:
+        prepare(server)
+    server.start()
     try:
         secret = seed_demo(server)["service_secret"] if seed else ""
     except BaseException:

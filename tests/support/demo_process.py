@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authmesh.demo.env import read_env
-from support.net import free_port
+from authmesh.testing import free_port
 
 __all__ = ["DemoProcess", "console_script"]
 

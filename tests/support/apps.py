@@ -1,8 +1,9 @@
-"""The three services of the acceptance tests, protected the way the README shows.
+"""The services of the SDK and acceptance tests, protected the way the README shows.
 
 Each answers ``GET /me`` (any valid token; echoes the principal), ``GET /admin``
-(role ``admin``), ``POST /orders`` (scope ``orders:write``) and ``GET /health``;
-the Strawberry service offers the same as GraphQL fields.
+(role ``admin``), ``POST /orders`` (scope ``orders:write``), ``GET /public``
+(a token is optional) and ``GET /health``; the Strawberry service offers the
+same as GraphQL fields.
 """
 
 from __future__ import annotations
@@ -12,17 +13,27 @@ from typing import Any
 import strawberry
 from fastapi import Depends, FastAPI
 from flask import Flask, g
+from starlette.requests import Request
 from strawberry.fastapi import GraphQLRouter
 
 from authmesh.service import Principal, ServiceAuth
-from authmesh.service.fastapi import CurrentPrincipal, install, require
+from authmesh.service.fastapi import CurrentPrincipal, install, optional_principal, require
 from authmesh.service.flask import AuthMesh
-from authmesh.service.strawberry import HasRole, HasScope, IsAuthenticated, principal_from_info
+from authmesh.service.starlette import get_principal
+from authmesh.service.strawberry import (
+    HasAnyRole,
+    HasRole,
+    HasScope,
+    IsAuthenticated,
+    context_getter,
+    principal_from_info,
+)
 
-__all__ = ["fastapi_app", "flask_app", "graphql_app"]
+__all__ = ["describe", "fastapi_app", "flask_app", "graphql_app"]
 
 
-def _describe(principal: Principal) -> dict[str, Any]:
+def describe(principal: Principal) -> dict[str, Any]:
+    """What ``/me`` answers: the principal's claims the SDK exposes."""
     return {
         "sub": principal.subject,
         "client_id": principal.client_id,
@@ -33,14 +44,23 @@ def _describe(principal: Principal) -> dict[str, Any]:
     }
 
 
-def fastapi_app(auth: ServiceAuth) -> FastAPI:
-    """A REST service with FastAPI dependencies."""
+def fastapi_app(auth: ServiceAuth, *, middleware: bool = True) -> FastAPI:
+    """A REST service protected with FastAPI dependencies (and the middleware, if told)."""
     app = FastAPI()
-    install(app, auth)
+    install(app, auth, middleware=middleware)
+
+    @app.get("/public")
+    async def public(user: Principal | None = Depends(optional_principal)) -> dict[str, Any]:
+        return {"user": user.subject if user else None}
+
+    @app.get("/scope-user")
+    async def scope_user(request: Request) -> dict[str, Any]:
+        principal = get_principal(request)
+        return {"user": principal.subject if principal else None}
 
     @app.get("/me")
     async def me(user: CurrentPrincipal) -> dict[str, Any]:
-        return _describe(user)
+        return describe(user)
 
     @app.get("/admin")
     async def admin(user: Principal = Depends(require(roles="admin"))) -> dict[str, Any]:
@@ -59,15 +79,19 @@ def fastapi_app(auth: ServiceAuth) -> FastAPI:
     return app
 
 
-def flask_app(auth: ServiceAuth) -> tuple[Flask, AuthMesh]:
-    """The same REST service in Flask (the feed followed by a thread)."""
-    app = Flask("acceptance-orders")
-    ext = AuthMesh(app, auth)
+def flask_app(auth: ServiceAuth, *, start: bool = True) -> tuple[Flask, AuthMesh]:
+    """The same REST service in Flask (the feed followed by a thread if ``start``)."""
+    app = Flask("orders")
+    ext = AuthMesh(app, auth, start=start)
+
+    @app.get("/public")
+    def public() -> dict[str, Any]:
+        return {"user": g.principal.subject if g.principal else None}
 
     @app.get("/me")
     @ext.required
     def me() -> dict[str, Any]:
-        return _describe(g.principal)
+        return describe(g.principal)
 
     @app.get("/admin")
     @ext.require(roles="admin")
@@ -111,6 +135,14 @@ class Query:
     def admin_report(self) -> str | None:
         return "secret numbers"
 
+    @strawberry.field(permission_classes=[HasAnyRole("clerk", "admin")])
+    def staff_note(self) -> str | None:
+        return "staff only"
+
+    @strawberry.field(permission_classes=[HasScope("catalog:read")])
+    def items(self) -> list[str] | None:
+        return ["apple", "pear"]
+
     @strawberry.field(permission_classes=[HasScope("orders:write")])
     def can_write_orders(self) -> bool | None:
         return True
@@ -119,14 +151,14 @@ class Query:
 SCHEMA = strawberry.Schema(query=Query)
 
 
-def graphql_app(auth: ServiceAuth, *, required: bool = False) -> FastAPI:
+def graphql_app(auth: ServiceAuth, *, middleware: bool = True, required: bool = False) -> FastAPI:
     """A GraphQL service: Strawberry on FastAPI, the principal in the context.
 
     ``required`` makes the middleware refuse every request without a token (401).
     """
     app = FastAPI()
-    install(app, auth, required=required)
-    app.include_router(GraphQLRouter(SCHEMA), prefix="/graphql")
+    install(app, auth, middleware=middleware, required=required)
+    app.include_router(GraphQLRouter(SCHEMA, context_getter=context_getter()), prefix="/graphql")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

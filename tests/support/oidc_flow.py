@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from authmesh.server import clients
-from server.harness import Api
+from support.harness import Api
 
 __all__ = ["PARTNER", "SPA", "Browser", "Pkce", "redirect_query", "register_browser_clients"]
 

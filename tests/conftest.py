@@ -1,0 +1,3 @@
+"""Fixtures for the whole suite: the authmesh test kit's pytest plugin."""
+
+pytest_plugins = ["authmesh.testing.plugin"]
