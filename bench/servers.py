@@ -85,23 +85,23 @@ def seed(
     from authmesh.server import accounts
     from authmesh.server import clients as client_service
     from authmesh.server.config import load_settings
-    from authmesh.server.core import AuthCore
+    from authmesh.server.context import ServerContext
 
     async def main() -> Seeded:
-        core = AuthCore.build(load_settings(None, **settings))
+        ctx = ServerContext.build(load_settings(None, **settings))
         out = Seeded()
         try:
-            await core.start()
+            await ctx.start()
             for username, password, roles in users:
                 await accounts.create_user(
-                    core, username=username, password=password, roles=list(roles)
+                    ctx, username=username, password=password, roles=list(roles)
                 )
             for spec in clients:
-                new = await client_service.register_client(core, **spec)
+                new = await client_service.register_client(ctx, **spec)
                 if new.secret is not None:
                     out.secrets[spec["client_id"]] = new.secret
         finally:
-            await core.close()
+            await ctx.close()
         return out
 
     return asyncio.run(main())

@@ -3,11 +3,18 @@
 This module imports nothing from authmesh so that both the server and the
 service SDK can depend on it.
 
-An event covers every access token that carries:
+It also states, once, which tokens an event revokes. An event covers every
+access token whose claim :data:`CLAIM_OF` its ``kind`` equals its ``value``:
 
-* ``kind="sub"``: the subject ``value`` and was issued (``iat``) before ``not_before``;
-* ``kind="sid"``: the session id ``value`` (any issue time);
-* ``kind="jti"``: the token id ``value``.
+* ``kind="sub"``: the subject, and only tokens issued (``iat``) before
+  ``not_before`` (the kinds in :data:`ISSUED_BEFORE`);
+* ``kind="sid"``: the session id, at any issue time;
+* ``kind="jti"``: the token id.
+
+A token without a usable ``iat`` cannot prove it came after an event, so
+:func:`issued_at` reads it as minus infinity. The SDK's in-memory index
+(``authmesh.service``) and the server's query (``authmesh.store.revocations``)
+are built from these definitions.
 
 ``expires_at`` is the time after which no token the event covers can still be
 valid (its creation plus the longest access-token lifetime and the leeway), so
@@ -19,12 +26,46 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, TypedDict, cast
 
-__all__ = ["KINDS", "RevocationEvent", "RevocationEventJSON", "RevocationKind"]
+__all__ = [
+    "CLAIM_OF",
+    "ISSUED_BEFORE",
+    "KINDS",
+    "RevocationEvent",
+    "RevocationEventJSON",
+    "RevocationKind",
+    "issued_at",
+    "revocation_keys",
+]
 
 RevocationKind = Literal["sub", "sid", "jti"]
 KINDS: frozenset[str] = frozenset({"sub", "sid", "jti"})
+#: The token claim an event of each kind names with its ``value``.
+CLAIM_OF: Mapping[RevocationKind, str] = MappingProxyType(
+    {"sub": "sub", "sid": "sid", "jti": "jti"}
+)
+#: Kinds that cover only the tokens issued before the event's ``not_before``.
+ISSUED_BEFORE: frozenset[RevocationKind] = frozenset({"sub"})
+
+
+def issued_at(claims: Mapping[str, Any]) -> float:
+    """The ``iat`` an event's ``not_before`` is compared with; minus infinity when unusable."""
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        return -math.inf
+    return float(iat)
+
+
+def revocation_keys(claims: Mapping[str, Any]) -> list[tuple[RevocationKind, str]]:
+    """The ``(kind, value)`` of every event that could cover a token with these claims."""
+    keys: list[tuple[RevocationKind, str]] = []
+    for kind, claim in CLAIM_OF.items():
+        value = claims.get(claim)
+        if isinstance(value, str):
+            keys.append((kind, value))
+    return keys
 
 
 class RevocationEventJSON(TypedDict):
@@ -49,15 +90,9 @@ class RevocationEvent:
 
     def covers(self, claims: Mapping[str, Any]) -> bool:
         """Whether a token with these claims is revoked by this event."""
-        if self.kind == "sub":
-            iat = claims.get("iat")
-            if claims.get("sub") != self.value:
-                return False
-            # A token without a usable iat cannot prove it came after the event.
-            return not isinstance(iat, int | float) or iat < self.not_before
-        if self.kind == "sid":
-            return claims.get("sid") == self.value
-        return claims.get("jti") == self.value
+        if claims.get(CLAIM_OF[self.kind]) != self.value:
+            return False
+        return self.kind not in ISSUED_BEFORE or issued_at(claims) < self.not_before
 
     def to_json(self) -> RevocationEventJSON:
         """The event as sent on the feed."""

@@ -23,7 +23,7 @@ from authmesh.errors import ConfigError
 from authmesh.jose import TokenRejected
 from authmesh.server import accounts, clients
 from authmesh.server.config import load_settings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.service import ServiceAuth, ServiceConfig
 from authmesh.testing import UvicornThread, free_port, wait_for
 from authmesh.testing.server_settings import FAST_ARGON2
@@ -58,15 +58,15 @@ def _seed(data_dir: Path) -> str:
     """A user and a confidential service client, written before the server starts."""
 
     async def seed() -> str:
-        core = AuthCore.build(load_settings(None, data_dir=data_dir, **FAST_ARGON2))
+        ctx = ServerContext.build(load_settings(None, data_dir=data_dir, **FAST_ARGON2))
         try:
-            await core.start()
-            await accounts.create_user(core, username=USER[0], password=USER[1], roles=["user"])
+            await ctx.start()
+            await accounts.create_user(ctx, username=USER[0], password=USER[1], roles=["user"])
             await accounts.create_user(
-                core, username=ADMIN[0], password=ADMIN[1], roles=["admin", "user"]
+                ctx, username=ADMIN[0], password=ADMIN[1], roles=["admin", "user"]
             )
             await clients.register_client(
-                core,
+                ctx,
                 client_id="web",
                 public=True,
                 grant_types=["password", "refresh_token"],
@@ -74,12 +74,12 @@ def _seed(data_dir: Path) -> str:
                 audiences=["orders"],
             )
             made = await clients.register_client(
-                core, client_id="orders-svc", grant_types=["client_credentials"]
+                ctx, client_id="orders-svc", grant_types=["client_credentials"]
             )
             assert made.secret is not None
             return made.secret
         finally:
-            await core.close()
+            await ctx.close()
 
     return asyncio.run(seed())
 

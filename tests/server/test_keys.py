@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from authmesh.errors import ConfigError
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.secrets import KeyEncryptor
 from authmesh.store.models import SigningKeyRow
 from authmesh.testing import FakeClock
@@ -176,12 +176,12 @@ def test_restart_with_the_same_master_key_keeps_working(
     assert next(r for r in _key_rows(again) if r.kid == new_kid).encrypted is True
 
 
-async def _start_core(target: DbTarget, **overrides: Any) -> None:
-    core = AuthCore.build(settings_for(target, **overrides))
+async def _start_context(target: DbTarget, **overrides: Any) -> None:
+    ctx = ServerContext.build(settings_for(target, **overrides))
     try:
-        await core.start()
+        await ctx.start()
     finally:
-        await core.close()
+        await ctx.close()
 
 
 async def test_a_wrong_master_key_fails_with_a_clear_config_error(
@@ -192,9 +192,9 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
     api.server.stop()
 
     with pytest.raises(ConfigError) as wrong:
-        await _start_core(db, master_key="an entirely different key")
+        await _start_context(db, master_key="an entirely different key")
     with pytest.raises(ConfigError) as missing:
-        await _start_core(db)
+        await _start_context(db)
 
     assert str(wrong.value) == (
         f"cannot decrypt signing key {kid}: AUTHMESH_MASTER_KEY is wrong or the stored key "
@@ -204,12 +204,12 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
         f"signing key {kid} is encrypted: set AUTHMESH_MASTER_KEY to use it"
     )
     # And the right key still opens it.
-    await _start_core(db, master_key=MASTER)
+    await _start_context(db, master_key=MASTER)
 
 
 def test_a_too_short_master_key_is_refused(db: DbTarget) -> None:
     with pytest.raises(ConfigError, match="at least 16 characters"):
-        AuthCore.build(settings_for(db, master_key="short"))
+        ServerContext.build(settings_for(db, master_key="short"))
 
 
 def test_a_retired_key_leaves_the_jwks_once_its_last_token_expired(

@@ -152,3 +152,30 @@ async def test_many_concurrent_appends_get_distinct_cursors(db: Database) -> Non
     async with db.transaction() as session:
         seen = await revocations.events_since(session, 0, now=NOW, limit=100)
     assert [e.cursor for e in seen] == sorted(every)
+
+
+_TOKENS = [
+    {"sub": "u1", "sid": "s1", "jti": "j1", "iat": NOW - 1},
+    {"sub": "u1", "sid": "s1", "jti": "j1", "iat": NOW},
+    {"sub": "u1", "jti": "j2", "iat": NOW - 1},
+    {"sub": "u1", "sid": "s2", "jti": "j3"},
+    {"sub": "u2", "sid": "s1", "jti": "j4", "iat": NOW + 5},
+    {"sub": "u2", "sid": "s3", "jti": "j1", "iat": NOW + 5},
+]
+
+
+async def test_covering_cursor_follows_the_one_rule(db: Database) -> None:
+    # The server's query must agree with RevocationEvent.covers on every token.
+    rounds: list[tuple[RevocationKind, str]] = [("sub", "u1"), ("sid", "s1"), ("jti", "j1")]
+    for n, (kind, value) in enumerate(rounds):
+        # Values of their own per round, so earlier rounds' events cover nothing here.
+        event = _event(f"{n}{value}", kind=kind)
+        tokens = [
+            {k: f"{n}{v}" if k != "iat" else v for k, v in token.items()} for token in _TOKENS
+        ]
+        [cursor] = await _append(db, event)
+        async with db.transaction() as session:
+            for token in tokens:
+                found = await revocations.covering_cursor(session, token)
+                assert (found == cursor) == event.covers(token), (event, token)
+                assert found in (None, cursor)

@@ -26,7 +26,7 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authmesh.server.config import ServerSettings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.service import ServiceAuth, ServiceConfig
 from authmesh.testing import UvicornThread, WerkzeugThread
 from authmesh.testing.authserver import AuthServerThread
@@ -116,7 +116,7 @@ class OfflineCore:
         self.settings = settings
         self.url = settings.issuer_url
         self._loop = asyncio.new_event_loop()
-        self.core = AuthCore.build(settings)
+        self.core = ServerContext.build(settings)
         self._loop.run_until_complete(self.core.start())
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -140,7 +140,7 @@ class RemoteServer:
     offline: OfflineCore
 
     @property
-    def core(self) -> AuthCore:
+    def core(self) -> ServerContext:
         """The offline core."""
         return self.offline.core
 

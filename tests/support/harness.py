@@ -19,7 +19,7 @@ import httpx
 
 from authmesh.jose import KeySet, VerifyPolicy, verify_jwt
 from authmesh.server import accounts
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.testing.authserver import AuthServerThread, seed_demo, settings_for
 from authmesh.testing.databases import DbTarget
 
@@ -88,7 +88,7 @@ class Api:
         return self.server.url
 
     @property
-    def core(self) -> AuthCore:
+    def core(self) -> ServerContext:
         """The server's core, for set-up and for reading the database."""
         return self.server.core
 

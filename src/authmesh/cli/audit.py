@@ -14,12 +14,11 @@ from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
     DataDirOpt,
-    run_with_core,
+    run_with_context,
     settings_from,
 )
-from authmesh.server.core import AuthCore
-from authmesh.store import audit as audit_store
-from authmesh.store.models import AuditRow
+from authmesh.server import audit as audit_trail
+from authmesh.server.context import ServerContext
 
 __all__ = ["audit"]
 
@@ -37,37 +36,15 @@ def audit(
 ) -> None:
     """Show security events, newest first."""
 
-    async def action_(core: AuthCore) -> list[AuditRow]:
-        async with core.db.transaction() as session:
-            return list(
-                await audit_store.query_audit(
-                    session,
-                    action=action,
-                    subject=subject,
-                    actor=actor,
-                    outcome=outcome,
-                    limit=limit,
-                )
-            )
+    async def action_(ctx: ServerContext) -> list[audit_trail.AuditEntry]:
+        return await audit_trail.query(
+            ctx, action=action, subject=subject, actor=actor, outcome=outcome, limit=limit
+        )
 
-    rows = run_with_core(settings_from(config, database_url, data_dir), action_)
+    rows = run_with_context(settings_from(config, database_url, data_dir), action_)
     if as_json:
         for r in rows:
-            typer.echo(
-                json.dumps(
-                    {
-                        "id": r.id,
-                        "at": r.at,
-                        "action": r.action,
-                        "outcome": r.outcome,
-                        "actor": r.actor,
-                        "subject": r.subject,
-                        "client_id": r.client_id,
-                        "client_ip": r.client_ip,
-                        "details": r.details,
-                    }
-                )
-            )
+            typer.echo(json.dumps(r.to_json()))
         return
     table = Table("time (UTC)", "action", "outcome", "actor", "subject", "client", "address")
     for r in rows:

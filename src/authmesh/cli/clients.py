@@ -12,13 +12,11 @@ from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
     DataDirOpt,
-    run_with_core,
+    run_with_context,
     settings_from,
 )
 from authmesh.server import clients as client_service
-from authmesh.server.core import AuthCore, RequestInfo
-from authmesh.store import clients as client_store
-from authmesh.store.models import ClientRow
+from authmesh.server.context import RequestInfo, ServerContext
 
 __all__ = ["clients_app"]
 
@@ -63,9 +61,9 @@ def add(
     else:
         grants = ["client_credentials"]
 
-    async def action(core: AuthCore) -> client_service.NewClient:
+    async def action(ctx: ServerContext) -> client_service.NewClient:
         return await client_service.register_client(
-            core,
+            ctx,
             client_id=client_id,
             name=name,
             public=public,
@@ -79,7 +77,7 @@ def add(
             info=_CLI,
         )
 
-    made = run_with_core(settings_from(config, database_url, data_dir), action)
+    made = run_with_context(settings_from(config, database_url, data_dir), action)
     typer.echo(f"client {made.client.client_id} registered (grants: {', '.join(grants)})")
     if made.secret is not None:
         typer.echo(f"client_secret: {made.secret}")
@@ -92,15 +90,14 @@ def list_(
 ) -> None:
     """List clients (never their secrets)."""
 
-    async def action(core: AuthCore) -> list[ClientRow]:
-        async with core.db.transaction() as session:
-            return list(await client_store.list_clients(session))
+    async def action(ctx: ServerContext) -> list[client_service.ClientView]:
+        return await client_service.list_clients(ctx)
 
     table = Table("client_id", "type", "grants", "scopes", "audiences", "roles")
-    for c in run_with_core(settings_from(config, database_url, data_dir), action):
+    for c in run_with_context(settings_from(config, database_url, data_dir), action):
         table.add_row(
             c.client_id,
-            "public" if c.secret_hash is None else "confidential",
+            "public" if c.public else "confidential",
             " ".join(c.grant_types),
             " ".join(c.scopes),
             " ".join(c.audiences),
@@ -118,10 +115,10 @@ def remove(
 ) -> None:
     """Delete a client and revoke its own tokens."""
 
-    async def action(core: AuthCore) -> bool:
-        return await client_service.remove_client(core, client_id, info=_CLI)
+    async def action(ctx: ServerContext) -> bool:
+        return await client_service.remove_client(ctx, client_id, info=_CLI)
 
-    if not run_with_core(settings_from(config, database_url, data_dir), action):
+    if not run_with_context(settings_from(config, database_url, data_dir), action):
         typer.echo(f"no client {client_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"client {client_id} removed")

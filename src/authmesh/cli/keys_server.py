@@ -12,10 +12,11 @@ from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
     DataDirOpt,
-    run_with_core,
+    run_with_context,
     settings_from,
 )
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.keys import KeyInfo
 
 __all__ = ["list_keys", "rotate_keys"]
@@ -32,11 +33,11 @@ def list_keys(
 ) -> None:
     """List the server's signing keys and their state (never a private part)."""
 
-    async def action(core: AuthCore) -> list[KeyInfo]:
-        return core.keys.describe()
+    async def action(ctx: ServerContext) -> list[KeyInfo]:
+        return ctx.keys.describe()
 
     table = Table("kid", "alg", "state", "published", "signs from", "retires", "leaves JWKS")
-    for k in run_with_core(settings_from(config, database_url, data_dir), action):
+    for k in run_with_context(settings_from(config, database_url, data_dir), action):
         table.add_row(
             k.kid,
             k.alg,
@@ -54,12 +55,14 @@ def rotate_keys(
 ) -> None:
     """Publish a new signing key now; it signs after key_publish_ahead seconds."""
 
-    async def action(core: AuthCore) -> tuple[str, float]:
-        key = await core.keys.rotate()
-        async with core.db.transaction() as session:
-            await core.audit(session, "key_rotate", info=RequestInfo(actor="cli"), kid=key.kid)
-        info = next(k for k in core.keys.describe() if k.kid == key.kid)
+    async def action(ctx: ServerContext) -> tuple[str, float]:
+        key = await ctx.keys.rotate()
+        async with ctx.db.transaction() as session:
+            await audit.record(
+                ctx, session, "key_rotate", info=RequestInfo(actor="cli"), kid=key.kid
+            )
+        info = next(k for k in ctx.keys.describe() if k.kid == key.kid)
         return key.kid, info.activates_at
 
-    kid, activates = run_with_core(settings_from(config, database_url, data_dir), action)
+    kid, activates = run_with_context(settings_from(config, database_url, data_dir), action)
     typer.echo(f"new key {kid} published; it signs from {_when(activates)} UTC")

@@ -13,7 +13,7 @@ from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
     DataDirOpt,
-    run_with_core,
+    run_with_context,
     settings_from,
 )
 
@@ -54,7 +54,7 @@ def serve(
         tls_key=tls_key,
     )
     app = create_app(settings)
-    hub = app.state.core.hub
+    hub = app.state.context.hub
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -93,9 +93,9 @@ def upgrade(
 ) -> None:
     """Apply the database migrations (the server also does this on start)."""
 
-    async def noop(_core: object) -> None:
+    async def noop(_ctx: object) -> None:
         return None
 
     settings = settings_from(config, database_url, data_dir)
-    run_with_core(settings, noop)
+    run_with_context(settings, noop)
     typer.echo(f"database is up to date: {_safe(settings.db_url)}")

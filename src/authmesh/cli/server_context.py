@@ -10,9 +10,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from authmesh.server.config import ServerSettings, load_settings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 
-__all__ = ["ConfigOpt", "DataDirOpt", "DatabaseOpt", "run_with_core", "settings_from"]
+__all__ = ["ConfigOpt", "DataDirOpt", "DatabaseOpt", "run_with_context", "settings_from"]
 
 T = TypeVar("T")
 
@@ -41,15 +41,17 @@ def settings_from(
     return load_settings(config, database_url=database_url, data_dir=data_dir, **extra)
 
 
-def run_with_core(settings: ServerSettings, action: Callable[[AuthCore], Awaitable[T]]) -> T:
+def run_with_context(
+    settings: ServerSettings, action: Callable[[ServerContext], Awaitable[T]]
+) -> T:
     """Open the database (migrating it), run ``action``, close."""
 
     async def main() -> T:
-        core = AuthCore.build(settings)
+        ctx = ServerContext.build(settings)
         try:
-            await core.start()
-            return await action(core)
+            await ctx.start()
+            return await action(ctx)
         finally:
-            await core.close()
+            await ctx.close()
 
     return asyncio.run(main())

@@ -13,11 +13,11 @@ from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
     DataDirOpt,
-    run_with_core,
+    run_with_context,
     settings_from,
 )
 from authmesh.server import accounts
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.context import RequestInfo, ServerContext
 
 __all__ = ["users_app"]
 
@@ -56,12 +56,12 @@ def add(
     """Create a user (the first admin: `authmesh users add admin --role admin`)."""
     password = _read_password(password_stdin)
 
-    async def action(core: AuthCore) -> accounts.UserView:
+    async def action(ctx: ServerContext) -> accounts.UserView:
         return await accounts.create_user(
-            core, username=username, password=password, roles=role or [], email=email, info=_CLI
+            ctx, username=username, password=password, roles=role or [], email=email, info=_CLI
         )
 
-    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+    _print_user(run_with_context(settings_from(config, database_url, data_dir), action))
 
 
 @users_app.command("list")
@@ -70,10 +70,10 @@ def list_(
 ) -> None:
     """List users."""
 
-    async def action(core: AuthCore) -> list[accounts.UserView]:
-        return await accounts.list_users(core, limit=10_000)
+    async def action(ctx: ServerContext) -> list[accounts.UserView]:
+        return await accounts.list_users(ctx, limit=10_000)
 
-    views = run_with_core(settings_from(config, database_url, data_dir), action)
+    views = run_with_context(settings_from(config, database_url, data_dir), action)
     table = Table("username", "id", "roles", "state")
     for v in views:
         table.add_row(v.username, v.id, ", ".join(v.roles), "blocked" if v.blocked else "active")
@@ -89,10 +89,10 @@ def block(
 ) -> None:
     """Block a user and revoke every token they hold."""
 
-    async def action(core: AuthCore) -> accounts.UserView:
-        return await accounts.block_user(core, username, info=_CLI)
+    async def action(ctx: ServerContext) -> accounts.UserView:
+        return await accounts.block_user(ctx, username, info=_CLI)
 
-    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+    _print_user(run_with_context(settings_from(config, database_url, data_dir), action))
 
 
 @users_app.command("unblock")
@@ -104,10 +104,10 @@ def unblock(
 ) -> None:
     """Let a blocked user log in again."""
 
-    async def action(core: AuthCore) -> accounts.UserView:
-        return await accounts.unblock_user(core, username, info=_CLI)
+    async def action(ctx: ServerContext) -> accounts.UserView:
+        return await accounts.unblock_user(ctx, username, info=_CLI)
 
-    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+    _print_user(run_with_context(settings_from(config, database_url, data_dir), action))
 
 
 @users_app.command("roles")
@@ -120,10 +120,10 @@ def roles(
 ) -> None:
     """Replace a user's roles (no roles given: remove all)."""
 
-    async def action(core: AuthCore) -> accounts.UserView:
-        return await accounts.set_roles(core, username, role or [], info=_CLI)
+    async def action(ctx: ServerContext) -> accounts.UserView:
+        return await accounts.set_roles(ctx, username, role or [], info=_CLI)
 
-    _print_user(run_with_core(settings_from(config, database_url, data_dir), action))
+    _print_user(run_with_context(settings_from(config, database_url, data_dir), action))
 
 
 @users_app.command("passwd")
@@ -137,10 +137,10 @@ def passwd(
     """Set a user's password; their sessions end."""
     password = _read_password(password_stdin)
 
-    async def action(core: AuthCore) -> None:
-        await accounts.set_password(core, username, password, info=_CLI)
+    async def action(ctx: ServerContext) -> None:
+        await accounts.set_password(ctx, username, password, info=_CLI)
 
-    run_with_core(settings_from(config, database_url, data_dir), action)
+    run_with_context(settings_from(config, database_url, data_dir), action)
     typer.echo(f"password of {username} changed; every session of the user has ended")
 
 
@@ -153,8 +153,8 @@ def logout(
 ) -> None:
     """Force re-authentication: end every session of the user."""
 
-    async def action(core: AuthCore) -> int:
-        return await accounts.logout_all(core, username, info=_CLI, forced=True)
+    async def action(ctx: ServerContext) -> int:
+        return await accounts.logout_all(ctx, username, info=_CLI, forced=True)
 
-    ended = run_with_core(settings_from(config, database_url, data_dir), action)
+    ended = run_with_context(settings_from(config, database_url, data_dir), action)
     typer.echo(f"{ended} session(s) of {username} ended")

@@ -24,7 +24,7 @@ from authmesh.demo.env import ENV_FILE, read_env, write_env
 from authmesh.demo.seed import seed, seed_webapp
 from authmesh.errors import ConfigError
 from authmesh.server.config import load_settings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -86,17 +86,17 @@ async def _seed(cfg: DemoConfig, *, webapp_only: bool = False) -> dict[str, str]
     env_backup = dict(os.environ)
     os.environ.update(_server_env(cfg))
     try:
-        core = AuthCore.build(load_settings(None))
+        ctx = ServerContext.build(load_settings(None))
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
     try:
-        await core.start()
+        await ctx.start()
         if webapp_only:
-            return await seed_webapp(core, cfg.webapp_url)
-        return await seed(core, cfg.webapp_url)
+            return await seed_webapp(ctx, cfg.webapp_url)
+        return await seed(ctx, cfg.webapp_url)
     finally:
-        await core.close()
+        await ctx.close()
 
 
 def _prepare(cfg: DemoConfig) -> tuple[dict[str, str], bool]:

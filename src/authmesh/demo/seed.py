@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from authmesh.server import accounts, clients
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.context import RequestInfo, ServerContext
 
 __all__ = ["DEMO_CLIENT", "WEBAPP_CLIENT", "seed", "seed_webapp"]
 
@@ -18,10 +18,10 @@ def _password() -> str:
     return "demo-" + secrets.token_urlsafe(9)
 
 
-async def seed_webapp(core: AuthCore, webapp_url: str) -> dict[str, str]:
+async def seed_webapp(ctx: ServerContext, webapp_url: str) -> dict[str, str]:
     """Register the web app: a confidential first-party client of the browser flow."""
     webapp = await clients.register_client(
-        core,
+        ctx,
         client_id=WEBAPP_CLIENT,
         name="Shop (the demo web app)",
         grant_types=["authorization_code", "refresh_token"],
@@ -35,14 +35,14 @@ async def seed_webapp(core: AuthCore, webapp_url: str) -> dict[str, str]:
     return {"WEBAPP_CLIENT_ID": WEBAPP_CLIENT, "WEBAPP_CLIENT_SECRET": webapp.secret}
 
 
-async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
+async def seed(ctx: ServerContext, webapp_url: str) -> dict[str, str]:
     """Create the demo users and clients; returns the credentials for ``demo.env``."""
     admin_pw, user_pw = _password(), _password()
     await accounts.create_user(
-        core, username="admin", password=admin_pw, roles=["admin", "user"], info=_INFO
+        ctx, username="admin", password=admin_pw, roles=["admin", "user"], info=_INFO
     )
     await accounts.create_user(
-        core,
+        ctx,
         username="alice",
         password=user_pw,
         roles=["user"],
@@ -50,7 +50,7 @@ async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
         info=_INFO,
     )
     await clients.register_client(
-        core,
+        ctx,
         client_id=DEMO_CLIENT,
         name="Demo command line (curl)",
         public=True,
@@ -61,7 +61,7 @@ async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
         info=_INFO,
     )
     orders = await clients.register_client(
-        core,
+        ctx,
         client_id="orders-svc",
         name="Orders service",
         grant_types=["client_credentials"],
@@ -71,7 +71,7 @@ async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
         info=_INFO,
     )
     catalog = await clients.register_client(
-        core,
+        ctx,
         client_id="catalog-svc",
         name="Catalog service",
         grant_types=["client_credentials"],
@@ -91,5 +91,5 @@ async def seed(core: AuthCore, webapp_url: str) -> dict[str, str]:
         "ORDERS_CLIENT_SECRET": orders.secret,
         "CATALOG_CLIENT_ID": "catalog-svc",
         "CATALOG_CLIENT_SECRET": catalog.secret,
-        **await seed_webapp(core, webapp_url),
+        **await seed_webapp(ctx, webapp_url),
     }

@@ -1,8 +1,7 @@
 """User accounts: creation, roles, block, passwords and logouts, free of HTTP.
 
-Every change that ends access writes revocation events (DESIGN.md "Revocation
-without a lookup per request") and an audit event in the same transaction, then
-wakes the feed after the commit.
+Every change that ends access writes revocation events and an audit event in
+the same transaction, then wakes the feed after the commit.
 """
 
 from __future__ import annotations
@@ -14,9 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.server.core import AuthCore, RequestInfo
-from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound
-from authmesh.server.passwords import WeakPassword
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
+from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound, WeakPassword
+from authmesh.server.feed import publish
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.models import UserRow
@@ -33,6 +33,7 @@ __all__ = [
     "set_password",
     "set_roles",
     "unblock_user",
+    "unlock_user",
 ]
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
@@ -78,15 +79,15 @@ def _check_roles(roles: Sequence[str]) -> list[str]:
     return sorted(set(roles))
 
 
-def _check_password(core: AuthCore, password: str, username: str) -> None:
+def _check_password(ctx: ServerContext, password: str, username: str) -> None:
     try:
-        core.policy.check(password, username)
+        ctx.policy.check(password, username)
     except WeakPassword as exc:
         raise InvalidRequest(str(exc)) from None
 
 
 async def create_user(
-    core: AuthCore,
+    ctx: ServerContext,
     *,
     username: str,
     password: str,
@@ -104,11 +105,11 @@ async def create_user(
         raise InvalidRequest("username must be 1-150 of A-Z a-z 0-9 . _ @ + -")
     if email is not None and not _EMAIL.match(email):
         raise InvalidRequest("email must look like name@example.com (at most 254 characters)")
-    _check_password(core, password, username)
+    _check_password(ctx, password, username)
     wanted = _check_roles(roles)
-    password_hash = await core.hasher.ahash(password)
+    password_hash = await ctx.hasher.ahash(password)
     try:
-        async with core.db.transaction() as session:
+        async with ctx.db.transaction() as session:
             if await user_store.get_user(session, username) is not None:
                 raise InvalidRequest(f"user {username!r} already exists")
             user = await user_store.create_user(
@@ -116,10 +117,12 @@ async def create_user(
                 username=username,
                 password_hash=password_hash,
                 roles=wanted,
-                now=core.now(),
+                now=ctx.now(),
                 email=email,
             )
-            await core.audit(session, "user_create", info=info, subject=user.username, roles=wanted)
+            await audit.record(
+                ctx, session, "user_create", info=info, subject=user.username, roles=wanted
+            )
     except IntegrityError:
         raise InvalidRequest(f"user {username!r} already exists") from None
     return _view(user, wanted)
@@ -132,36 +135,36 @@ async def _load(session: AsyncSession, username: str) -> UserRow:
     return user
 
 
-async def get_user(core: AuthCore, username: str) -> UserView:
+async def get_user(ctx: ServerContext, username: str) -> UserView:
     """One user by name.
 
     Raises:
         NotFound: no such user.
     """
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
         return _view(user, await user_store.get_roles(session, user.id))
 
 
-async def list_users(core: AuthCore, *, offset: int = 0, limit: int = 100) -> list[UserView]:
+async def list_users(ctx: ServerContext, *, offset: int = 0, limit: int = 100) -> list[UserView]:
     """Users ordered by name."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         rows = await user_store.list_users(session, offset=offset, limit=limit)
         return [_view(u, await user_store.get_roles(session, u.id)) for u in rows]
 
 
 async def _end_access(
-    core: AuthCore, session: AsyncSession, user: UserRow, reason: str
+    ctx: ServerContext, session: AsyncSession, user: UserRow, reason: str
 ) -> list[int]:
     """End every session and revoke every token of the user issued until now."""
-    sids = await session_store.end_user_sessions(session, user.id, now=core.now(), reason=reason)
-    cursors = await core.revoke(session, "sub", [user.id])
-    cursors += await core.revoke(session, "sid", sids)
+    sids = await session_store.end_user_sessions(session, user.id, now=ctx.now(), reason=reason)
+    cursors = await publish.revoke(ctx, session, "sub", [user.id])
+    cursors += await publish.revoke(ctx, session, "sid", sids)
     return cursors
 
 
 async def set_roles(
-    core: AuthCore, username: str, roles: Sequence[str], *, info: RequestInfo | None = None
+    ctx: ServerContext, username: str, roles: Sequence[str], *, info: RequestInfo | None = None
 ) -> UserView:
     """Replace a user's roles.
 
@@ -169,7 +172,7 @@ async def set_roles(
     so the user's tokens are revoked and the next refresh carries the new ones.
     """
     wanted = _check_roles(roles)
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
         before = await user_store.get_roles(session, user.id)
         await user_store.set_roles(session, user.id, wanted)
@@ -177,84 +180,109 @@ async def set_roles(
         if set(before) - set(wanted):
             # No sid event backs this one up: it must also cover tokens minted
             # earlier in this second, which still carry the role taken away.
-            cursors = await core.revoke(session, "sub", [user.id], through_this_second=True)
-        await core.audit(
-            session, "role_change", info=info, subject=user.username, before=before, after=wanted
+            cursors = await publish.revoke(ctx, session, "sub", [user.id], through_this_second=True)
+        await audit.record(
+            ctx,
+            session,
+            "role_change",
+            info=info,
+            subject=user.username,
+            before=before,
+            after=wanted,
         )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
     return _view(user, wanted)
 
 
-async def block_user(core: AuthCore, username: str, *, info: RequestInfo | None = None) -> UserView:
+async def block_user(
+    ctx: ServerContext, username: str, *, info: RequestInfo | None = None
+) -> UserView:
     """Block a user: no login, no refresh, every token revoked within the feed's latency."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
         user.blocked = True
-        user.updated_at = core.now()
-        cursors = await _end_access(core, session, user, "blocked")
-        await core.audit(session, "block", info=info, subject=user.username)
+        user.updated_at = ctx.now()
+        cursors = await _end_access(ctx, session, user, "blocked")
+        await audit.record(ctx, session, "block", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
     return _view(user, roles)
 
 
 async def unblock_user(
-    core: AuthCore, username: str, *, info: RequestInfo | None = None
+    ctx: ServerContext, username: str, *, info: RequestInfo | None = None
 ) -> UserView:
     """Let a blocked user log in again (old tokens stay revoked)."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
         user.blocked = False
-        user.updated_at = core.now()
-        await core.audit(session, "unblock", info=info, subject=user.username)
+        user.updated_at = ctx.now()
+        await audit.record(ctx, session, "unblock", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
     # Unblocking also lifts a brute-force lock: the admin vouches for the account.
-    await core.guard.unlock(user.username)
+    await ctx.guard.unlock(user.username)
     return _view(user, roles)
 
 
+async def unlock_user(
+    ctx: ServerContext, username: str, *, info: RequestInfo | None = None
+) -> UserView:
+    """Lift a brute-force lock: clear the account's failed-login back-off and lock.
+
+    Raises:
+        NotFound: no such user.
+    """
+    view = await get_user(ctx, username)
+    await ctx.guard.unlock(view.username)
+    async with ctx.db.transaction() as session:
+        await audit.record(ctx, session, "unlock", info=info, subject=view.username)
+    return view
+
+
 async def logout_all(
-    core: AuthCore, username: str, *, info: RequestInfo | None = None, forced: bool = False
+    ctx: ServerContext, username: str, *, info: RequestInfo | None = None, forced: bool = False
 ) -> int:
     """End every session of the user (logout everywhere, or an admin's forced re-auth)."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
-        open_count = len(await session_store.open_sessions(session, user.id, core.now()))
-        cursors = await _end_access(core, session, user, "forced_logout" if forced else "logout")
-        await core.audit(
+        open_count = len(await session_store.open_sessions(session, user.id, ctx.now()))
+        cursors = await _end_access(ctx, session, user, "forced_logout" if forced else "logout")
+        await audit.record(
+            ctx,
             session,
             "force_logout" if forced else "logout_all",
             info=info,
             subject=user.username,
             sessions=open_count,
         )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
     return open_count
 
 
 async def logout(
-    core: AuthCore, user_id: str, sid: str, *, info: RequestInfo | None = None
+    ctx: ServerContext, user_id: str, sid: str, *, info: RequestInfo | None = None
 ) -> None:
     """End one session of the user and revoke its tokens."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         sess = await session_store.get_session(session, sid)
         cursors: list[int] = []
         if sess is not None and sess.user_id == user_id:
-            await session_store.end_session(session, sid, now=core.now(), reason="logout")
-            cursors = await core.revoke(session, "sid", [sid])
+            await session_store.end_session(session, sid, now=ctx.now(), reason="logout")
+            cursors = await publish.revoke(ctx, session, "sid", [sid])
             user = await user_store.get_user_by_id(session, user_id)
-            await core.audit(
+            await audit.record(
+                ctx,
                 session,
                 "logout",
                 info=info,
                 subject=user.username if user else user_id,
                 session_id=sid,
             )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
 
 
 async def change_password(
-    core: AuthCore,
+    ctx: ServerContext,
     user_id: str,
     *,
     current_password: str,
@@ -267,23 +295,23 @@ async def change_password(
         AccessDenied: the current password is wrong.
         InvalidRequest: the new password breaks the policy.
     """
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await user_store.get_user_by_id(session, user_id)
     if user is None or user.blocked:
         raise AccessDenied("the account cannot change its password")
-    await core.guard.before_login(user.username, info.client_ip if info else None)
-    if not await core.hasher.averify(user.password_hash, current_password):
-        await core.guard.failed(user.username, info.client_ip if info else None)
-        async with core.db.transaction() as session:
-            await core.audit(
-                session, "password_change", outcome="failure", info=info, subject=user.username
+    await ctx.guard.before_login(user.username, info.client_ip if info else None)
+    if not await ctx.hasher.averify(user.password_hash, current_password):
+        await ctx.guard.failed(user.username, info.client_ip if info else None)
+        async with ctx.db.transaction() as session:
+            await audit.record(
+                ctx, session, "password_change", outcome="failure", info=info, subject=user.username
             )
         raise AccessDenied("the current password is wrong")
-    await set_password(core, user.username, new_password, info=info, by_admin=False)
+    await set_password(ctx, user.username, new_password, info=info, by_admin=False)
 
 
 async def set_password(
-    core: AuthCore,
+    ctx: ServerContext,
     username: str,
     new_password: str,
     *,
@@ -291,14 +319,14 @@ async def set_password(
     by_admin: bool = True,
 ) -> None:
     """Set a password (admin or CLI, or the user after checking the old one)."""
-    _check_password(core, new_password, username)
-    new_hash = await core.hasher.ahash(new_password)
-    async with core.db.transaction() as session:
+    _check_password(ctx, new_password, username)
+    new_hash = await ctx.hasher.ahash(new_password)
+    async with ctx.db.transaction() as session:
         user = await _load(session, username)
         user.password_hash = new_hash
-        user.password_changed_at = user.updated_at = core.now()
-        cursors = await _end_access(core, session, user, "password_change")
-        await core.audit(
-            session, "password_change", info=info, subject=user.username, by_admin=by_admin
+        user.password_changed_at = user.updated_at = ctx.now()
+        cursors = await _end_access(ctx, session, user, "password_change")
+        await audit.record(
+            ctx, session, "password_change", info=info, subject=user.username, by_admin=by_admin
         )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)

@@ -17,9 +17,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import authmesh
+from authmesh.errors import BearerError
+from authmesh.jose import TokenRejected
 from authmesh.jose.policy import Clock
+from authmesh.rfc6750 import (
+    Challenge,
+    basic_challenge,
+    bearer_challenge,
+    invalid_token_challenge,
+)
+from authmesh.server import audit
 from authmesh.server.config import ServerSettings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
 from authmesh.server.routes import (
@@ -38,7 +47,7 @@ from authmesh.store import revocations
 
 __all__ = ["create_app"]
 
-log = logging.getLogger("authmesh.server")
+log = logging.getLogger(__name__)
 _MAINTENANCE_SECONDS = 60.0
 
 
@@ -105,14 +114,32 @@ def _error_body(error: str, description: str) -> dict[str, str]:
     return {"error": error, "error_description": description}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _challenge_response(challenge: Challenge) -> JSONResponse:
+    # The body always names an OAuth error code: a missing token reads as invalid_token.
+    return JSONResponse(
+        _error_body(challenge.error or "invalid_token", challenge.description),
+        status_code=challenge.status,
+        headers={**NO_STORE, "WWW-Authenticate": challenge.www_authenticate},
+    )
+
+
+def _install_error_handlers(app: FastAPI, realm: str) -> None:
     @app.exception_handler(OAuthError)
     async def oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:
+        headers = {**NO_STORE, **exc.headers()}
+        if exc.asks_for_basic:
+            headers["WWW-Authenticate"] = basic_challenge(realm)
         return JSONResponse(
-            _error_body(exc.error, exc.description),
-            status_code=exc.status,
-            headers={**NO_STORE, **exc.headers()},
+            _error_body(exc.error, exc.description), status_code=exc.status, headers=headers
         )
+
+    @app.exception_handler(BearerError)
+    async def bearer_error(_request: Request, exc: BearerError) -> JSONResponse:
+        return _challenge_response(bearer_challenge(exc, realm))
+
+    @app.exception_handler(TokenRejected)
+    async def token_rejected(_request: Request, exc: TokenRejected) -> JSONResponse:
+        return _challenge_response(invalid_token_challenge(exc.message, realm))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -148,40 +175,40 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-async def _maintenance(core: AuthCore) -> None:
+async def _maintenance(ctx: ServerContext) -> None:
     """Scheduled key rotation and pruning of expired revocation events."""
     while True:
         await asyncio.sleep(_MAINTENANCE_SECONDS)
         try:
-            rotated = await core.keys.rotate_if_due(core.settings.key_rotation_interval)
+            rotated = await ctx.keys.rotate_if_due(ctx.settings.key_rotation_interval)
             if rotated is not None:
-                async with core.db.transaction() as session:
-                    await core.audit(session, "key_rotate", kid=rotated.kid, scheduled=True)
-            async with core.db.transaction() as session:
-                await revocations.prune_expired(session, now=core.now())
+                async with ctx.db.transaction() as session:
+                    await audit.record(ctx, session, "key_rotate", kid=rotated.kid, scheduled=True)
+            async with ctx.db.transaction() as session:
+                await revocations.prune_expired(session, now=ctx.now())
         except Exception:
             log.warning("maintenance pass failed", exc_info=True)
 
 
 def create_app(
-    settings: ServerSettings, *, clock: Clock = time.time, core: AuthCore | None = None
+    settings: ServerSettings, *, clock: Clock = time.time, context: ServerContext | None = None
 ) -> FastAPI:
     """Build the auth server app; the database is opened in the lifespan."""
-    core = core or AuthCore.build(settings, clock=clock)
+    ctx = context or ServerContext.build(settings, clock=clock)
     metrics = ServerMetrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await core.start()
-        await core.hub.start()
-        task = asyncio.create_task(_maintenance(core))
+        await ctx.start()
+        await ctx.hub.start()
+        task = asyncio.create_task(_maintenance(ctx))
         try:
             yield {}
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await core.close()
+            await ctx.close()
 
     app = FastAPI(
         title="authmesh auth server",
@@ -189,11 +216,11 @@ def create_app(
         description="OAuth 2.0 token endpoint, JWKS, revocation feed and admin API.",
         lifespan=lifespan,
     )
-    app.state.core = core
+    app.state.context = ctx
     app.state.metrics = metrics
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings.realm)
     app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     return app

@@ -2,24 +2,32 @@
 
 The server verifies with the token core like any service, then checks online
 what a service learns from the feed: the session is open, the user is not
-blocked, and no revocation event covers the token.
+blocked, and no revocation event covers the token. The header is read and
+failures are answered by RFC 6750 as in the SDK (:mod:`authmesh.rfc6750`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-
-from authmesh.jose import ACCESS_TOKEN_TYPES, TokenRejected, VerifyPolicy, verify_jwt
-from authmesh.server.core import AuthCore
-from authmesh.server.errors import InsufficientScope, InvalidBearer
+from authmesh.errors import InsufficientScope, MissingToken
+from authmesh.jose import ACCESS_TOKEN_TYPES, TokenRejected, TokenRevoked, VerifyPolicy, verify_jwt
+from authmesh.rfc6750 import parse_authorization
+from authmesh.server.context import ServerContext
+from authmesh.store import revocations
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
-from authmesh.store.models import RevocationRow
 
-__all__ = ["BearerPrincipal", "authenticate_bearer", "check_live", "parse_bearer", "require_admin"]
+__all__ = [
+    "BearerPrincipal",
+    "authenticate_bearer",
+    "check_live",
+    "live_access_claims",
+    "require_admin",
+    "verify_access_token",
+]
 
 _REQUIRED = frozenset({"iss", "sub", "exp", "iat", "jti", "client_id"})
 
@@ -36,67 +44,65 @@ class BearerPrincipal:
     username: str | None
 
 
-def parse_bearer(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1).
-
-    Raises:
-        InvalidBearer: no header (without an error code), or a malformed one.
-    """
-    if not authorization:
-        raise InvalidBearer("no bearer token", missing=True)
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise InvalidBearer("the Authorization header must be 'Bearer <token>'")
-    return token
-
-
-def _policy(core: AuthCore) -> VerifyPolicy:
+def _policy(ctx: ServerContext) -> VerifyPolicy:
     return VerifyPolicy(
-        issuer=core.issuer.issuer,
+        issuer=ctx.issuer.issuer,
         audience=None,  # any audience: the auth server serves every client's users
         types=ACCESS_TOKEN_TYPES,
         required_claims=_REQUIRED,
-        leeway=core.settings.leeway,
+        leeway=ctx.settings.leeway,
     )
 
 
-async def authenticate_bearer(core: AuthCore, authorization: str | None) -> BearerPrincipal:
-    """Verify the bearer token and check that it is still live.
+async def verify_access_token(ctx: ServerContext, token: str) -> dict[str, Any]:
+    """The claims of an access token this server issued (signature, type, times).
 
     Raises:
-        InvalidBearer: any reason the token must not be accepted.
+        TokenRejected: why the token is not valid.
     """
-    token = parse_bearer(authorization)
-    await core.keys.refresh_if_stale()
+    await ctx.keys.refresh_if_stale()
+    return verify_jwt(token, ctx.keys.published(), _policy(ctx), clock=ctx.clock).claims
+
+
+async def live_access_claims(ctx: ServerContext, token: str) -> dict[str, Any] | None:
+    """The claims of a valid and still live access token of this issuer, else ``None``."""
+    if token.count(".") != 2:
+        return None
     try:
-        verified = verify_jwt(token, core.keys.published(), _policy(core), clock=core.clock)
-    except TokenRejected as exc:
-        raise InvalidBearer(exc.message) from None
-    claims = verified.claims
-    principal = await check_live(core, claims)
+        claims = await verify_access_token(ctx, token)
+    except TokenRejected:
+        return None
+    if await check_live(ctx, claims) is None:
+        return None
+    return claims
+
+
+async def authenticate_bearer(ctx: ServerContext, authorization: Sequence[str]) -> BearerPrincipal:
+    """Verify the bearer token of the ``Authorization`` headers and check that it is live.
+
+    Raises:
+        MissingToken: no header.
+        InvalidRequest: a malformed header (RFC 6750 §2.1).
+        TokenRejected: the token is not valid, or (``TokenRevoked``) no longer live.
+    """
+    token = parse_authorization(authorization)
+    if token is None:
+        raise MissingToken("no bearer token")
+    principal = await check_live(ctx, await verify_access_token(ctx, token))
     if principal is None:
-        raise InvalidBearer("the token has been revoked")
+        raise TokenRevoked()
     return principal
 
 
-async def check_live(core: AuthCore, claims: dict[str, Any]) -> BearerPrincipal | None:
-    sub, sid, jti = claims["sub"], claims.get("sid"), claims["jti"]
-    covered = [
-        and_(RevocationRow.kind == "jti", RevocationRow.value == jti),
-        and_(
-            RevocationRow.kind == "sub",
-            RevocationRow.value == sub,
-            RevocationRow.not_before > claims["iat"],
-        ),
-    ]
-    if isinstance(sid, str):
-        covered.append(and_(RevocationRow.kind == "sid", RevocationRow.value == sid))
-    async with core.db.transaction() as session:
-        revoked = (
-            await session.execute(select(RevocationRow.cursor).where(or_(*covered)).limit(1))
-        ).first()
-        if revoked is not None:
+async def check_live(ctx: ServerContext, claims: dict[str, Any]) -> BearerPrincipal | None:
+    """The principal of verified claims, or ``None`` when the token is no longer live.
+
+    Not live: a revocation event covers it, its session has ended, or its user
+    is gone or blocked. A user's roles are read now, not taken from the token.
+    """
+    sub, sid = claims["sub"], claims.get("sid")
+    async with ctx.db.transaction() as session:
+        if await revocations.covering_cursor(session, claims) is not None:
             return None
         username = None
         if sid is not None:

@@ -1,4 +1,4 @@
-"""Client authentication (RFC 6749 §2.3) and registration of service clients."""
+"""Client authentication (RFC 6749 §2.3), and registering, listing and removing clients."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from urllib.parse import unquote_plus
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidClient, InvalidRequest, UnauthorizedClient
+from authmesh.server.feed import publish
 from authmesh.server.oidc.redirect_uris import check_redirect_uri
 from authmesh.server.secrets import hash_secret, new_secret, secret_matches
 from authmesh.store import clients as client_store
@@ -22,9 +24,11 @@ from authmesh.store.models import ClientRow
 __all__ = [
     "GRANT_TYPES",
     "ClientCredentials",
+    "ClientView",
     "NewClient",
     "authenticate_client",
     "check_grant_type",
+    "list_clients",
     "parse_client_credentials",
     "register_client",
     "remove_client",
@@ -46,11 +50,58 @@ class ClientCredentials:
     method: str  # client_secret_basic | client_secret_post | none
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientView:
+    """A client as the admin API and CLI show it (never its secret or its hash)."""
+
+    client_id: str
+    name: str
+    public: bool
+    grant_types: list[str]
+    scopes: list[str]
+    audiences: list[str]
+    roles: list[str]
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    first_party: bool
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: ClientRow) -> ClientView:
+        """The view of a stored client."""
+        return cls(
+            client_id=row.client_id,
+            name=row.name,
+            public=row.secret_hash is None,
+            grant_types=row.grant_types,
+            scopes=row.scopes,
+            audiences=row.audiences,
+            roles=row.roles,
+            redirect_uris=row.redirect_uris,
+            post_logout_redirect_uris=row.post_logout_redirect_uris,
+            first_party=row.first_party,
+            created_at=row.created_at,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object of the admin API."""
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "public": self.public,
+            "grant_types": self.grant_types,
+            "scopes": self.scopes,
+            "audiences": self.audiences,
+            "roles": self.roles,
+            "created_at": self.created_at,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class NewClient:
     """A registered client and its secret, shown this once."""
 
-    client: ClientRow
+    client: ClientView
     secret: str | None
 
 
@@ -97,7 +148,7 @@ def parse_client_credentials(
 
 
 async def authenticate_client(
-    core: AuthCore, creds: ClientCredentials, *, session: AsyncSession | None = None
+    ctx: ServerContext, creds: ClientCredentials, *, session: AsyncSession | None = None
 ) -> ClientRow:
     """The registered client these credentials prove.
 
@@ -111,7 +162,7 @@ async def authenticate_client(
             for a public client.
     """
     if session is None:
-        async with core.db.transaction() as own:
+        async with ctx.db.transaction() as own:
             client = await client_store.get_client(own, creds.client_id)
     else:
         client = await client_store.get_client(session, creds.client_id)
@@ -152,7 +203,7 @@ def _check_redirect_uris(uris: Sequence[str]) -> list[str]:
 
 
 async def register_client(
-    core: AuthCore,
+    ctx: ServerContext,
     *,
     client_id: str,
     name: str = "",
@@ -188,7 +239,7 @@ async def register_client(
         raise InvalidRequest("a client using authorization_code needs at least one redirect URI")
     secret = None if public else new_secret()
     try:
-        async with core.db.transaction() as session:
+        async with ctx.db.transaction() as session:
             client = await client_store.create_client(
                 session,
                 client_id=client_id,
@@ -198,29 +249,39 @@ async def register_client(
                 scopes=_check_tokens("scope", scopes),
                 audiences=_check_tokens("audience", audiences),
                 roles=_check_tokens("role", roles),
-                now=core.now(),
+                now=ctx.now(),
                 redirect_uris=redirects,
                 post_logout_redirect_uris=post_logout,
                 first_party=first_party,
             )
-            await core.audit(
-                session, "client_create", info=info, subject=client_id, client_id=client_id
+            await audit.record(
+                ctx, session, "client_create", info=info, subject=client_id, client_id=client_id
             )
     except IntegrityError:
         raise InvalidRequest(f"client {client_id!r} already exists") from None
-    return NewClient(client=client, secret=secret)
+    return NewClient(client=ClientView.from_row(client), secret=secret)
 
 
-async def remove_client(core: AuthCore, client_id: str, *, info: RequestInfo | None = None) -> bool:
+async def list_clients(ctx: ServerContext) -> list[ClientView]:
+    """Every registered client."""
+    async with ctx.db.transaction() as session:
+        return [ClientView.from_row(row) for row in await client_store.list_clients(session)]
+
+
+async def remove_client(
+    ctx: ServerContext, client_id: str, *, info: RequestInfo | None = None
+) -> bool:
     """Delete a client and revoke the tokens issued to it as a subject."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         existed = await client_store.delete_client(session, client_id)
         cursors: list[int] = []
         if existed:
             # The client can get no new token, so cover this whole second too.
-            cursors = await core.revoke(session, "sub", [client_id], through_this_second=True)
-            await core.audit(
-                session, "client_delete", info=info, subject=client_id, client_id=client_id
+            cursors = await publish.revoke(
+                ctx, session, "sub", [client_id], through_this_second=True
             )
-    await core.announce(cursors)
+            await audit.record(
+                ctx, session, "client_delete", info=info, subject=client_id, client_id=client_id
+            )
+    await publish.announce(ctx, cursors)
     return existed

@@ -35,6 +35,12 @@ class ServerSettings(BaseSettings):
     issuer: str | None = Field(
         default=None, description="Public base URL; defaults to http://host:port"
     )
+    realm: str = Field(
+        default="authmesh",
+        min_length=1,
+        max_length=100,
+        description="The realm of the server's WWW-Authenticate challenges (RFC 7235)",
+    )
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None, description="Defaults to a SQLite file in data_dir"

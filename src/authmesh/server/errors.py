@@ -1,7 +1,10 @@
-"""OAuth 2.0 and bearer errors of the auth server, and their one mapping to HTTP.
+"""Errors of the auth server: RFC 6749 §5.2 OAuth errors, and a password that breaks the policy.
 
-RFC 6749 §5.2 for the token endpoint (and RFC 7009/7662, which reuse it),
-RFC 6750 §3 for endpoints that take a bearer token.
+The token endpoint (and RFC 7009/7662, which reuse it), the admin and account
+APIs and the feed answer with an :class:`OAuthError`; ``authmesh.server.app``
+turns each into its JSON body and status in one place. Endpoints that take a
+bearer token answer RFC 6750 §3 failures with :class:`~authmesh.errors.BearerError`
+and the token rejections of :mod:`authmesh.jose`, shared with the SDK.
 """
 
 from __future__ import annotations
@@ -12,9 +15,6 @@ from authmesh.errors import AuthmeshError
 
 __all__ = [
     "AccessDenied",
-    "BearerError",
-    "InsufficientScope",
-    "InvalidBearer",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
@@ -26,14 +26,8 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedTokenType",
-    "header_quote",
+    "WeakPassword",
 ]
-
-
-def header_quote(value: str) -> str:
-    """Quote a value for a ``WWW-Authenticate`` auth-param (RFC 7235 quoted-string)."""
-    clean = "".join(ch for ch in value if 0x20 <= ord(ch) < 0x7F)
-    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class OAuthError(AuthmeshError):
@@ -41,6 +35,8 @@ class OAuthError(AuthmeshError):
 
     error: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
+    #: Whether the answer asks for HTTP Basic client credentials, in the server's realm.
+    asks_for_basic: ClassVar[bool] = False
 
     def __init__(self, description: str, *, retry_after: float | None = None) -> None:
         super().__init__(description)
@@ -63,9 +59,7 @@ class InvalidClient(OAuthError):
 
     error = "invalid_client"
     status = 401
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Basic realm="authmesh"'}
+    asks_for_basic = True
 
 
 class InvalidGrant(OAuthError):
@@ -128,35 +122,10 @@ class AccessDenied(OAuthError):
     status = 403
 
 
-class BearerError(OAuthError):
-    """An RFC 6750 §3 error on an endpoint that takes a bearer token."""
+class WeakPassword(AuthmeshError):
+    """A new password breaks the policy; the message is safe to show its owner.
 
-    error = "invalid_token"
-    status = 401
+    The message names the rule, never the password itself.
+    """
 
-    def headers(self) -> dict[str, str]:
-        params = f'Bearer realm="authmesh", error="{self.error}"'
-        params += f", error_description={header_quote(self.description)}"
-        return {"WWW-Authenticate": params}
-
-
-class InvalidBearer(BearerError):
-    """Missing, malformed, expired or revoked bearer token."""
-
-    error = "invalid_token"
-
-    def __init__(self, description: str, *, missing: bool = False) -> None:
-        super().__init__(description)
-        self.missing = missing
-
-    def headers(self) -> dict[str, str]:
-        if self.missing:  # RFC 6750 §3.1: no error code when no credentials were sent
-            return {"WWW-Authenticate": 'Bearer realm="authmesh"'}
-        return super().headers()
-
-
-class InsufficientScope(BearerError):
-    """The token lacks a role or scope the endpoint requires."""
-
-    error = "insufficient_scope"
-    status = 403
+    reason: ClassVar[str] = "weak_password"

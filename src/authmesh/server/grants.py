@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from authmesh.server import audit
 from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
 from authmesh.store import sessions as session_store
@@ -90,7 +92,7 @@ def resolve_audiences(requested: Sequence[str], allowed: Sequence[str], issuer: 
 
 
 async def password_grant(
-    core: AuthCore,
+    ctx: ServerContext,
     creds: ClientCredentials,
     *,
     username: str | None,
@@ -109,25 +111,25 @@ async def password_grant(
         InvalidRequest: ``username`` or ``password`` is missing.
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
-    async with core.db.transaction() as session:
-        client = await authenticate_client(core, creds, session=session)
+    async with ctx.db.transaction() as session:
+        client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "password")
         username = _required(username, "username")
         password = _required(password, "password")
         granted_scope = resolve_scope(scope, client.scopes)
-        auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
+        auds = resolve_audiences(audiences, client.audiences, ctx.issuer.issuer)
         # Read now, used only once the guard lets the attempt through.
         user, roles = await user_store.get_user_and_roles(session, username)
     info = RequestInfo(client_ip=client_ip, actor=client.client_id)
     verified = await verify_login(
-        core, user, username, password, info=info, client_id=client.client_id
+        ctx, user, username, password, info=info, client_id=client.client_id
     )
     user, new_hash = verified.user, verified.new_hash
 
-    now = core.now()
-    settings = core.settings
+    now = ctx.now()
+    settings = ctx.settings
     refresh = new_secret()
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         if new_hash is not None:
             row = await user_store.get_user_by_id(session, user.id, for_update=True)
             if row is not None:
@@ -148,7 +150,8 @@ async def password_grant(
             now=now,
             expires_at=min(now + settings.refresh_idle_ttl, sess.expires_at),
         )
-        await core.audit(
+        await audit.record(
+            ctx,
             session,
             "login",
             info=info,
@@ -156,7 +159,7 @@ async def password_grant(
             client_id=client.client_id,
             session_id=sess.id,
         )
-    access = core.issuer.access_token(
+    access = ctx.issuer.access_token(
         subject=user.id,
         client_id=client.client_id,
         audiences=auds,
@@ -170,7 +173,7 @@ async def password_grant(
 
 
 async def refresh_grant(
-    core: AuthCore,
+    ctx: ServerContext,
     creds: ClientCredentials,
     *,
     refresh_token: str | None,
@@ -191,13 +194,13 @@ async def refresh_grant(
     """
     reused = False
     cursors: list[int] = []
-    async with core.db.transaction() as session:
-        client = await authenticate_client(core, creds, session=session)
+    async with ctx.db.transaction() as session:
+        client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "refresh_token")
         refresh_token = _required(refresh_token, "refresh_token")
-        now = core.now()
+        now = ctx.now()
         token_hash = hash_secret(refresh_token)
-        successor = successor_token(core.pepper, refresh_token)
+        successor = successor_token(ctx.pepper, refresh_token)
         successor_hash = hash_secret(successor)
         found = await session_store.load_rotation(session, token_hash)
         if found is None or found.client_id != client.client_id:
@@ -216,7 +219,7 @@ async def refresh_grant(
                 token_hash=successor_hash,
                 session_id=found.session_id,
                 now=now,
-                expires_at=min(now + core.settings.refresh_idle_ttl, found.session_expires_at),
+                expires_at=min(now + ctx.settings.refresh_idle_ttl, found.session_expires_at),
             )
             await session_store.touch_session(session, found.session_id, now=now)
         else:
@@ -225,7 +228,7 @@ async def refresh_grant(
                 used_at, stored_successor = await session_store.reread_use(session, token_hash)
             in_grace = (
                 used_at is not None
-                and now - used_at <= core.settings.refresh_reuse_grace
+                and now - used_at <= ctx.settings.refresh_reuse_grace
                 and stored_successor == successor_hash
             )
             if not in_grace:
@@ -233,8 +236,9 @@ async def refresh_grant(
                 await session_store.end_session(
                     session, found.session_id, now=now, reason="refresh_reuse"
                 )
-                cursors = await core.revoke(session, "sid", [found.session_id])
-                await core.audit(
+                cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
+                await audit.record(
+                    ctx,
                     session,
                     "refresh_reuse",
                     outcome="revoked",
@@ -244,14 +248,14 @@ async def refresh_grant(
                     session_id=found.session_id,
                 )
     if reused:
-        await core.announce(cursors)
+        await publish.announce(ctx, cursors)
         raise InvalidGrant(_BAD_REFRESH)
 
     granted_scope = found.scope
     if scope is not None:
         # §6: a refresh may narrow the scope, never widen it.
         granted_scope = resolve_scope(scope, found.scope.split())
-    access = core.issuer.access_token(
+    access = ctx.issuer.access_token(
         subject=found.user_id,
         client_id=client.client_id,
         audiences=found.audiences,
@@ -275,7 +279,7 @@ def _rotation_usable(found: Rotation, now: float) -> bool:
 
 
 async def client_credentials_grant(
-    core: AuthCore, client: ClientRow, *, scope: str | None, audiences: Sequence[str]
+    ctx: ServerContext, client: ClientRow, *, scope: str | None, audiences: Sequence[str]
 ) -> TokenResponse:
     """A service's own token (RFC 6749 §4.4): ``sub`` is the client id, no refresh token.
 
@@ -285,8 +289,8 @@ async def client_credentials_grant(
     if client.secret_hash is None:
         raise InvalidRequest("client_credentials needs a confidential client")
     granted_scope = resolve_scope(scope, client.scopes)
-    auds = resolve_audiences(audiences, client.audiences, core.issuer.issuer)
-    access = core.issuer.access_token(
+    auds = resolve_audiences(audiences, client.audiences, ctx.issuer.issuer)
+    access = ctx.issuer.access_token(
         subject=client.client_id,
         client_id=client.client_id,
         audiences=auds,

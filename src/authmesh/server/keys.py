@@ -1,6 +1,6 @@
 """Signing keys of the server: creation, rotation, the active key and the JWKS.
 
-Rotation (DESIGN.md "Keys"): a new key is published in the JWKS
+Rotation: a new key is published in the JWKS
 ``key_publish_ahead`` seconds before it signs, so verifiers holding a cached
 JWKS already know it; the old key stops signing then, and leaves the JWKS once
 the last token it signed has expired. Every process reads the same rows and

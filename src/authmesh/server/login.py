@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant
 from authmesh.store.models import UserRow
 
@@ -26,7 +27,7 @@ class VerifiedLogin:
 
 
 async def verify_login(
-    core: AuthCore,
+    ctx: ServerContext,
     user: UserRow | None,
     username: str,
     password: str,
@@ -40,30 +41,31 @@ async def verify_login(
         RateLimited: too many recent failures for this account or address.
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
-    await core.guard.before_login(username, info.client_ip)
+    await ctx.guard.before_login(username, info.client_ip)
     if user is None:
         # Same Argon2 work as a real check, so timing does not tell who exists.
-        await core.hasher.averify_dummy(password)
-        await _login_failed(core, info, username, client_id, "unknown_user")
+        await ctx.hasher.averify_dummy(password)
+        await _login_failed(ctx, info, username, client_id, "unknown_user")
         raise InvalidGrant(BAD_LOGIN)
-    ok = await core.hasher.averify(user.password_hash, password)
+    ok = await ctx.hasher.averify(user.password_hash, password)
     if not ok or user.blocked:
         reason = "blocked" if ok else "bad_password"
-        await _login_failed(core, info, username, client_id, reason)
+        await _login_failed(ctx, info, username, client_id, reason)
         raise InvalidGrant(BAD_LOGIN)
-    await core.guard.succeeded(username)
+    await ctx.guard.succeeded(username)
     new_hash = None
-    if core.hasher.needs_rehash(user.password_hash):
-        new_hash = await core.hasher.ahash(password)
+    if ctx.hasher.needs_rehash(user.password_hash):
+        new_hash = await ctx.hasher.ahash(password)
     return VerifiedLogin(user, new_hash)
 
 
 async def _login_failed(
-    core: AuthCore, info: RequestInfo, username: str, client_id: str, reason: str
+    ctx: ServerContext, info: RequestInfo, username: str, client_id: str, reason: str
 ) -> None:
-    locked = await core.guard.failed(username, info.client_ip)
-    async with core.db.transaction() as session:
-        await core.audit(
+    locked = await ctx.guard.failed(username, info.client_ip)
+    async with ctx.db.transaction() as session:
+        await audit.record(
+            ctx,
             session,
             "login",
             outcome="failure",
@@ -73,6 +75,6 @@ async def _login_failed(
             reason=reason,
         )
         if locked:
-            await core.audit(
-                session, "lockout", outcome="locked", info=info, subject=username[:150]
+            await audit.record(
+                ctx, session, "lockout", outcome="locked", info=info, subject=username[:150]
             )

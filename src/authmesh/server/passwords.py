@@ -4,8 +4,7 @@
 ``verify`` returns a bool and never raises on a mismatch or a corrupted stored
 hash; ``needs_rehash`` lets a login upgrade a hash when the parameters change;
 ``verify_dummy`` spends the same work on an unknown user as on a wrong password,
-so response time does not tell whether a username exists (DESIGN: "Nothing in
-an error leaks whether a username exists").
+so response time does not tell whether a username exists.
 
 Passwords are normalised to Unicode NFKC before hashing and checking (NIST SP
 800-63B §3.1.1.2), so the same password typed on two systems that compose
@@ -23,13 +22,14 @@ import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
-from authmesh.errors import AuthmeshError, ConfigError
+from authmesh.errors import ConfigError
+from authmesh.server.errors import WeakPassword
 
 __all__ = [
     "COMMON_PASSWORDS",
@@ -107,15 +107,6 @@ COMMON_PASSWORDS: frozenset[str] = frozenset(
         "correcthorsebatterystaple",
     }
 )
-
-
-class WeakPassword(AuthmeshError):
-    """A new password breaks the policy; the message is safe to show its owner.
-
-    The message names the rule, never the password itself.
-    """
-
-    reason: ClassVar[str] = "weak_password"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

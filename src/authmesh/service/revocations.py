@@ -1,16 +1,17 @@
 """The live revocation events, held in memory and indexed for a lookup per request.
 
-Three indexes, one per kind of :class:`~authmesh.revocation.RevocationEvent`:
+Three indexes, one per kind of :class:`~authmesh.revocation.RevocationEvent`,
+laid out from the rule in :mod:`authmesh.revocation`:
 
-* ``sub`` → the latest ``not_before``: a token of that subject issued before it is revoked;
-* ``sid`` → revoked sessions;
-* ``jti`` → revoked tokens.
+* a kind in ``ISSUED_BEFORE`` (``sub``) → the latest ``not_before``: a token
+  of that subject issued before it is revoked;
+* the others (``sid``, ``jti``) → the revoked sessions and token ids.
 
 Memory stays bounded and small: no event object is retained, only the value
 string and a shared expiry-bucket number per entry (about 150 bytes an event:
 100,000 live events take about 15 MB). An event is dropped once its
 ``expires_at`` has passed, i.e. once every token it could cover has expired
-anyway (DESIGN "Revocation without a lookup per request"). Pruning works by
+anyway. Pruning works by
 time buckets, so it may keep an event up to one bucket longer: keeping an
 expired event is always safe, dropping a live one never happens.
 
@@ -26,7 +27,7 @@ import time
 from typing import Any
 
 from authmesh.jose.policy import Clock
-from authmesh.revocation import RevocationEvent
+from authmesh.revocation import ISSUED_BEFORE, RevocationEvent, issued_at
 
 __all__ = ["RevocationState"]
 
@@ -89,8 +90,8 @@ class RevocationState:
     def covering(self, sub: str, sid: str | None, jti: str, iat: float) -> str | None:
         """The kind of a live event that revokes this token, or ``None``.
 
-        Same rule as :meth:`RevocationEvent.covers`: a ``sub`` event covers the
-        subject's tokens issued before its ``not_before``.
+        The rule of :mod:`authmesh.revocation` unrolled into three lookups (the
+        request path): ``iat`` is :func:`~authmesh.revocation.issued_at`'s.
         """
         if self._sub_nb:
             nb = self._sub_nb.get(sub)
@@ -104,12 +105,10 @@ class RevocationState:
 
     def is_revoked(self, claims: dict[str, Any]) -> bool:
         """Whether a live event covers a token with these (verified) claims."""
-        iat = claims.get("iat")
-        if not isinstance(iat, int | float) or isinstance(iat, bool):
-            # As in RevocationEvent.covers: no usable iat cannot prove it came after.
-            iat = -math.inf
         return (
-            self.covering(str(claims.get("sub")), claims.get("sid"), str(claims.get("jti")), iat)
+            self.covering(
+                str(claims.get("sub")), claims.get("sid"), str(claims.get("jti")), issued_at(claims)
+            )
             is not None
         )
 
@@ -149,7 +148,7 @@ class RevocationState:
             return False
         bucket, subs, sids, jtis = self._bucket(event.expires_at)
         value = event.value
-        if event.kind == "sub":
+        if event.kind in ISSUED_BEFORE:
             nb = self._sub_nb.get(value)
             if nb is None or event.not_before > nb:
                 self._sub_nb[value] = event.not_before

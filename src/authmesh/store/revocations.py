@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, text
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.revocation import RevocationEvent
+from authmesh.revocation import ISSUED_BEFORE, RevocationEvent, issued_at, revocation_keys
 from authmesh.store.models import RevocationRow
 
-__all__ = ["append_event", "events_since", "latest_cursor", "prune_expired"]
+__all__ = ["append_event", "covering_cursor", "events_since", "latest_cursor", "prune_expired"]
 
 
 def _to_event(row: RevocationRow) -> RevocationEvent:
@@ -53,6 +57,25 @@ async def events_since(
         .limit(limit)
     )
     return [_to_event(row) for row in (await session.execute(stmt)).scalars().all()]
+
+
+async def covering_cursor(session: AsyncSession, claims: Mapping[str, Any]) -> int | None:
+    """The cursor of an event that revokes a token with these claims, or ``None``.
+
+    The rule of :mod:`authmesh.revocation` as one query; expired events are
+    included, since a token they cover has expired too.
+    """
+    iat = issued_at(claims)
+    covered: list[ColumnElement[bool]] = []
+    for kind, value in revocation_keys(claims):
+        match = and_(RevocationRow.kind == kind, RevocationRow.value == value)
+        if kind in ISSUED_BEFORE and iat != -math.inf:
+            match = and_(match, RevocationRow.not_before > iat)
+        covered.append(match)
+    if not covered:
+        return None
+    stmt = select(RevocationRow.cursor).where(or_(*covered)).limit(1)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def latest_cursor(session: AsyncSession) -> int:

@@ -21,7 +21,7 @@ import uvicorn
 from authmesh.server import accounts, clients
 from authmesh.server.app import create_app
 from authmesh.server.config import ServerSettings, load_settings
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.testing.databases import DbTarget
 from authmesh.testing.net import free_port
 from authmesh.testing.processes import ServerProcess
@@ -54,7 +54,7 @@ class AuthServerThread:
     def __init__(self, settings: ServerSettings, *, clock: Any = None) -> None:
         self.settings = settings
         self.app = create_app(settings, **({"clock": clock} if clock else {}))
-        self.core: AuthCore = self.app.state.core
+        self.core: ServerContext = self.app.state.context
         self.url = settings.issuer_url
         #: What a seeding step returned (``seed_demo``: the service client's secret).
         self.seeded: dict[str, str] = {}

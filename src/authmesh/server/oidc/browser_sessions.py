@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
+from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret
 from authmesh.store import sessions as session_store
@@ -39,7 +41,7 @@ class SignedIn:
 
 
 async def sign_in(
-    core: AuthCore, username: str, password: str, *, client_id: str, info: RequestInfo
+    ctx: ServerContext, username: str, password: str, *, client_id: str, info: RequestInfo
 ) -> SignedIn:
     """Check the password and open a browser session.
 
@@ -47,13 +49,13 @@ async def sign_in(
         RateLimited: too many recent failures for this account or address.
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user, _roles = await user_store.get_user_and_roles(session, username)
-    verified = await verify_login(core, user, username, password, info=info, client_id=client_id)
+    verified = await verify_login(ctx, user, username, password, info=info, client_id=client_id)
     user = verified.user
     secret = new_secret()
-    now = core.now()
-    async with core.db.transaction() as session:
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
         if verified.new_hash is not None:
             row = await user_store.get_user_by_id(session, user.id, for_update=True)
             if row is not None:
@@ -65,11 +67,12 @@ async def sign_in(
             scope="",
             audiences=[],
             now=now,
-            expires_at=now + core.settings.browser_session_ttl,
+            expires_at=now + ctx.settings.browser_session_ttl,
             browser_secret_hash=hash_secret(secret),
             amr=["pwd"],
         )
-        await core.audit(
+        await audit.record(
+            ctx,
             session,
             "login",
             info=info,
@@ -84,12 +87,12 @@ async def sign_in(
     return SignedIn(browser, secret)
 
 
-async def current_browser_session(core: AuthCore, cookie: str | None) -> BrowserSession | None:
+async def current_browser_session(ctx: ServerContext, cookie: str | None) -> BrowserSession | None:
     """The live browser session the cookie names, or ``None`` (ended, expired, blocked)."""
     if not cookie or len(cookie) > 100:
         return None
-    async with core.db.transaction() as session:
-        row = await session_store.get_browser_session(session, hash_secret(cookie), now=core.now())
+    async with ctx.db.transaction() as session:
+        row = await session_store.get_browser_session(session, hash_secret(cookie), now=ctx.now())
         if row is None:
             return None
         user = await user_store.get_user_by_id(session, row.user_id)
@@ -105,16 +108,17 @@ async def current_browser_session(core: AuthCore, cookie: str | None) -> Browser
 
 
 async def sign_out(
-    core: AuthCore, browser: BrowserSession, *, info: RequestInfo, client_id: str | None = None
+    ctx: ServerContext, browser: BrowserSession, *, info: RequestInfo, client_id: str | None = None
 ) -> list[str]:
     """End a browser sign-in and every session opened from it; their tokens are revoked."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         sids = await session_store.end_browser_session(
-            session, browser.id, now=core.now(), reason="logout"
+            session, browser.id, now=ctx.now(), reason="logout"
         )
-        cursors = await core.revoke(session, "sid", sids)
+        cursors = await publish.revoke(ctx, session, "sid", sids)
         if sids:
-            await core.audit(
+            await audit.record(
+                ctx,
                 session,
                 "logout",
                 info=info,
@@ -123,5 +127,5 @@ async def sign_out(
                 session_id=browser.id,
                 sessions=len(sids),
             )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
     return sids

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.server import audit
 from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest
+from authmesh.server.feed import publish
 from authmesh.server.grants import TokenResponse
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import BrowserSession
@@ -32,12 +34,12 @@ _BAD_CODE = "the authorization code is invalid, expired or already used"
 
 
 async def issue_code(
-    core: AuthCore, request: AuthorizationRequest, client: ClientRow, browser: BrowserSession
+    ctx: ServerContext, request: AuthorizationRequest, client: ClientRow, browser: BrowserSession
 ) -> str:
     """A fresh code for this request and sign-in (stored only as its hash)."""
     code = new_secret()
-    now = core.now()
-    async with core.db.transaction() as session:
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
         await code_store.add_code(
             session,
             code_hash=hash_secret(code),
@@ -46,17 +48,17 @@ async def issue_code(
             browser_session_id=browser.id,
             redirect_uri=request.redirect_uri,
             scope=request.scope,
-            audiences=sorted(client.audiences) or [core.issuer.issuer],
+            audiences=sorted(client.audiences) or [ctx.issuer.issuer],
             nonce=request.nonce,
             code_challenge=request.code_challenge,
             now=now,
-            expires_at=now + core.settings.authorization_code_ttl,
+            expires_at=now + ctx.settings.authorization_code_ttl,
         )
     return code
 
 
 async def authorization_code_grant(
-    core: AuthCore,
+    ctx: ServerContext,
     creds: ClientCredentials,
     *,
     code: str | None,
@@ -79,8 +81,8 @@ async def authorization_code_grant(
     """
     cursors: list[int] = []
     opened: Opened | None = None
-    async with core.db.transaction() as session:
-        client = await authenticate_client(core, creds, session=session)
+    async with ctx.db.transaction() as session:
+        client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "authorization_code")
         code = _required(code, "code")
         redirect_uri = _required(redirect_uri, "redirect_uri")
@@ -90,16 +92,16 @@ async def authorization_code_grant(
         row = await code_store.load_code(session, code_hash)
         if row is not None and row.client_id == client.client_id:
             if row.used_at is not None:
-                cursors = await _end_replayed(core, session, row, info)
+                cursors = await _end_replayed(ctx, session, row, info)
             else:
-                await code_store.mark_code_used(session, code_hash, now=core.now())
-                if _matches(core, row, redirect_uri, code_verifier):
-                    opened = await _open_session(core, session, client, row)
-    await core.announce(cursors)
+                await code_store.mark_code_used(session, code_hash, now=ctx.now())
+                if _matches(ctx, row, redirect_uri, code_verifier):
+                    opened = await _open_session(ctx, session, client, row)
+    await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
     assert row is not None  # opened only from a found code
-    return _tokens(core, client, row, opened)
+    return _tokens(ctx, client, row, opened)
 
 
 def _required(value: str | None, name: str) -> str:
@@ -108,9 +110,11 @@ def _required(value: str | None, name: str) -> str:
     return value
 
 
-def _matches(core: AuthCore, row: AuthorizationCodeRow, redirect_uri: str, verifier: str) -> bool:
+def _matches(
+    ctx: ServerContext, row: AuthorizationCodeRow, redirect_uri: str, verifier: str
+) -> bool:
     return (
-        row.expires_at > core.now()
+        row.expires_at > ctx.now()
         and row.redirect_uri == redirect_uri
         and verifier_matches(verifier, row.code_challenge)
     )
@@ -127,17 +131,17 @@ class Opened:
 
 
 async def _open_session(
-    core: AuthCore, session: AsyncSession, client: ClientRow, row: AuthorizationCodeRow
+    ctx: ServerContext, session: AsyncSession, client: ClientRow, row: AuthorizationCodeRow
 ) -> Opened | None:
     browser = await session_store.get_session(session, row.browser_session_id)
-    now = core.now()
+    now = ctx.now()
     if browser is None or browser.ended_at is not None or browser.expires_at <= now:
         return None
     user = await user_store.get_user_by_id(session, row.user_id)
     if user is None or user.blocked:
         return None
     roles = await user_store.get_roles(session, user.id)
-    settings = core.settings
+    settings = ctx.settings
     opened = await session_store.create_session(
         session,
         user_id=user.id,
@@ -165,10 +169,10 @@ async def _open_session(
 
 
 def _tokens(
-    core: AuthCore, client: ClientRow, row: AuthorizationCodeRow, opened: Opened
+    ctx: ServerContext, client: ClientRow, row: AuthorizationCodeRow, opened: Opened
 ) -> TokenResponse:
     sess = opened.session
-    access = core.issuer.access_token(
+    access = ctx.issuer.access_token(
         subject=opened.user.id,
         client_id=client.client_id,
         audiences=sess.audiences,
@@ -181,7 +185,7 @@ def _tokens(
     id_token = None
     if "openid" in sess.scope.split():
         id_token = mint_id_token(
-            core,
+            ctx,
             user=opened.user,
             client_id=client.client_id,
             session_id=sess.id,
@@ -197,15 +201,16 @@ def _tokens(
 
 
 async def _end_replayed(
-    core: AuthCore, session: AsyncSession, row: AuthorizationCodeRow, info: RequestInfo
+    ctx: ServerContext, session: AsyncSession, row: AuthorizationCodeRow, info: RequestInfo
 ) -> list[int]:
     cursors: list[int] = []
     if row.session_id is not None:
         await session_store.end_session(
-            session, row.session_id, now=core.now(), reason="code_replay"
+            session, row.session_id, now=ctx.now(), reason="code_replay"
         )
-        cursors = await core.revoke(session, "sid", [row.session_id])
-    await core.audit(
+        cursors = await publish.revoke(ctx, session, "sid", [row.session_id])
+    await audit.record(
+        ctx,
         session,
         "code_replay",
         outcome="revoked",

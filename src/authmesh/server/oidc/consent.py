@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server import audit
+from authmesh.server.context import RequestInfo, ServerContext
+from authmesh.server.feed import publish
 from authmesh.store import consents as consent_store
 from authmesh.store import sessions as session_store
 from authmesh.store.models import ClientRow
@@ -22,7 +24,7 @@ class Consent:
 
 
 async def needs_consent(
-    core: AuthCore, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
+    ctx: ServerContext, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
 ) -> bool:
     """Whether the user must be asked: always when ``forced`` (``prompt=consent``),
     never for a first-party client otherwise, else when a scope is not yet consented."""
@@ -30,13 +32,13 @@ async def needs_consent(
         return True
     if client.first_party:
         return False
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         row = await consent_store.get_consent(session, user_id, client.client_id)
     return row is None or not set(scopes) <= set(row.scopes)
 
 
 async def grant_consent(
-    core: AuthCore,
+    ctx: ServerContext,
     user_id: str,
     username: str,
     client_id: str,
@@ -45,9 +47,10 @@ async def grant_consent(
     info: RequestInfo,
 ) -> None:
     """Remember that the user let the client have ``scopes``."""
-    async with core.db.transaction() as session:
-        await consent_store.save_consent(session, user_id, client_id, scopes, now=core.now())
-        await core.audit(
+    async with ctx.db.transaction() as session:
+        await consent_store.save_consent(session, user_id, client_id, scopes, now=ctx.now())
+        await audit.record(
+            ctx,
             session,
             "consent_grant",
             info=info,
@@ -57,9 +60,9 @@ async def grant_consent(
         )
 
 
-async def list_consents(core: AuthCore, user_id: str) -> list[Consent]:
+async def list_consents(ctx: ServerContext, user_id: str) -> list[Consent]:
     """The user's consents, by client."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         rows = await consent_store.list_consents(session, user_id)
     return [
         Consent(client_id=r.client_id, scopes=list(r.scopes), granted_at=r.granted_at) for r in rows
@@ -67,18 +70,19 @@ async def list_consents(core: AuthCore, user_id: str) -> list[Consent]:
 
 
 async def revoke_consent(
-    core: AuthCore, user_id: str, username: str, client_id: str, *, info: RequestInfo
+    ctx: ServerContext, user_id: str, username: str, client_id: str, *, info: RequestInfo
 ) -> bool:
     """Withdraw a consent and end the client's sessions of this user; whether there was one."""
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         existed = await consent_store.delete_consent(session, user_id, client_id)
         cursors: list[int] = []
         if existed:
             sids = await session_store.end_client_sessions(
-                session, user_id, client_id, now=core.now(), reason="consent_revoked"
+                session, user_id, client_id, now=ctx.now(), reason="consent_revoked"
             )
-            cursors = await core.revoke(session, "sid", sids)
-            await core.audit(
+            cursors = await publish.revoke(ctx, session, "sid", sids)
+            await audit.record(
+                ctx,
                 session,
                 "consent_revoke",
                 info=info,
@@ -86,5 +90,5 @@ async def revoke_consent(
                 client_id=client_id,
                 sessions=len(sids),
             )
-    await core.announce(cursors)
+    await publish.announce(ctx, cursors)
     return existed

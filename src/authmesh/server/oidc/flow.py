@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import BrowserSession
 from authmesh.server.oidc.codes import issue_code
@@ -34,7 +34,7 @@ def client_redirect(redirect_uri: str, params: dict[str, str | None]) -> str:
 
 
 def error_redirect(
-    core: AuthCore, redirect_uri: str, state: str | None, error: AuthorizationError
+    ctx: ServerContext, redirect_uri: str, state: str | None, error: AuthorizationError
 ) -> str:
     """The client's redirect URI carrying an error (RFC 6749 §4.1.2.1, RFC 9207 ``iss``)."""
     return client_redirect(
@@ -43,13 +43,13 @@ def error_redirect(
             "error": error.error,
             "error_description": error.description,
             "state": state,
-            "iss": core.issuer.issuer,
+            "iss": ctx.issuer.issuer,
         },
     )
 
 
 async def next_step(
-    core: AuthCore,
+    ctx: ServerContext,
     request: AuthorizationRequest,
     client: ClientRow,
     browser: BrowserSession | None,
@@ -64,26 +64,28 @@ async def next_step(
             (``login_required``, ``consent_required``).
     """
     silent = "none" in request.prompt
-    if browser is None or (not just_signed_in and _must_sign_in(core, request, browser)):
+    if browser is None or (not just_signed_in and _must_sign_in(ctx, request, browser)):
         if silent:
             raise AuthorizationError("login_required", "the user must sign in")
         return Next("login")
     if not just_consented and await needs_consent(
-        core, client, browser.user_id, request.scopes, forced="consent" in request.prompt
+        ctx, client, browser.user_id, request.scopes, forced="consent" in request.prompt
     ):
         if silent:
             raise AuthorizationError("consent_required", "the user must consent")
         return Next("consent")
-    code = await issue_code(core, request, client, browser)
+    code = await issue_code(ctx, request, client, browser)
     location = client_redirect(
-        request.redirect_uri, {"code": code, "state": request.state, "iss": core.issuer.issuer}
+        request.redirect_uri, {"code": code, "state": request.state, "iss": ctx.issuer.issuer}
     )
     return Next("redirect", location)
 
 
-def _must_sign_in(core: AuthCore, request: AuthorizationRequest, browser: BrowserSession) -> bool:
+def _must_sign_in(
+    ctx: ServerContext, request: AuthorizationRequest, browser: BrowserSession
+) -> bool:
     if "login" in request.prompt or "select_account" in request.prompt:
         return True
-    if request.max_age is not None and core.now() - browser.auth_time > request.max_age:
+    if request.max_age is not None and ctx.now() - browser.auth_time > request.max_age:
         return True
     return False

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 
 from authmesh.jose import sign_jwt
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.store.models import UserRow
 
 __all__ = ["ID_TOKEN_TYPE", "mint_id_token", "token_hash", "user_claims"]
@@ -39,7 +39,7 @@ def user_claims(user: UserRow, scopes: Sequence[str]) -> dict[str, object]:
 
 
 def mint_id_token(
-    core: AuthCore,
+    ctx: ServerContext,
     *,
     user: UserRow,
     client_id: str,
@@ -51,14 +51,14 @@ def mint_id_token(
     access_token: str,
 ) -> str:
     """Sign the ID token of a code exchange with the server's active key."""
-    key = core.keys.signing_key()
-    now = int(core.now())
+    key = ctx.keys.signing_key()
+    now = int(ctx.now())
     claims: dict[str, object] = {
-        "iss": core.issuer.issuer,
+        "iss": ctx.issuer.issuer,
         "sub": user.id,
         "aud": client_id,
         "azp": client_id,
-        "exp": now + core.settings.access_token_ttl,
+        "exp": now + ctx.settings.access_token_ttl,
         "iat": now,
         "auth_time": int(auth_time),
         "sid": session_id,

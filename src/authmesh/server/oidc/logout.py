@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from authmesh.jose import TokenRejected, VerifyPolicy, verify_jws
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.oidc.id_tokens import ID_TOKEN_TYPE
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.store import clients as client_store
@@ -29,21 +29,21 @@ class LogoutRequest:
     state: str | None
 
 
-def _hint_claims(core: AuthCore, id_token_hint: str) -> dict[str, object]:
+def _hint_claims(ctx: ServerContext, id_token_hint: str) -> dict[str, object]:
     """The claims of an ID token this server signed; an expired one is still a fine hint."""
-    policy = VerifyPolicy(issuer=core.issuer.issuer, types=frozenset({ID_TOKEN_TYPE}))
+    policy = VerifyPolicy(issuer=ctx.issuer.issuer, types=frozenset({ID_TOKEN_TYPE}))
     try:
-        verified = verify_jws(id_token_hint, core.keys.published(), policy)
+        verified = verify_jws(id_token_hint, ctx.keys.published(), policy)
         claims = json.loads(verified.payload)
     except (TokenRejected, ValueError):
         raise LogoutRequestError("the id_token_hint is not an ID token of this server") from None
-    if not isinstance(claims, dict) or claims.get("iss") != core.issuer.issuer:
+    if not isinstance(claims, dict) or claims.get("iss") != ctx.issuer.issuer:
         raise LogoutRequestError("the id_token_hint is not an ID token of this server")
     return claims
 
 
 async def validate_logout_request(
-    core: AuthCore,
+    ctx: ServerContext,
     *,
     id_token_hint: str | None,
     client_id: str | None,
@@ -58,8 +58,8 @@ async def validate_logout_request(
     """
     subject = None
     if id_token_hint is not None:
-        await core.keys.refresh_if_stale()
-        claims = _hint_claims(core, id_token_hint)
+        await ctx.keys.refresh_if_stale()
+        claims = _hint_claims(ctx, id_token_hint)
         aud = claims.get("aud")
         hinted_client = aud if isinstance(aud, str) else None
         if client_id is not None and client_id != hinted_client:
@@ -73,7 +73,7 @@ async def validate_logout_request(
             raise LogoutRequestError(
                 "post_logout_redirect_uri needs an id_token_hint or a client_id"
             )
-        async with core.db.transaction() as session:
+        async with ctx.db.transaction() as session:
             client = await client_store.get_client(session, client_id)
         if client is None or not redirect_uri_matches(
             client.post_logout_redirect_uris, post_logout_redirect_uri

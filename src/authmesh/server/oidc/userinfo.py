@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.oidc.id_tokens import user_claims
 from authmesh.store import users as user_store
 
@@ -13,7 +13,7 @@ __all__ = ["userinfo_claims"]
 
 
 async def userinfo_claims(
-    core: AuthCore,
+    ctx: ServerContext,
     *,
     subject: str,
     username: str | None,
@@ -30,7 +30,7 @@ async def userinfo_claims(
         if username is not None:
             body["preferred_username"] = username
         return body
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         user = await user_store.get_user_by_id(session, subject)
     if user is not None:
         body.update(user_claims(user, list(scopes)))

@@ -8,15 +8,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from authmesh.errors import InsufficientScope
 from authmesh.server import accounts
 from authmesh.server.bearer import BearerPrincipal
-from authmesh.server.errors import InsufficientScope, NotFound
+from authmesh.server.errors import NotFound
 from authmesh.server.oidc.consent import list_consents, revoke_consent
 from authmesh.server.oidc.userinfo import userinfo_claims
 from authmesh.server.routes.common import (
     NO_STORE,
     bearer_principal,
-    get_core,
+    get_context,
     no_store_json,
     request_info,
 )
@@ -55,7 +56,7 @@ async def userinfo_post(request: Request, principal: Principal) -> JSONResponse:
 async def _userinfo(request: Request, principal: BearerPrincipal) -> JSONResponse:
     scope = principal.claims.get("scope")
     body = await userinfo_claims(
-        get_core(request),
+        get_context(request),
         subject=principal.subject,
         username=principal.username,
         roles=principal.roles,
@@ -68,9 +69,9 @@ async def _userinfo(request: Request, principal: BearerPrincipal) -> JSONRespons
 async def change_password(request: Request, body: PasswordChange, principal: Principal) -> Response:
     """Change the password; every session of the user ends and its tokens are revoked."""
     _user_only(principal)
-    await get_core(request).guard.hit("account", request_info(request).client_ip)
+    await get_context(request).guard.hit("account", request_info(request).client_ip)
     await accounts.change_password(
-        get_core(request),
+        get_context(request),
         principal.subject,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -87,12 +88,12 @@ async def logout(
 ) -> Response:
     """Log out: this session, or with ``?all=true`` every session of the user."""
     sid = _user_only(principal)
-    core = get_core(request)
+    ctx = get_context(request)
     info = request_info(request, actor=principal.username)
     if all and principal.username is not None:
-        await accounts.logout_all(core, principal.username, info=info)
+        await accounts.logout_all(ctx, principal.username, info=info)
     else:
-        await accounts.logout(core, principal.subject, sid, info=info)
+        await accounts.logout(ctx, principal.subject, sid, info=info)
     return Response(status_code=204, headers=NO_STORE)
 
 
@@ -100,7 +101,7 @@ async def logout(
 async def consents(request: Request, principal: Principal) -> JSONResponse:
     """The consents this user gave, by client."""
     _user_only(principal)
-    found = await list_consents(get_core(request), principal.subject)
+    found = await list_consents(get_context(request), principal.subject)
     return no_store_json(
         {
             "consents": [
@@ -116,7 +117,7 @@ async def withdraw_consent(request: Request, client_id: str, principal: Principa
     """Withdraw a consent; the client's sessions of this user end and their tokens stop."""
     _user_only(principal)
     found = await revoke_consent(
-        get_core(request),
+        get_context(request),
         principal.subject,
         principal.username or principal.subject,
         client_id,

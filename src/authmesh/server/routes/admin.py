@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from authmesh.server import accounts, clients
+from authmesh.server import audit as audit_trail
 from authmesh.server.bearer import BearerPrincipal
-from authmesh.server.core import RequestInfo
+from authmesh.server.context import RequestInfo
 from authmesh.server.errors import NotFound
-from authmesh.server.routes.common import admin_principal, get_core, no_store_json, request_info
-from authmesh.store import audit as audit_store
-from authmesh.store import clients as client_store
+from authmesh.server.routes.common import admin_principal, get_context, no_store_json, request_info
 
 __all__ = ["router"]
 
@@ -68,7 +67,7 @@ def _info(request: Request, admin: BearerPrincipal) -> RequestInfo:
 async def create_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
     """Create a user with a password and roles."""
     view = await accounts.create_user(
-        get_core(request),
+        get_context(request),
         username=body.username,
         password=body.password,
         roles=body.roles,
@@ -86,21 +85,21 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONResponse:
     """Users ordered by name."""
-    views = await accounts.list_users(get_core(request), offset=offset, limit=limit)
+    views = await accounts.list_users(get_context(request), offset=offset, limit=limit)
     return no_store_json({"users": [v.to_json() for v in views]})
 
 
 @router.get("/users/{username}", summary="Get a user")
 async def get_user(request: Request, username: str, admin: Admin) -> JSONResponse:
     """One user."""
-    return no_store_json((await accounts.get_user(get_core(request), username)).to_json())
+    return no_store_json((await accounts.get_user(get_context(request), username)).to_json())
 
 
 @router.put("/users/{username}/roles", summary="Set a user's roles")
 async def set_roles(request: Request, username: str, body: Roles, admin: Admin) -> JSONResponse:
     """Replace the roles; removing one revokes the user's current tokens."""
     view = await accounts.set_roles(
-        get_core(request), username, body.roles, info=_info(request, admin)
+        get_context(request), username, body.roles, info=_info(request, admin)
     )
     return no_store_json(view.to_json())
 
@@ -108,25 +107,21 @@ async def set_roles(request: Request, username: str, body: Roles, admin: Admin) 
 @router.post("/users/{username}/block", summary="Block a user")
 async def block(request: Request, username: str, admin: Admin) -> JSONResponse:
     """Block: no more logins or refreshes, every token revoked."""
-    view = await accounts.block_user(get_core(request), username, info=_info(request, admin))
+    view = await accounts.block_user(get_context(request), username, info=_info(request, admin))
     return no_store_json(view.to_json())
 
 
 @router.post("/users/{username}/unblock", summary="Unblock a user")
 async def unblock(request: Request, username: str, admin: Admin) -> JSONResponse:
     """Allow logins again."""
-    view = await accounts.unblock_user(get_core(request), username, info=_info(request, admin))
+    view = await accounts.unblock_user(get_context(request), username, info=_info(request, admin))
     return no_store_json(view.to_json())
 
 
 @router.post("/users/{username}/unlock", summary="Lift a brute-force lock")
 async def unlock(request: Request, username: str, admin: Admin) -> JSONResponse:
     """Clear the account's failed-login back-off and lock (unblock does this too)."""
-    core = get_core(request)
-    view = await accounts.get_user(core, username)
-    await core.guard.unlock(view.username)
-    async with core.db.transaction() as session:
-        await core.audit(session, "unlock", info=_info(request, admin), subject=view.username)
+    view = await accounts.unlock_user(get_context(request), username, info=_info(request, admin))
     return no_store_json(view.to_json())
 
 
@@ -134,7 +129,7 @@ async def unlock(request: Request, username: str, admin: Admin) -> JSONResponse:
 async def force_logout(request: Request, username: str, admin: Admin) -> JSONResponse:
     """End every session of the user; they must log in again."""
     ended = await accounts.logout_all(
-        get_core(request), username, info=_info(request, admin), forced=True
+        get_context(request), username, info=_info(request, admin), forced=True
     )
     return no_store_json({"sessions_ended": ended})
 
@@ -145,32 +140,16 @@ async def set_password(
 ) -> Response:
     """Reset a password; the user's sessions end."""
     await accounts.set_password(
-        get_core(request), username, body.password, info=_info(request, admin)
+        get_context(request), username, body.password, info=_info(request, admin)
     )
     return Response(status_code=204)
-
-
-def _client_json(row: Any) -> dict[str, Any]:
-    return {
-        "client_id": row.client_id,
-        "name": row.name,
-        "public": row.secret_hash is None,
-        "grant_types": row.grant_types,
-        "scopes": row.scopes,
-        "audiences": row.audiences,
-        "roles": row.roles,
-        "redirect_uris": row.redirect_uris,
-        "post_logout_redirect_uris": row.post_logout_redirect_uris,
-        "first_party": row.first_party,
-        "created_at": row.created_at,
-    }
 
 
 @router.post("/clients", status_code=201, summary="Register a client")
 async def create_client(request: Request, body: NewClient, admin: Admin) -> JSONResponse:
     """Register a client; the secret is in this response only, stored hashed."""
     made = await clients.register_client(
-        get_core(request),
+        get_context(request),
         client_id=body.client_id,
         name=body.name,
         public=body.public,
@@ -183,7 +162,7 @@ async def create_client(request: Request, body: NewClient, admin: Admin) -> JSON
         first_party=body.first_party,
         info=_info(request, admin),
     )
-    result = _client_json(made.client)
+    result = made.client.to_json()
     if made.secret is not None:
         result["client_secret"] = made.secret
     return no_store_json(result, status_code=201)
@@ -192,15 +171,14 @@ async def create_client(request: Request, body: NewClient, admin: Admin) -> JSON
 @router.get("/clients", summary="List clients")
 async def list_clients(request: Request, admin: Admin) -> JSONResponse:
     """Every registered client (never a secret)."""
-    async with get_core(request).db.transaction() as session:
-        rows = await client_store.list_clients(session)
-    return no_store_json({"clients": [_client_json(r) for r in rows]})
+    views = await clients.list_clients(get_context(request))
+    return no_store_json({"clients": [v.to_json() for v in views]})
 
 
 @router.delete("/clients/{client_id}", status_code=204, summary="Delete a client")
 async def delete_client(request: Request, client_id: str, admin: Admin) -> Response:
     """Remove a client and revoke its own tokens."""
-    if not await clients.remove_client(get_core(request), client_id, info=_info(request, admin)):
+    if not await clients.remove_client(get_context(request), client_id, info=_info(request, admin)):
         raise NotFound(f"no client {client_id[:100]!r}")
     return Response(status_code=204)
 
@@ -219,33 +197,15 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     """Security events, newest first, filtered by every given field."""
-    async with get_core(request).db.transaction() as session:
-        rows = await audit_store.query_audit(
-            session,
-            action=action,
-            subject=subject,
-            actor=actor,
-            outcome=outcome,
-            since=since,
-            until=until,
-            before_id=before_id,
-            limit=limit,
-        )
-    return no_store_json(
-        {
-            "events": [
-                {
-                    "id": r.id,
-                    "at": r.at,
-                    "action": r.action,
-                    "outcome": r.outcome,
-                    "actor": r.actor,
-                    "subject": r.subject,
-                    "client_id": r.client_id,
-                    "client_ip": r.client_ip,
-                    "details": r.details,
-                }
-                for r in rows
-            ]
-        }
+    entries = await audit_trail.query(
+        get_context(request),
+        action=action,
+        subject=subject,
+        actor=actor,
+        outcome=outcome,
+        since=since,
+        until=until,
+        before_id=before_id,
+        limit=limit,
     )
+    return no_store_json({"events": [e.to_json() for e in entries]})

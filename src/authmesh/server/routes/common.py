@@ -1,4 +1,4 @@
-"""What every route module needs: the core, the caller's address, strict form parsing."""
+"""What every route module needs: the server context, the caller's address, strict form parsing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from authmesh.server.bearer import BearerPrincipal, authenticate_bearer, require_admin
-from authmesh.server.core import AuthCore, RequestInfo
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidRequest
 from authmesh.server.metrics import ServerMetrics
 
@@ -18,7 +18,7 @@ __all__ = [
     "Form",
     "admin_principal",
     "bearer_principal",
-    "get_core",
+    "get_context",
     "get_metrics",
     "no_store_json",
     "read_form",
@@ -58,10 +58,10 @@ class Form:
         return self.repeated.get(name, [])
 
 
-def get_core(request: Request) -> AuthCore:
-    """The app's core."""
-    core: AuthCore = request.app.state.core
-    return core
+def get_context(request: Request) -> ServerContext:
+    """The app's server context."""
+    ctx: ServerContext = request.app.state.context
+    return ctx
 
 
 def get_metrics(request: Request) -> ServerMetrics:
@@ -117,7 +117,7 @@ def no_store_json(content: Any, status_code: int = 200) -> JSONResponse:
 
 async def bearer_principal(request: Request) -> BearerPrincipal:
     """FastAPI dependency: the caller of an endpoint that takes a bearer token."""
-    return await authenticate_bearer(get_core(request), request.headers.get("authorization"))
+    return await authenticate_bearer(get_context(request), request.headers.getlist("authorization"))
 
 
 async def admin_principal(request: Request) -> BearerPrincipal:

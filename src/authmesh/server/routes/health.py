@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from authmesh.server.routes.common import get_core, get_metrics
+from authmesh.server.routes.common import get_context, get_metrics
 
 __all__ = ["router"]
 
@@ -17,9 +17,9 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", summary="Liveness and database reachability")
 async def healthz(request: Request) -> JSONResponse:
     """200 when the database answers, 503 otherwise."""
-    core = get_core(request)
+    ctx = get_context(request)
     try:
-        async with core.db.engine.connect() as conn:
+        async with ctx.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
@@ -27,8 +27,8 @@ async def healthz(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "database": "up",
-            "feed_backend": core.hub.backend,
-            "latest_cursor": core.hub.latest,
+            "feed_backend": ctx.hub.backend,
+            "latest_cursor": ctx.hub.latest,
         }
     )
 
@@ -37,5 +37,5 @@ async def healthz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Counters in the Prometheus text format."""
     m = get_metrics(request)
-    m.feed_latest_cursor.set(get_core(request).hub.latest)
+    m.feed_latest_cursor.set(get_context(request).hub.latest)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

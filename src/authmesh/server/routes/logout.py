@@ -13,7 +13,7 @@ from authmesh.server.oidc.logout import (
     LogoutRequestError,
     validate_logout_request,
 )
-from authmesh.server.routes.common import get_core, read_form, request_info
+from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.routes.signin import browser_session, cookie_jar, error_page, form_signer
 from authmesh.server.web.forms import InvalidForm
 from authmesh.server.web.render import origin_of, page
@@ -39,11 +39,11 @@ async def logout_post(request: Request) -> Response:
     except InvalidRequest as exc:
         return error_page(exc.description, heading="Sign-out failed")
     if form.get("confirm") == "yes":
-        core = get_core(request)
+        ctx = get_context(request)
         signer = form_signer(request)
         try:
             signer.check_csrf(
-                request.cookies.get(cookie_jar(core).csrf_name), form.get("csrf_token")
+                request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token")
             )
             params = signer.loads("logout", form.get("request"))
         except InvalidForm as exc:
@@ -53,10 +53,10 @@ async def logout_post(request: Request) -> Response:
 
 
 async def _logout(request: Request, params: dict[str, str | None], *, confirmed: bool) -> Response:
-    core = get_core(request)
+    ctx = get_context(request)
     try:
         checked = await validate_logout_request(
-            core,
+            ctx,
             id_token_hint=params.get("id_token_hint"),
             client_id=params.get("client_id"),
             post_logout_redirect_uri=params.get("post_logout_redirect_uri"),
@@ -70,7 +70,7 @@ async def _logout(request: Request, params: dict[str, str | None], *, confirmed:
         if not (hinted or confirmed):
             return _confirmation(request, params, checked, browser.username)
         await sign_out(
-            core,
+            ctx,
             browser,
             info=request_info(request, actor=browser.username),
             client_id=checked.client_id,
@@ -81,15 +81,15 @@ async def _logout(request: Request, params: dict[str, str | None], *, confirmed:
         )
     else:
         response = page("signin/signed_out.html")
-    cookie_jar(core).clear(response, cookie_jar(core).session_name)
+    cookie_jar(ctx).clear(response, cookie_jar(ctx).session_name)
     return response
 
 
 def _confirmation(
     request: Request, params: dict[str, str | None], checked: LogoutRequest, username: str
 ) -> Response:
-    core = get_core(request)
-    jar = cookie_jar(core)
+    ctx = get_context(request)
+    jar = cookie_jar(ctx)
     signer = form_signer(request)
     csrf_cookie = request.cookies.get(jar.csrf_name)
     fresh = not csrf_cookie or len(csrf_cookie) > 100

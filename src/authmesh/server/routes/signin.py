@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from authmesh.server.core import AuthCore
+from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
 from authmesh.server.oidc.authorization import (
     AuthorizationRequest,
@@ -26,7 +26,7 @@ from authmesh.server.oidc.consent import grant_consent
 from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
 from authmesh.server.oidc.flow import error_redirect, next_step
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
-from authmesh.server.routes.common import get_core, read_form, request_info
+from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.cookies import CookieJar
 from authmesh.server.web.forms import FormSigner, InvalidForm
 from authmesh.server.web.render import origin_of, page
@@ -45,9 +45,9 @@ _SCOPE_LABELS = {
 _MAX_QUERY = 8192
 
 
-def cookie_jar(core: AuthCore) -> CookieJar:
+def cookie_jar(ctx: ServerContext) -> CookieJar:
     """The cookie settings for this server's issuer URL."""
-    return CookieJar.for_issuer(core.issuer.issuer)
+    return CookieJar.for_issuer(ctx.issuer.issuer)
 
 
 def form_signer(request: Request) -> FormSigner:
@@ -55,14 +55,14 @@ def form_signer(request: Request) -> FormSigner:
     state = request.app.state
     signer: FormSigner | None = getattr(state, "form_signer", None)
     if signer is None:
-        signer = state.form_signer = FormSigner(get_core(request).web_key)
+        signer = state.form_signer = FormSigner(get_context(request).web_key)
     return signer
 
 
 async def browser_session(request: Request) -> BrowserSession | None:
     """The live browser sign-in of this request's cookie, if any."""
-    core = get_core(request)
-    return await current_browser_session(core, request.cookies.get(cookie_jar(core).session_name))
+    ctx = get_context(request)
+    return await current_browser_session(ctx, request.cookies.get(cookie_jar(ctx).session_name))
 
 
 def error_page(
@@ -103,25 +103,25 @@ async def _authorize_params(request: Request) -> dict[str, str]:
 @router.api_route("/authorize", methods=["GET", "POST"])
 async def authorize(request: Request) -> Response:
     """The authorization endpoint: sign in (or reuse the SSO session), consent, code."""
-    core = get_core(request)
+    ctx = get_context(request)
     try:
         params = await _authorize_params(request)
-        async with core.db.transaction() as session:
+        async with ctx.db.transaction() as session:
             auth_request, client = await validate_authorization_request(session, params)
     except UntrustedRedirect as exc:
         return error_page(exc.description)
     except AuthorizationError as exc:
         # Only reached once the client and its redirect URI are known good.
         return RedirectResponse(
-            error_redirect(core, params["redirect_uri"], params.get("state"), exc), 302
+            error_redirect(ctx, params["redirect_uri"], params.get("state"), exc), 302
         )
     browser = await browser_session(request)
-    return await _continue(request, core, auth_request, client, browser, status=302)
+    return await _continue(request, ctx, auth_request, client, browser, status=302)
 
 
 async def _continue(
     request: Request,
-    core: AuthCore,
+    ctx: ServerContext,
     auth_request: AuthorizationRequest,
     client: ClientRow,
     browser: BrowserSession | None,
@@ -133,7 +133,7 @@ async def _continue(
 ) -> Response:
     try:
         step = await next_step(
-            core,
+            ctx,
             auth_request,
             client,
             browser,
@@ -142,7 +142,7 @@ async def _continue(
         )
     except AuthorizationError as exc:
         return RedirectResponse(
-            error_redirect(core, auth_request.redirect_uri, auth_request.state, exc), status
+            error_redirect(ctx, auth_request.redirect_uri, auth_request.state, exc), status
         )
     if step.action == "redirect":
         assert step.location is not None
@@ -186,8 +186,8 @@ def _form_page(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    core = get_core(request)
-    jar = cookie_jar(core)
+    ctx = get_context(request)
+    jar = cookie_jar(ctx)
     signer = form_signer(request)
     csrf_cookie = request.cookies.get(jar.csrf_name)
     fresh = csrf_cookie is None or len(csrf_cookie) > 100
@@ -220,19 +220,19 @@ async def _posted_request(
     Raises:
         InvalidForm: a forged, foreign, stale or cross-site form.
     """
-    core = get_core(request)
+    ctx = get_context(request)
     try:
         form = await read_form(request)
     except InvalidRequest as exc:
         raise InvalidForm(exc.description) from None
     signer = form_signer(request)
-    signer.check_csrf(request.cookies.get(cookie_jar(core).csrf_name), form.get("csrf_token"))
+    signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
     state = signer.loads(purpose, form.get("request"))
     try:
         auth_request = AuthorizationRequest.from_json(state["req"])
     except (KeyError, TypeError, ValueError):
         raise InvalidForm("the form is incomplete") from None
-    async with core.db.transaction() as session:
+    async with ctx.db.transaction() as session:
         client = await client_store.get_client(session, auth_request.client_id)
     # The client may have changed since the form was shown.
     if client is None or not redirect_uri_matches(client.redirect_uris, auth_request.redirect_uri):
@@ -243,7 +243,7 @@ async def _posted_request(
 @router.post("/login")
 async def login(request: Request) -> Response:
     """The sign-in form: check the password, open the SSO session, continue the request."""
-    core = get_core(request)
+    ctx = get_context(request)
     try:
         form, _state, auth_request, client = await _posted_request(request, "login")
     except InvalidForm as exc:
@@ -254,11 +254,11 @@ async def login(request: Request) -> Response:
     try:
         if not username or not password:
             raise InvalidGrant("missing")
-        signed = await sign_in(core, username, password, client_id=client.client_id, info=info)
+        signed = await sign_in(ctx, username, password, client_id=client.client_id, info=info)
     except InvalidGrant:
         return await _continue(
             request,
-            core,
+            ctx,
             auth_request,
             client,
             None,
@@ -269,7 +269,7 @@ async def login(request: Request) -> Response:
         wait = int(exc.retry_after or 60)
         return await _continue(
             request,
-            core,
+            ctx,
             auth_request,
             client,
             None,
@@ -277,9 +277,9 @@ async def login(request: Request) -> Response:
             message=f"Too many sign-in attempts. Try again in {wait} seconds.",
         )
     response = await _continue(
-        request, core, auth_request, client, signed.session, status=303, just_signed_in=True
+        request, ctx, auth_request, client, signed.session, status=303, just_signed_in=True
     )
-    jar = cookie_jar(core)
+    jar = cookie_jar(ctx)
     jar.set(response, jar.session_name, signed.cookie_secret)
     return response
 
@@ -287,21 +287,21 @@ async def login(request: Request) -> Response:
 @router.post("/consent")
 async def consent(request: Request) -> Response:
     """The consent form: remember the answer, then continue the request."""
-    core = get_core(request)
+    ctx = get_context(request)
     try:
         form, state, auth_request, client = await _posted_request(request, "consent")
     except InvalidForm as exc:
         return error_page(f"{exc} Go back to the application and sign in again.")
     browser = await browser_session(request)
     if browser is None or browser.user_id != state.get("uid"):
-        return await _continue(request, core, auth_request, client, browser, status=303)
+        return await _continue(request, ctx, auth_request, client, browser, status=303)
     if form.get("decision") != "allow":
         denied = AuthorizationError("access_denied", "the user did not allow access")
         return RedirectResponse(
-            error_redirect(core, auth_request.redirect_uri, auth_request.state, denied), 303
+            error_redirect(ctx, auth_request.redirect_uri, auth_request.state, denied), 303
         )
     await grant_consent(
-        core,
+        ctx,
         browser.user_id,
         browser.username,
         client.client_id,
@@ -309,5 +309,5 @@ async def consent(request: Request) -> Response:
         info=request_info(request, actor=browser.username),
     )
     return await _continue(
-        request, core, auth_request, client, browser, status=303, just_consented=True
+        request, ctx, auth_request, client, browser, status=303, just_consented=True
     )

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from authmesh.jose import ASYMMETRIC_ALGORITHMS
 from authmesh.server.oidc.authorization import PROMPTS
 from authmesh.server.oidc.scopes import OIDC_SCOPES
-from authmesh.server.routes.common import get_core
+from authmesh.server.routes.common import get_context
 from authmesh.server.routes.oauth import GRANT_TYPES
 
 __all__ = ["discovery_document", "router"]
@@ -88,9 +88,9 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
 @router.get("/.well-known/openid-configuration", summary="OpenID/OAuth discovery")
 async def openid_configuration(request: Request) -> JSONResponse:
     """Where every endpoint is, which grants and algorithms are supported."""
-    core = get_core(request)
+    ctx = get_context(request)
     return JSONResponse(
-        discovery_document(core.issuer.issuer, core.settings.signing_alg),
+        discovery_document(ctx.issuer.issuer, ctx.settings.signing_alg),
         headers={"Cache-Control": "public, max-age=3600"},
     )
 
@@ -104,9 +104,9 @@ async def oauth_metadata(request: Request) -> JSONResponse:
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWKS)")
 async def jwks(request: Request) -> JSONResponse:
     """Every key that verifies tokens now: public members only."""
-    core = get_core(request)
-    await core.keys.refresh_if_stale()
+    ctx = get_context(request)
+    await ctx.keys.refresh_if_stale()
     return JSONResponse(
-        core.keys.jwks(),
-        headers={"Cache-Control": f"public, max-age={core.settings.jwks_max_age}"},
+        ctx.keys.jwks(),
+        headers={"Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}"},
     )

@@ -1,12 +1,9 @@
 """The newest revocation events, read once per wake-up and shared by every stream.
 
-Each SSE stream of a process used to read the log in its own transaction when
-an event was written: with 20 subscribed services, 20 reads one after another
-(and on SQLite, 20 turns on the write lock), so the last service heard of a
-block ~100-250 ms after the first (bench/RESULTS.md, part ``revocation``). The
-tail turns that into one read per wake-up: streams that are caught up take
-their events from memory; a stream further behind (a service catching up after
-a restart) reads the log itself, as before.
+When an event is written, every stream of the process that is caught up wants
+the same few events. The tail reads them from the log once, in one transaction,
+and hands them out from memory; a stream further behind (a service catching up
+after a restart) reads the log itself.
 
 Correctness rests on the cursor order of the log: a cursor is visible only after
 every lower one is committed (writes serialise on SQLite, take an advisory lock

@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from authmesh.revocation import RevocationEvent
-from authmesh.server.feedtail import FeedTail
+from authmesh.server.feed.tail import FeedTail
 
 
 class Log:

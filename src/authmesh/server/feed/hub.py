@@ -19,14 +19,14 @@ from sqlalchemy.engine import make_url
 from authmesh.jose.policy import Clock
 from authmesh.revocation import RevocationEvent
 from authmesh.server.config import ServerSettings
-from authmesh.server.feedtail import FeedTail
+from authmesh.server.feed.tail import FeedTail
 from authmesh.store import revocations
 from authmesh.store.db import Database
 
 __all__ = ["CHANNEL", "FeedHub"]
 
 CHANNEL = "authmesh_revocations"
-log = logging.getLogger("authmesh.feed")
+log = logging.getLogger(__name__)
 
 
 class FeedHub:

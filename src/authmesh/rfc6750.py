@@ -1,0 +1,144 @@
+"""Bearer token usage (RFC 6750), once for the auth server and the service SDK.
+
+:func:`parse_authorization` reads the ``Authorization`` header (§2.1), and
+the challenge functions turn a failure into the one HTTP answer (§3):
+
+=========================  ======  ==========================================
+failure                    status  ``WWW-Authenticate: Bearer realm="…"`` plus
+=========================  ======  ==========================================
+no token                   401     nothing (§3.1: no error code)
+malformed header           401     ``error="invalid_request"``
+bad, expired, revoked…     401     ``error="invalid_token"``
+missing role or scope      403     ``error="insufficient_scope"`` (+ ``scope``)
+=========================  ======  ==========================================
+
+§3.1 allows 400 for ``invalid_request``; authmesh answers 401 so every
+authentication failure is a 401 with a challenge a client knows to act on.
+
+A description in the header is reduced to the characters §3 allows in
+``error_description`` (%x20-21 / %x23-5B / %x5D-7E): a quote becomes ``'``, a
+backslash ``/``, control and non-ASCII characters are dropped, so nothing can
+break out of the quoted string. A JSON body keeps the message as is.
+
+This module imports only :mod:`authmesh.errors`, so the SDK can use it
+without the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from authmesh.errors import BearerError, InsufficientScope, InvalidRequest
+
+__all__ = [
+    "MAX_DESCRIPTION",
+    "Challenge",
+    "basic_challenge",
+    "bearer_challenge",
+    "invalid_token_challenge",
+    "parse_authorization",
+    "quote_param",
+]
+
+#: Longest ``error_description`` put in a header.
+MAX_DESCRIPTION = 200
+_TRANSLATE = {ord('"'): "'", ord("\\"): "/", ord("\t"): " ", ord("\n"): " ", ord("\r"): " "}
+
+
+def quote_param(value: str, *, limit: int = MAX_DESCRIPTION) -> str:
+    """``value`` as a quoted auth-param holding only RFC 6750 §3 characters."""
+    text = value.translate(_TRANSLATE)
+    text = "".join(ch for ch in text if " " <= ch <= "~")[:limit]
+    return f'"{text}"'
+
+
+def parse_authorization(values: Sequence[str]) -> str | None:
+    """The bearer token of a request's ``Authorization`` header(s) (RFC 6750 §2.1).
+
+    Args:
+        values: every ``Authorization`` header of the request.
+
+    Returns:
+        the token, or ``None`` when no header was sent.
+
+    Raises:
+        InvalidRequest: two headers, another scheme, no token or more than one.
+    """
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest("send a single Authorization header")
+    parts = values[0].split()
+    if not parts:
+        raise InvalidRequest("the Authorization header is empty")
+    if parts[0].lower() != "bearer":
+        raise InvalidRequest("the Authorization scheme must be Bearer")
+    if len(parts) != 2:
+        raise InvalidRequest(
+            "the Authorization header has no token"
+            if len(parts) == 1
+            else "the Authorization header must carry exactly one token: 'Bearer <token>'"
+        )
+    return parts[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """The HTTP answer to an authentication or authorization failure."""
+
+    status: int
+    error: str | None
+    description: str
+    www_authenticate: str
+
+    @property
+    def body(self) -> bytes:
+        """``{"error": …, "error_description": …}`` as JSON bytes."""
+        doc = {"error": self.error or "unauthorized", "error_description": self.description}
+        return json.dumps(doc, ensure_ascii=True).encode("ascii")
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The response headers (challenge, JSON, not cacheable)."""
+        return [
+            ("WWW-Authenticate", self.www_authenticate),
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+        ]
+
+
+def _challenge(
+    realm: str, status: int, error: str | None, description: str, scope: str | None = None
+) -> Challenge:
+    params = [f"realm={quote_param(realm)}"]
+    if error is not None:
+        params.append(f'error="{error}"')
+        params.append(f"error_description={quote_param(description)}")
+    if scope is not None:
+        params.append(f"scope={quote_param(scope, limit=1000)}")
+    return Challenge(
+        status=status,
+        error=error,
+        description=description,
+        www_authenticate="Bearer " + ", ".join(params),
+    )
+
+
+def bearer_challenge(exc: BearerError, realm: str) -> Challenge:
+    """The answer to a missing or malformed credential, or a missing role or scope."""
+    scope = None
+    if isinstance(exc, InsufficientScope) and exc.missing_scopes:
+        scope = " ".join(sorted(exc.required_scopes))
+    return _challenge(realm, exc.status, exc.error, exc.message, scope)
+
+
+def invalid_token_challenge(message: str, realm: str) -> Challenge:
+    """The answer to a rejected token (bad, expired, revoked…): 401 ``invalid_token``."""
+    return _challenge(realm, 401, "invalid_token", message)
+
+
+def basic_challenge(realm: str) -> str:
+    """The ``WWW-Authenticate`` value asking for HTTP Basic client credentials (RFC 7617)."""
+    return f"Basic realm={quote_param(realm)}"

@@ -1,0 +1,12 @@
+"""The revocation feed of the auth server, free of HTTP.
+
+* :mod:`~authmesh.server.feed.publish`: write events and wake the streams;
+* :mod:`~authmesh.server.feed.hub`: the newest cursor, and waking every process's streams;
+* :mod:`~authmesh.server.feed.tail`: the newest events, read once for all caught-up streams;
+* :mod:`~authmesh.server.feed.page`: one page of events after a cursor;
+* :mod:`~authmesh.server.feed.stream`: events after a cursor, then new ones, with heartbeats;
+* :mod:`~authmesh.server.feed.access`: who may read the feed.
+
+The wire contract (JSON and SSE) is in docs/architecture.md; the SSE framing
+is the route's (``authmesh.server.routes.feed``).
+"""
