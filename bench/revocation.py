@@ -299,7 +299,7 @@ def run(budget: float) -> PartResult:
         "admin's HTTP response was read. CPU times come from `/proc` in 10 ms ticks.\n\n"
         "Where the time goes: on a block the auth server commits the event, wakes "
         "its SSE streams, and reads the log once for all of them "
-        "(src/authmesh/server/feedtail.py); each stream writes the event to its "
+        "(src/authmesh/server/feed/tail.py); each stream writes the event to its "
         "service, which applies it in memory. Before that shared read each of the "
         "20 streams read the log in its own transaction (on SQLite `BEGIN "
         "IMMEDIATE`, so the reads queued on the write lock): the last service then "

@@ -115,9 +115,9 @@ class PasswordParams:
 
     Defaults are OWASP's Argon2id configuration of 7 MiB, 5 passes, 1 lane (the
     Password Storage Cheat Sheet lists it beside 19 MiB × 2 and 46 MiB × 1 as
-    equal in strength), which is also Keycloak's default: ~14 ms of CPU per
-    verification, where RFC 9106's low-memory profile (64 MiB × 3 × 4 lanes)
-    costs ~140 ms and would cap a core near 7 logins a second. Tags of 32 bytes
+    equal in strength), which is also Keycloak's default: about a tenth of the
+    work of RFC 9106's low-memory profile (64 MiB × 3 × 4 lanes), which would
+    cap a core at a few logins a second (bench/RESULTS.md). Tags of 32 bytes
     and salts of 16 (RFC 9106 §3.1). Deployments that want more set the
     ``argon2_*`` settings; hashes rehash on the next login. Use :meth:`fast` in
     tests only.
@@ -153,7 +153,7 @@ class PasswordParams:
 
     @classmethod
     def fast(cls) -> PasswordParams:
-        """The cheapest valid Argon2id, for tests (µs, not ~14 ms); never in production."""
+        """The cheapest valid Argon2id, for tests; never in production."""
         return cls(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=8)
 
     def to_argon2(self) -> argon2.Parameters:
@@ -176,8 +176,8 @@ def _normalize(password: str) -> str:
 class PasswordHasher:
     """Argon2id hashing and verification for the auth server.
 
-    The synchronous methods block for the full cost of Argon2 (~14 ms and 7 MiB
-    with the default parameters). In async code use :meth:`ahash`,
+    The synchronous methods block for the full cost of Argon2 (7 MiB with the
+    default parameters). In async code use :meth:`ahash`,
     :meth:`averify` and :meth:`averify_dummy`: they run the work on a small
     thread pool owned by this hasher. Why a pool of our own and not the event
     loop or the default executor: run on the loop, each login would stall every
