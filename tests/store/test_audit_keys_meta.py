@@ -39,7 +39,7 @@ async def _seed_audit(db: Database) -> None:
 
 async def _query(db: Database, **filters: object) -> list[tuple[str, str, float]]:
     async with db.transaction() as session:
-        rows = await audit.query_audit(session, **filters)  # type: ignore[arg-type]
+        rows = await audit.query_audit(session, audit.AuditQuery(**filters))  # type: ignore[arg-type]
     return [(r.action, r.subject or "", r.at - NOW) for r in rows]
 
 
@@ -94,9 +94,9 @@ async def test_audit_filters(db: Database, filters: dict[str, object], expected:
 async def test_audit_pages_with_before_id(db: Database) -> None:
     await _seed_audit(db)
     async with db.transaction() as session:
-        first = await audit.query_audit(session, limit=2)
-        second = await audit.query_audit(session, limit=2, before_id=first[-1].id)
-        third = await audit.query_audit(session, limit=2, before_id=second[-1].id)
+        first = await audit.query_audit(session, audit.AuditQuery(limit=2))
+        second = await audit.query_audit(session, audit.AuditQuery(limit=2, before_id=first[-1].id))
+        third = await audit.query_audit(session, audit.AuditQuery(limit=2, before_id=second[-1].id))
 
     pages = [[r.at - NOW for r in page] for page in (first, second, third)]
     assert pages == [[40, 30], [20, 10], [0]]

@@ -37,9 +37,10 @@ def audit(
     """Show security events, newest first."""
 
     async def action_(ctx: ServerContext) -> list[audit_trail.AuditEntry]:
-        return await audit_trail.query(
-            ctx, action=action, subject=subject, actor=actor, outcome=outcome, limit=limit
+        what = audit_trail.AuditQuery(
+            action=action, subject=subject, actor=actor, outcome=outcome, limit=limit
         )
+        return await audit_trail.query(ctx, what)
 
     rows = run_with_context(settings_from(config, database_url, data_dir), action_)
     if as_json:

@@ -7,30 +7,17 @@ read through :func:`query` and show :meth:`AuditEntry.to_json`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.store import audit as audit_store
+from authmesh.store.audit import AuditQuery
 from authmesh.store.models import AuditRow
 
-__all__ = ["AuditEntry", "AuditEntryJSON", "query", "record"]
-
-
-class AuditEntryJSON(TypedDict):
-    """One event as the admin API and ``authmesh audit --json`` show it."""
-
-    id: int
-    at: float
-    action: str
-    outcome: str
-    actor: str | None
-    subject: str | None
-    client_id: str | None
-    client_ip: str | None
-    details: dict[str, Any]
+__all__ = ["AuditEntry", "AuditQuery", "query", "record"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,19 +49,9 @@ class AuditEntry:
             details=row.details,
         )
 
-    def to_json(self) -> AuditEntryJSON:
-        """The entry's JSON object."""
-        return {
-            "id": self.id,
-            "at": self.at,
-            "action": self.action,
-            "outcome": self.outcome,
-            "actor": self.actor,
-            "subject": self.subject,
-            "client_id": self.client_id,
-            "client_ip": self.client_ip,
-            "details": self.details,
-        }
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the admin API and ``authmesh audit --json`` show it."""
+        return asdict(self)
 
 
 async def record(
@@ -102,29 +79,7 @@ async def record(
     )
 
 
-async def query(
-    ctx: ServerContext,
-    *,
-    action: str | None = None,
-    subject: str | None = None,
-    actor: str | None = None,
-    outcome: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[AuditEntry]:
-    """Events matching every given filter, newest first; ``before_id`` pages back."""
+async def query(ctx: ServerContext, what: AuditQuery = AuditQuery()) -> list[AuditEntry]:
+    """The events ``what`` asks for, newest first."""
     async with ctx.db.transaction() as session:
-        rows = await audit_store.query_audit(
-            session,
-            action=action,
-            subject=subject,
-            actor=actor,
-            outcome=outcome,
-            since=since,
-            until=until,
-            before_id=before_id,
-            limit=limit,
-        )
-        return [AuditEntry.from_row(row) for row in rows]
+        return [AuditEntry.from_row(row) for row in await audit_store.query_audit(session, what)]

@@ -6,7 +6,8 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 from sqlalchemy.exc import IntegrityError
@@ -83,18 +84,9 @@ class ClientView:
             created_at=row.created_at,
         )
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         """The JSON object of the admin API."""
-        return {
-            "client_id": self.client_id,
-            "name": self.name,
-            "public": self.public,
-            "grant_types": self.grant_types,
-            "scopes": self.scopes,
-            "audiences": self.audiences,
-            "roles": self.roles,
-            "created_at": self.created_at,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

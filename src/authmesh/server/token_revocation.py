@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from authmesh.server import audit
 from authmesh.server.bearer import live_access_claims
 from authmesh.server.context import RequestInfo, ServerContext
@@ -29,27 +31,30 @@ async def revoke_token(
         if sess is not None and sess.client_id == client.client_id:
             if await session_store.end_session(session, sess.id, now=now, reason="revoked"):
                 cursors = await publish.revoke(ctx, session, "sid", [sess.id])
-                await audit.record(
-                    ctx,
-                    session,
-                    "token_revoke",
-                    info=info,
-                    client_id=client.client_id,
-                    token_type="refresh_token",
-                    session_id=sess.id,
-                )
+                await _record(ctx, session, client, info, "refresh_token", session_id=sess.id)
     if row is None:
         claims = await live_access_claims(ctx, token)
         if claims is not None and claims.get("client_id") == client.client_id:
             async with ctx.db.transaction() as session:
                 cursors = await publish.revoke(ctx, session, "jti", [claims["jti"]])
-                await audit.record(
-                    ctx,
-                    session,
-                    "token_revoke",
-                    info=info,
-                    client_id=client.client_id,
-                    token_type="access_token",
-                    jti=claims["jti"],
-                )
+                await _record(ctx, session, client, info, "access_token", jti=claims["jti"])
     await publish.announce(ctx, cursors)
+
+
+async def _record(
+    ctx: ServerContext,
+    session: AsyncSession,
+    client: ClientRow,
+    info: RequestInfo | None,
+    token_type: str,
+    **details: str,
+) -> None:
+    await audit.record(
+        ctx,
+        session,
+        "token_revoke",
+        info=info,
+        client_id=client.client_id,
+        token_type=token_type,
+        **details,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import AuditRow
 
-__all__ = ["query_audit", "record_audit"]
+__all__ = ["AuditQuery", "query_audit", "record_audit"]
 
 _AUDIT = AuditRow.__table__
 
@@ -45,33 +46,42 @@ async def record_audit(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditQuery:
+    """Which audit events to read: those matching every given filter, newest first.
+
+    ``since`` is inclusive and ``until`` exclusive; ``before_id`` pages back
+    from the last id of the previous page.
+    """
+
+    action: str | None = None
+    subject: str | None = None
+    actor: str | None = None
+    outcome: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
 async def query_audit(
-    session: AsyncSession,
-    *,
-    action: str | None = None,
-    subject: str | None = None,
-    actor: str | None = None,
-    outcome: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    limit: int = 100,
-    before_id: int | None = None,
+    session: AsyncSession, query: AuditQuery = AuditQuery()
 ) -> Sequence[AuditRow]:
-    """Audit events matching every given filter, newest first."""
+    """Audit events matching ``query``, newest first."""
     stmt = select(AuditRow)
-    if action is not None:
-        stmt = stmt.where(AuditRow.action == action)
-    if subject is not None:
-        stmt = stmt.where(AuditRow.subject == subject)
-    if actor is not None:
-        stmt = stmt.where(AuditRow.actor == actor)
-    if outcome is not None:
-        stmt = stmt.where(AuditRow.outcome == outcome)
-    if since is not None:
-        stmt = stmt.where(AuditRow.at >= since)
-    if until is not None:
-        stmt = stmt.where(AuditRow.at < until)
-    if before_id is not None:
-        stmt = stmt.where(AuditRow.id < before_id)
-    stmt = stmt.order_by(AuditRow.id.desc()).limit(limit)
+    for column, value in (
+        (AuditRow.action, query.action),
+        (AuditRow.subject, query.subject),
+        (AuditRow.actor, query.actor),
+        (AuditRow.outcome, query.outcome),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.since is not None:
+        stmt = stmt.where(AuditRow.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AuditRow.at < query.until)
+    if query.before_id is not None:
+        stmt = stmt.where(AuditRow.id < query.before_id)
+    stmt = stmt.order_by(AuditRow.id.desc()).limit(query.limit)
     return (await session.execute(stmt)).scalars().all()

@@ -197,8 +197,7 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     """Security events, newest first, filtered by every given field."""
-    entries = await audit_trail.query(
-        get_context(request),
+    what = audit_trail.AuditQuery(
         action=action,
         subject=subject,
         actor=actor,
@@ -208,4 +207,5 @@ async def audit(
         before_id=before_id,
         limit=limit,
     )
+    entries = await audit_trail.query(get_context(request), what)
     return no_store_json({"events": [e.to_json() for e in entries]})
