@@ -39,6 +39,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── RateLimited               429 slow_down, with Retry-After
     │   └── TemporarilyUnavailable    503 (the rate limiter's store is down: fail closed)
     ├── WeakPassword                  authmesh.server: a new password breaks the policy
+    ├── UntrustedRedirect             authmesh.server.oidc: an error page, never a redirect
+    ├── AuthorizationError            authmesh.server.oidc: told to the client by redirect
     ├── IssuerError                   authmesh.service: talking to the auth server failed
     │   ├── DiscoveryError
     │   ├── FeedError
