@@ -27,18 +27,18 @@ from authmesh.service.subscriber import _NoStream
 from authmesh.testing import FakeClock, FakeIssuer, wait_for
 from support.sdk import live_config, mock_config
 
-NOW = time.time()
-
 
 def ev(
     cursor: int, kind: str = "jti", value: str | None = None, ttl: float = 600
 ) -> dict[str, Any]:
+    # Live for ``ttl`` from now, however long the suite ran before this test.
+    now = time.time()
     return {
         "cursor": cursor,
         "kind": kind,
         "value": value or f"v{cursor}",
-        "not_before": NOW,
-        "expires_at": NOW + ttl,
+        "not_before": now,
+        "expires_at": now + ttl,
     }
 
 

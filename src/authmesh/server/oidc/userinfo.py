@@ -22,8 +22,8 @@ async def userinfo_claims(
 ) -> dict[str, Any]:
     """``sub`` and ``roles`` always; with ``openid``, what ``profile``/``email`` release.
 
-    A token without ``openid`` (the password grant's) keeps the older answer:
-    ``preferred_username`` from the token itself.
+    A token without ``openid`` (the password grant's) gets ``preferred_username``
+    from the token itself.
     """
     body: dict[str, Any] = {"sub": subject, "roles": sorted(roles)}
     if "openid" not in scopes:
