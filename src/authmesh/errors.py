@@ -41,6 +41,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     ├── WeakPassword                  authmesh.server: a new password breaks the policy
     ├── UntrustedRedirect             authmesh.server.oidc: an error page, never a redirect
     ├── AuthorizationError            authmesh.server.oidc: told to the client by redirect
+    ├── LogoutRequestError            authmesh.server.oidc: a logout that cannot be honoured
+    ├── InvalidForm                   authmesh.server.web: a forged, foreign or stale form
     ├── IssuerError                   authmesh.service: talking to the auth server failed
     │   ├── DiscoveryError
     │   ├── FeedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authmesh.errors import AuthmeshError
 
-__all__ = ["AuthorizationError", "UntrustedRedirect"]
+__all__ = ["AuthorizationError", "LogoutRequestError", "UntrustedRedirect"]
 
 
 class UntrustedRedirect(AuthmeshError):
@@ -26,3 +26,7 @@ class AuthorizationError(AuthmeshError):
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
+
+
+class LogoutRequestError(AuthmeshError):
+    """A logout request that cannot be honoured as asked (shown on an error page)."""

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 
 from authmesh.jose import TokenRejected, VerifyPolicy, verify_jws
 from authmesh.server.context import ServerContext
+from authmesh.server.oidc.errors import LogoutRequestError
 from authmesh.server.oidc.id_tokens import ID_TOKEN_TYPE
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.store import clients as client_store
 
-__all__ = ["LogoutRequest", "LogoutRequestError", "validate_logout_request"]
-
-
-class LogoutRequestError(ValueError):
-    """A logout request that cannot be honoured as asked (shown on an error page)."""
+__all__ = ["LogoutRequest", "validate_logout_request"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,15 +7,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from authmesh.server.errors import InvalidRequest
 from authmesh.server.oidc.browser_sessions import sign_out
+from authmesh.server.oidc.errors import LogoutRequestError
 from authmesh.server.oidc.flow import client_redirect
-from authmesh.server.oidc.logout import (
-    LogoutRequest,
-    LogoutRequestError,
-    validate_logout_request,
-)
+from authmesh.server.oidc.logout import LogoutRequest, validate_logout_request
 from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.routes.signin import browser_session, cookie_jar, error_page, form_signer
-from authmesh.server.web.forms import InvalidForm
+from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.render import origin_of, page
 
 __all__ = ["router"]

@@ -28,7 +28,8 @@ from authmesh.server.oidc.flow import error_redirect, next_step
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.cookies import CookieJar
-from authmesh.server.web.forms import FormSigner, InvalidForm
+from authmesh.server.web.errors import InvalidForm
+from authmesh.server.web.forms import FormSigner
 from authmesh.server.web.render import origin_of, page
 from authmesh.store import clients as client_store
 from authmesh.store.models import ClientRow

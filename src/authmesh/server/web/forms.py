@@ -16,14 +16,12 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-__all__ = ["FormSigner", "InvalidForm"]
+from authmesh.server.web.errors import InvalidForm
+
+__all__ = ["FormSigner"]
 
 #: How long a sign-in form stays usable after it was shown.
 FORM_MAX_AGE = 15 * 60
-
-
-class InvalidForm(ValueError):
-    """A form that this server did not make for this browser, or that is too old."""
 
 
 class FormSigner:
