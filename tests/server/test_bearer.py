@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from server.harness import Api
+from support.challenges import parse_challenge
+from support.harness import Api
 
 
 def test_realm_comes_from_the_settings(start_server: Callable[..., Api]) -> None:
@@ -32,6 +33,7 @@ def test_a_malformed_header_is_invalid_request(api: Api, header: str) -> None:
     response = api.http.get("/userinfo", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_request"
-    assert response.headers["www-authenticate"].startswith(
-        'Bearer realm="authmesh", error="invalid_request", error_description="'
-    )
+    challenge = parse_challenge(response.headers["www-authenticate"])
+    assert challenge["realm"] == "authmesh"
+    assert challenge["error"] == "invalid_request"
+    assert challenge["error_description"] == response.json()["error_description"]

@@ -9,7 +9,7 @@ from authmesh.revocation import RevocationEvent
 from authmesh.server.feed.page import PAGE_SIZE
 from authmesh.server.feed.stream import FeedStream, Heartbeat
 from authmesh.server.feed.tail import FeedTail
-from server.revocation_log import Log
+from support.revocation_log import Log
 
 HEARTBEAT = 2.0
 NOW = 100.0

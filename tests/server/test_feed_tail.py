@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from authmesh.server.feed.tail import FeedTail
-from server.revocation_log import Log
+from support.revocation_log import Log
 
 
 async def drain(tail: FeedTail, cursor: int, seen: int, limit: int = 500) -> list[int]:

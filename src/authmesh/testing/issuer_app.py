@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from authmesh.rfc6750 import basic_challenge
 from authmesh.testing.issuer_state import IssuerState
 
 __all__ = ["build_app"]
@@ -35,7 +36,7 @@ def _unauthorized(state: IssuerState) -> Response:
     return JSONResponse(
         {"error": "invalid_client", "error_description": "client authentication failed"},
         status_code=401,
-        headers={"WWW-Authenticate": 'Basic realm="authmesh"'},
+        headers={"WWW-Authenticate": basic_challenge("authmesh")},
     )
 
 
