@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 
 from authmesh.cli.errors import EXIT_INVALID
-from authmesh.cli.keysource import load_key, load_keyset
-from authmesh.cli.token_view import render, to_json
-from authmesh.cli.verdict import judge
+from authmesh.inspector.reading import inspect_token
+from authmesh.inspector.trusted_keys import load_key, load_keyset
+from authmesh.inspector.verdict import judge
+from authmesh.inspector.view import render, to_json
 from authmesh.jose import KeySet, VerifyPolicy
-from authmesh.jose.inspect import inspect_token
 
 __all__ = ["decode", "token_app"]
 

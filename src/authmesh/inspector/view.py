@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authmesh.cli.fmt import date_phrase, printable, show_value, utc
-from authmesh.cli.verdict import Verdict
-from authmesh.jose.inspect import NUMERIC_DATE_CLAIMS, Inspection
+from authmesh.inspector.checks import NUMERIC_DATE_CLAIMS
+from authmesh.inspector.findings import Inspection
+from authmesh.inspector.humanize import date_phrase, printable, show_value, utc
+from authmesh.inspector.verdict import Verdict
 
 __all__ = ["render", "to_json"]
 
