@@ -10,7 +10,9 @@ fails the run.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,9 +22,9 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-import authmesh.server.ratelimit as ratelimit_module
+import authmesh.server.login_limits as login_limits
 from authmesh.errors import ConfigError, OperatorError
-from authmesh.server.ratelimit import (
+from authmesh.server.login_limits import (
     Decision,
     MemoryRateLimiter,
     RateLimitConfig,
@@ -102,10 +104,19 @@ async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
         await client.aclose()
 
 
-def test_exports_are_all() -> None:
-    public = {n for n in vars(ratelimit_module) if not n.startswith("_")}
-    assert set(ratelimit_module.__all__) <= public
-    assert sorted(ratelimit_module.__all__) == ratelimit_module.__all__
+SUBMODULES = sorted(
+    name
+    for _, name, _ in pkgutil.iter_modules(login_limits.__path__, "authmesh.server.login_limits.")
+)
+MODULES = ["authmesh.server.login_limits", *SUBMODULES]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_exports_are_all(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    public = {n for n in vars(module) if not n.startswith("_")}
+    assert set(module.__all__) <= public
+    assert sorted(module.__all__) == module.__all__
 
 
 def test_both_backends_implement_the_protocol() -> None:
