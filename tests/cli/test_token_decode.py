@@ -59,7 +59,8 @@ def test_valid_token(
     result = run("token", "decode", make_token(alg), *verify_args(jwks))
     assert result.exit_code == 0, result.output
     assert f"VALID  signed by key {keys[alg].kid} ({alg})" in result.stdout
-    assert "not checked" not in result.stdout
+    assert "revocation not checked: give --introspect URL" in result.stdout
+    assert "not checked" not in result.stdout.replace("revocation not checked", "")
 
 
 def test_valid_but_unchecked_rules_are_named(
@@ -218,6 +219,12 @@ def test_json_mode_valid(run: Run, make_token: MakeToken, public_jwks: Path) -> 
         "alg": "EdDSA",
         "unchecked": [],
     }
+    assert doc["revocation"] == {
+        "checked": False,
+        "active": None,
+        "endpoint": None,
+        "message": "revocation not checked",
+    }
 
 
 def test_json_mode_invalid_and_malformed(
@@ -373,6 +380,8 @@ def test_unusable_key_file_is_a_usage_error(
         ["--leeway", "-1", "--key", "k.json"],
         ["--leeway", "301", "--key", "k.json"],
         ["--no-such-option"],
+        ["--introspect", "http://127.0.0.1:9/introspect"],
+        ["--introspect", "http://127.0.0.1:9/introspect", "--key", "k.json"],
     ],
     ids=[
         "issuer-without-keys",
@@ -382,6 +391,8 @@ def test_unusable_key_file_is_a_usage_error(
         "negative-leeway",
         "huge-leeway",
         "unknown-option",
+        "introspect-without-keys",
+        "introspect-without-credentials",
     ],
 )
 def test_option_mistakes_exit_2(run: Run, make_token: MakeToken, args: list[str]) -> None:
@@ -451,3 +462,22 @@ def test_malformed_problems_are_listed_once(run: Run) -> None:
     result = run("token", "decode", "e30.bm90IGpzb24.c2ln")
     assert result.exit_code == 1
     assert result.stdout.count("the payload is not JSON") == 1
+
+
+def test_introspection_needs_client_credentials(
+    run: Run, make_token: MakeToken, public_jwks: Path
+) -> None:
+    args = ["--jwks", str(public_jwks), "--introspect", "http://127.0.0.1:9/introspect"]
+    result = run("token", "decode", make_token(), *args, "--client-id", "orders-svc")
+    assert result.exit_code == 2
+    assert "--introspect needs --client-id and --client-secret" in result.stderr
+
+
+def test_client_credentials_alone_ask_nothing(
+    run: Run, make_token: MakeToken, public_jwks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHMESH_CLIENT_ID", "orders-svc")
+    monkeypatch.setenv("AUTHMESH_CLIENT_SECRET", "s3cret")
+    result = run("token", "decode", make_token(), *verify_args(public_jwks))
+    assert result.exit_code == 0, result.output
+    assert "revocation not checked" in result.stdout

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from authmesh.errors import ConfigError, InvalidKey
+from authmesh.inspector.issuer_http import get_json
 from authmesh.jose import Key, KeySet
 
 __all__ = ["fetch_jwks", "load_key", "load_keyset"]
-
-_MAX_DOCUMENT_BYTES = 1 << 20
 
 
 def load_keyset(source: str, *, timeout: float) -> KeySet:
@@ -60,29 +56,9 @@ def fetch_jwks(url: str, *, timeout: float) -> dict[str, Any]:
     Raises:
         ConfigError: unreachable, not a 200, or not a JSON object.
     """
-    doc = _get_json(url, timeout)
+    doc = get_json(url, timeout=timeout)
     if "keys" not in doc and isinstance(doc.get("jwks_uri"), str):
-        doc = _get_json(doc["jwks_uri"], timeout)
+        doc = get_json(doc["jwks_uri"], timeout=timeout)
     if "keys" not in doc and "kty" in doc:
         doc = {"keys": [doc]}
-    return doc
-
-
-def _get_json(url: str, timeout: float) -> dict[str, Any]:
-    try:
-        response = httpx.get(
-            url, timeout=timeout, follow_redirects=True, headers={"Accept": "application/json"}
-        )
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise ConfigError(f"cannot fetch {url}: HTTP {response.status_code}")
-    if len(response.content) > _MAX_DOCUMENT_BYTES:
-        raise ConfigError(f"{url} answered with more than {_MAX_DOCUMENT_BYTES} bytes")
-    try:
-        doc = json.loads(response.content)
-    except ValueError:
-        raise ConfigError(f"{url} did not answer with JSON") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{url} did not answer with a JSON object")
     return doc

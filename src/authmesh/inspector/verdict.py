@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from authmesh.inspector.findings import Inspection
 from authmesh.inspector.hints import hint_for
-from authmesh.jose import KeySet, TokenRejected, VerifyPolicy, verify_jwt
+from authmesh.jose import KeySet, TokenRejected, TokenRevoked, VerifyPolicy, verify_jwt
 
-__all__ = ["Status", "Verdict", "judge"]
+__all__ = ["Status", "Verdict", "after_introspection", "judge"]
 
 Status = Literal["valid", "invalid", "unverified", "undecodable"]
 
@@ -28,6 +28,8 @@ class Verdict:
         kid: the key that verified the token.
         alg: its algorithm.
         unchecked: rules skipped for want of an option (``iss``, ``aud``, ``typ``).
+        introspected_at: the introspection endpoint that said whether the token is
+            still active; ``None`` when revocation was not checked.
     """
 
     status: Status
@@ -37,6 +39,7 @@ class Verdict:
     kid: str | None = None
     alg: str | None = None
     unchecked: tuple[str, ...] = ()
+    introspected_at: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,3 +78,23 @@ def judge(
             status="invalid", reason=exc.reason, message=exc.message, hint=hint, unchecked=unchecked
         )
     return Verdict(status="valid", kid=verified.kid, alg=verified.alg, unchecked=unchecked)
+
+
+def after_introspection(verdict: Verdict, *, endpoint: str, active: bool) -> Verdict:
+    """The verdict on a valid token once ``endpoint`` said whether it is still active.
+
+    A token that verifies but is not active was revoked: its user was blocked,
+    its session ended, or the token itself was revoked.
+    """
+    if active:
+        return replace(verdict, introspected_at=endpoint)
+    revoked = TokenRevoked()
+    return Verdict(
+        status="invalid",
+        reason=revoked.reason,
+        message=revoked.message,
+        hint=f"{endpoint} says the token is not active: it was revoked, its session "
+        "ended or its user was blocked",
+        unchecked=verdict.unchecked,
+        introspected_at=endpoint,
+    )
