@@ -57,35 +57,24 @@ def _scan(location: str, node: Any, path: str, found: list[SensitiveClaim], dept
     if depth > _MAX_DEPTH:
         return
     if isinstance(node, dict):
-        for name, value in node.items():
-            child = f"{path}.{name}" if path else str(name)
-            category = _by_name(str(name), value) or _by_value(value)
-            if category:
-                found.append(
-                    SensitiveClaim(
-                        location=location,
-                        path=child,
-                        category=category,
-                        message=_MESSAGES[category],
-                    )
-                )
-            else:
-                _scan(location, value, child, found, depth + 1)
+        members = [
+            (f"{path}.{name}" if path else str(name), _by_name(str(name), value), value)
+            for name, value in node.items()
+        ]
     elif isinstance(node, list):
-        for index, value in enumerate(node):
-            child = f"{path}[{index}]"
-            category = _by_value(value)
-            if category:
-                found.append(
-                    SensitiveClaim(
-                        location=location,
-                        path=child,
-                        category=category,
-                        message=_MESSAGES[category],
-                    )
+        members = [(f"{path}[{index}]", None, value) for index, value in enumerate(node)]
+    else:
+        return
+    for child, by_name, value in members:
+        category = by_name or _by_value(value)
+        if category:
+            found.append(
+                SensitiveClaim(
+                    location=location, path=child, category=category, message=_MESSAGES[category]
                 )
-            else:
-                _scan(location, value, child, found, depth + 1)
+            )
+        else:
+            _scan(location, value, child, found, depth + 1)
 
 
 def _by_name(name: str, value: Any) -> str | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from authmesh.errors import ConfigError, InvalidKey
 from authmesh.inspector.issuer_http import get_json
 from authmesh.jose import Key, KeySet
 
 __all__ = ["fetch_jwks", "load_key", "load_keyset"]
+
+_T = TypeVar("_T")
 
 
 def load_keyset(source: str, *, timeout: float) -> KeySet:
@@ -22,13 +25,7 @@ def load_keyset(source: str, *, timeout: float) -> KeySet:
     if source.startswith(("http://", "https://")):
         keys = KeySet.from_jwks(fetch_jwks(source, timeout=timeout))
     else:
-        path = Path(source)
-        try:
-            keys = KeySet.load(path)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except InvalidKey as exc:
-            raise InvalidKey(f"{path}: {exc}") from None
+        keys = _read(Path(source), KeySet.load)
     if not keys:
         raise InvalidKey(f"{source} holds no usable signing key")
     return keys
@@ -41,12 +38,7 @@ def load_key(path: Path) -> KeySet:
         ConfigError: the file cannot be read.
         InvalidKey: it holds no usable key.
     """
-    try:
-        key = Key.load(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except InvalidKey as exc:
-        raise InvalidKey(f"{path}: {exc}") from None
+    key = _read(path, Key.load)
     return KeySet([key if key.is_symmetric else key.public()])
 
 
@@ -62,3 +54,13 @@ def fetch_jwks(url: str, *, timeout: float) -> dict[str, Any]:
     if "keys" not in doc and "kty" in doc:
         doc = {"keys": [doc]}
     return doc
+
+
+def _read(path: Path, load: Callable[[Path], _T]) -> _T:
+    """``load(path)``, its failures named after the file."""
+    try:
+        return load(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except InvalidKey as exc:
+        raise InvalidKey(f"{path}: {exc}") from None
