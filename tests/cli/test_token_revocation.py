@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import Result
 
+from authmesh.jose import Key
 from authmesh.testing.authserver import AuthServerThread, seed_demo, settings_for
 from authmesh.testing.databases import database
 
 Run = Callable[..., Result]
+MakeToken = Callable[..., str]
 
 
 @dataclass(frozen=True)
@@ -192,3 +195,25 @@ def test_a_discovery_document_without_the_endpoint_is_a_usage_error(
     result = run("token", "decode", issuer.login(), *args)
     assert result.exit_code == 2
     assert "names no introspection_endpoint" in result.stderr
+
+
+def test_introspection_needs_client_credentials(run: Run, make_token: MakeToken) -> None:
+    args = ["--key", "k.json", "--introspect", "http://127.0.0.1:9/introspect"]
+    result = run("token", "decode", make_token(), *args, "--client-id", "orders-svc")
+    assert result.exit_code == 2
+    assert "--introspect needs --client-id and --client-secret" in result.stderr
+
+
+def test_client_credentials_alone_ask_nothing(
+    run: Run,
+    make_token: MakeToken,
+    keys: dict[str, Key],
+    jwk_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTHMESH_CLIENT_ID", "orders-svc")
+    monkeypatch.setenv("AUTHMESH_CLIENT_SECRET", "s3cret")
+    key = jwk_file(keys["EdDSA"].public().to_jwk())
+    result = run("token", "decode", make_token(), "--key", str(key))
+    assert result.exit_code == 0, result.output
+    assert "revocation not checked" in result.stdout
