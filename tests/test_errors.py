@@ -38,11 +38,9 @@ def test_the_root_docstring_draws_every_error_class() -> None:
 
 
 def test_every_error_class_lives_in_an_errors_module() -> None:
-    # The login limiter's two errors are still beside it, in guard and ratelimit.
-    pending = {"TemporarilyUnavailable", "RateLimiterUnavailable"}
     misplaced = sorted(
         f"{c.__module__}.{c.__name__}"
         for c in _error_classes()
-        if c.__module__.rsplit(".", 1)[-1] != "errors" and c.__name__ not in pending
+        if c.__module__.rsplit(".", 1)[-1] != "errors"
     )
     assert misplaced == []

@@ -42,7 +42,7 @@ ADMIN = ("admin", "admin-password-1")
 #: Members of a private or symmetric JWK (RFC 7518 §6.2.2, §6.3.2, §6.4, RFC 8037 §2).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: No login or rate limits: these tests fail logins and hammer endpoints on purpose; the
-#: limiter has its own tests (test_ratelimit.py).
+#: limiter has its own tests (test_login_limits.py).
 DEFAULTS: dict[str, Any] = {
     "login_max_failures": 1000,
     "login_lock_after": 10_000,

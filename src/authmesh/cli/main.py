@@ -23,7 +23,7 @@ __all__ = ["SUBCOMMANDS", "app", "main"]
 #: Sub-command name -> ``"module:attribute"`` (a Typer app or a function).
 SUBCOMMANDS: Mapping[str, str] = MappingProxyType(
     {
-        "token": "authmesh.cli.token:token_app",
+        "token": "authmesh.inspector.command:token_app",
         "keys": "authmesh.cli.keys:keys_app",
         "serve": "authmesh.cli.serve:serve",
         "db": "authmesh.cli.serve:db_app",

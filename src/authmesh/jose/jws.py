@@ -1,8 +1,8 @@
 """Compact JWS for JWTs: sign, and verify in one pass with every RFC 8725 rule.
 
-The verify path is our own lean code over ``cryptography`` (measured at the
-floor of base64url + JSON + the primitive); the tests hold it to accept nothing
-that PyJWT and joserfc would reject.
+The verify path is our own lean code over ``cryptography``: base64url, JSON and
+the primitive, nothing more; the tests hold it to accept nothing that PyJWT and
+joserfc would reject.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # Duplicate members are refused in the header and the claims alike. RFC 7519 §4
 # would let a parser keep the last one, but verifiers that keep the first exist
 # (in other languages), and two readers of one signed token must not see two
-# different "aud" or "sub". The check costs ~0.5 µs a payload.
+# different "aud" or "sub".
 _DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_pairs).decode
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from authmesh.jose.policy import Clock
 from authmesh.server.config import ServerSettings
 from authmesh.server.feed.hub import FeedHub
-from authmesh.server.guard import LoginGuard
 from authmesh.server.keys import KeyManager
+from authmesh.server.login_limits import LoginGuard
 from authmesh.server.passwords import PasswordHasher, PasswordParams, PasswordPolicy
 from authmesh.server.secrets import KeyEncryptor, new_secret
 from authmesh.server.tokens import TokenIssuer

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TypeVar
 
 from authmesh.errors import ConfigError, InvalidKey
+from authmesh.inspector.issuer_http import get_json
 from authmesh.jose import Key, KeySet
 
 __all__ = ["fetch_jwks", "load_key", "load_keyset"]
 
-_MAX_DOCUMENT_BYTES = 1 << 20
+_T = TypeVar("_T")
 
 
 def load_keyset(source: str, *, timeout: float) -> KeySet:
@@ -26,13 +25,7 @@ def load_keyset(source: str, *, timeout: float) -> KeySet:
     if source.startswith(("http://", "https://")):
         keys = KeySet.from_jwks(fetch_jwks(source, timeout=timeout))
     else:
-        path = Path(source)
-        try:
-            keys = KeySet.load(path)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except InvalidKey as exc:
-            raise InvalidKey(f"{path}: {exc}") from None
+        keys = _read(Path(source), KeySet.load)
     if not keys:
         raise InvalidKey(f"{source} holds no usable signing key")
     return keys
@@ -45,12 +38,7 @@ def load_key(path: Path) -> KeySet:
         ConfigError: the file cannot be read.
         InvalidKey: it holds no usable key.
     """
-    try:
-        key = Key.load(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except InvalidKey as exc:
-        raise InvalidKey(f"{path}: {exc}") from None
+    key = _read(path, Key.load)
     return KeySet([key if key.is_symmetric else key.public()])
 
 
@@ -60,29 +48,19 @@ def fetch_jwks(url: str, *, timeout: float) -> dict[str, Any]:
     Raises:
         ConfigError: unreachable, not a 200, or not a JSON object.
     """
-    doc = _get_json(url, timeout)
+    doc = get_json(url, timeout=timeout)
     if "keys" not in doc and isinstance(doc.get("jwks_uri"), str):
-        doc = _get_json(doc["jwks_uri"], timeout)
+        doc = get_json(doc["jwks_uri"], timeout=timeout)
     if "keys" not in doc and "kty" in doc:
         doc = {"keys": [doc]}
     return doc
 
 
-def _get_json(url: str, timeout: float) -> dict[str, Any]:
+def _read(path: Path, load: Callable[[Path], _T]) -> _T:
+    """``load(path)``, its failures named after the file."""
     try:
-        response = httpx.get(
-            url, timeout=timeout, follow_redirects=True, headers={"Accept": "application/json"}
-        )
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise ConfigError(f"cannot fetch {url}: HTTP {response.status_code}")
-    if len(response.content) > _MAX_DOCUMENT_BYTES:
-        raise ConfigError(f"{url} answered with more than {_MAX_DOCUMENT_BYTES} bytes")
-    try:
-        doc = json.loads(response.content)
-    except ValueError:
-        raise ConfigError(f"{url} did not answer with JSON") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{url} did not answer with a JSON object")
-    return doc
+        return load(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except InvalidKey as exc:
+        raise InvalidKey(f"{path}: {exc}") from None

@@ -9,13 +9,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authmesh.cli.fmt import date_phrase, printable, show_value, utc
-from authmesh.cli.verdict import Verdict
-from authmesh.jose.inspect import NUMERIC_DATE_CLAIMS, Inspection
+from authmesh.inspector.checks import NUMERIC_DATE_CLAIMS
+from authmesh.inspector.findings import Inspection
+from authmesh.inspector.humanize import date_phrase, printable, show_value, utc
+from authmesh.inspector.verdict import Verdict
 
 __all__ = ["render", "to_json"]
 
 _MAX_RAW_TEXT = 2000
+_NOT_CHECKED = "revocation not checked"
 
 
 def _is_date(value: Any) -> bool:
@@ -78,6 +80,17 @@ def render(console: Console, seen: Inspection, verdict: Verdict, now: float) -> 
         options = {"iss": "--issuer", "aud": "--audience", "typ": "--type"}
         missing = ", ".join(f"{name} ({options[name]})" for name in verdict.unchecked)
         console.print(Text(f"not checked: {missing}", style="dim"))
+    if verdict.status == "valid":
+        console.print(_revocation_line(verdict))
+
+
+def _revocation_line(verdict: Verdict) -> Text:
+    if verdict.introspected_at is None:
+        return Text(
+            f"{_NOT_CHECKED}: give --introspect URL, --client-id and --client-secret",
+            style="yellow",
+        )
+    return Text(f"revocation checked: active at {printable(verdict.introspected_at)}", style="dim")
 
 
 def _verdict_line(verdict: Verdict) -> Text:
@@ -130,4 +143,20 @@ def to_json(seen: Inspection, verdict: Verdict, now: float) -> dict[str, Any]:
             "alg": verdict.alg,
             "unchecked": list(verdict.unchecked),
         },
+        "revocation": _revocation(verdict),
+    }
+
+
+def _revocation(verdict: Verdict) -> dict[str, Any]:
+    """Whether the issuer was asked if the token is still active, and its answer."""
+    if verdict.introspected_at is None:
+        return {"checked": False, "active": None, "endpoint": None, "message": _NOT_CHECKED}
+    active = verdict.reason != "revoked"
+    return {
+        "checked": True,
+        "active": active,
+        "endpoint": verdict.introspected_at,
+        "message": "active at the introspection endpoint"
+        if active
+        else "not active at the introspection endpoint: revoked",
     }

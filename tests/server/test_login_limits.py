@@ -4,48 +4,38 @@ The contract tests run on the in-process limiter and on Redis (the real server
 at 127.0.0.1:6379), both with a fake clock. Redis tests use a unique key prefix
 and delete their keys afterwards. Without Redis they are skipped, except under
 CI (the ``CI`` environment variable), where Redis must be there and its absence
-fails the run.
+fails the run. What only Redis does is tested in test_login_limits_redis.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import importlib
+import pkgutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-import authmesh.server.ratelimit as ratelimit_module
-from authmesh.errors import ConfigError, OperatorError
-from authmesh.server.ratelimit import (
+import authmesh.server.login_limits as login_limits
+from authmesh.errors import ConfigError
+from authmesh.server.login_limits import (
     Decision,
     MemoryRateLimiter,
     RateLimitConfig,
     RateLimiter,
-    RateLimiterUnavailable,
     RedisRateLimiter,
 )
 from authmesh.testing import FakeClock
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-CONFIG = RateLimitConfig(
-    free_failures=3,
-    base_delay=1.0,
-    max_delay=8.0,
-    lock_after=10,
-    lock_seconds=600.0,
-    failure_memory=3600.0,
+from support.login_limits import (
+    ACCOUNT,
+    CLOCK_START,
+    CONFIG,
+    delete_prefixed,
+    fail,
+    redis_or_skip,
 )
-ACCOUNT = "acct:alice"
-
-
-#: Where the fake clocks of these tests start.
-CLOCK_START = 1_000_000.0
 
 
 @dataclass
@@ -54,38 +44,9 @@ class Backend:
     clock: FakeClock
 
 
-async def _redis_client() -> Redis:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        reason = f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}: {exc})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must provide it")
-        pytest.skip(f"{reason}; set CI=1 to make this a failure")
-    return client
-
-
 @pytest.fixture
 def prefix() -> str:
     return f"authmesh-test:{uuid.uuid4().hex}:"
-
-
-async def _cleanup(client: Redis, prefix: str) -> None:
-    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-
-
-@pytest.fixture
-async def redis_client(prefix: str) -> AsyncIterator[Redis]:
-    client = await _redis_client()
-    try:
-        yield client
-    finally:
-        await _cleanup(client, prefix)
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -94,18 +55,27 @@ async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
     if request.param == "memory":
         yield Backend(MemoryRateLimiter(CONFIG, clock=clock), clock)
         return
-    client = await _redis_client()
+    client = await redis_or_skip()
     try:
         yield Backend(RedisRateLimiter(client, CONFIG, prefix=prefix, clock=clock), clock)
     finally:
-        await _cleanup(client, prefix)
+        await delete_prefixed(client, prefix)
         await client.aclose()
 
 
-def test_exports_are_all() -> None:
-    public = {n for n in vars(ratelimit_module) if not n.startswith("_")}
-    assert set(ratelimit_module.__all__) <= public
-    assert sorted(ratelimit_module.__all__) == ratelimit_module.__all__
+SUBMODULES = sorted(
+    name
+    for _, name, _ in pkgutil.iter_modules(login_limits.__path__, "authmesh.server.login_limits.")
+)
+MODULES = ["authmesh.server.login_limits", *SUBMODULES]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_exports_are_all(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    public = {n for n in vars(module) if not n.startswith("_")}
+    assert set(module.__all__) <= public
+    assert sorted(module.__all__) == module.__all__
 
 
 def test_both_backends_implement_the_protocol() -> None:
@@ -203,10 +173,6 @@ async def test_hit_rejects_bad_arguments(backend: Backend, limit: int, window: f
 # -- failure tracker (contract) -------------------------------------------------------
 
 
-async def _fail(limiter: RateLimiter, n: int, key: str = ACCOUNT) -> list[Decision]:
-    return [await limiter.record_failure(key) for _ in range(n)]
-
-
 async def test_free_failures_then_exponential_back_off(backend: Backend) -> None:
     limiter, clock = backend.limiter, backend.clock
     assert await limiter.check(ACCOUNT) == Decision(allowed=True)
@@ -226,7 +192,7 @@ async def test_free_failures_then_exponential_back_off(backend: Backend) -> None
 
 async def test_check_during_back_off_counts_down(backend: Backend) -> None:
     limiter, clock = backend.limiter, backend.clock
-    await _fail(limiter, CONFIG.free_failures + 3)  # wait 4 s
+    await fail(limiter, CONFIG.free_failures + 3)  # wait 4 s
     clock.advance(1.5)
     decision = await limiter.check(ACCOUNT)
     assert not decision.allowed and not decision.locked
@@ -235,7 +201,7 @@ async def test_check_during_back_off_counts_down(backend: Backend) -> None:
 
 async def test_lock_after_m_failures(backend: Backend) -> None:
     limiter, clock = backend.limiter, backend.clock
-    decisions = await _fail(limiter, CONFIG.lock_after)
+    decisions = await fail(limiter, CONFIG.lock_after)
     assert not any(d.locked for d in decisions[:-1])
     assert decisions[-1] == Decision(allowed=False, retry_after=600.0, locked=True)
     clock.advance(100.0)
@@ -249,48 +215,48 @@ async def test_lock_after_m_failures(backend: Backend) -> None:
 
 async def test_lock_expires_and_starts_a_fresh_count(backend: Backend) -> None:
     limiter, clock = backend.limiter, backend.clock
-    await _fail(limiter, CONFIG.lock_after)
+    await fail(limiter, CONFIG.lock_after)
     clock.advance(CONFIG.lock_seconds)
     assert await limiter.check(ACCOUNT) == Decision(allowed=True)
-    fresh = await _fail(limiter, CONFIG.free_failures)
+    fresh = await fail(limiter, CONFIG.free_failures)
     assert all(d.allowed for d in fresh)
     assert (await limiter.record_failure(ACCOUNT)).retry_after == 1.0
 
 
 async def test_reset_on_success_clears_back_off_but_not_a_lock(backend: Backend) -> None:
     limiter = backend.limiter
-    await _fail(limiter, CONFIG.free_failures + 2)
+    await fail(limiter, CONFIG.free_failures + 2)
     assert not (await limiter.check(ACCOUNT)).allowed
     await limiter.reset(ACCOUNT)
     assert (await limiter.check(ACCOUNT)).allowed
-    assert all(d.allowed for d in await _fail(limiter, CONFIG.free_failures))
+    assert all(d.allowed for d in await fail(limiter, CONFIG.free_failures))
 
-    await _fail(limiter, CONFIG.lock_after)
+    await fail(limiter, CONFIG.lock_after)
     await limiter.reset(ACCOUNT)
     assert (await limiter.check(ACCOUNT)).locked
 
 
 async def test_admin_unlock_lifts_the_lock_and_the_count(backend: Backend) -> None:
     limiter = backend.limiter
-    await _fail(limiter, CONFIG.lock_after)
+    await fail(limiter, CONFIG.lock_after)
     assert (await limiter.check(ACCOUNT)).locked
     await limiter.unlock(ACCOUNT)
     assert await limiter.check(ACCOUNT) == Decision(allowed=True)
-    assert all(d.allowed for d in await _fail(limiter, CONFIG.free_failures))
+    assert all(d.allowed for d in await fail(limiter, CONFIG.free_failures))
     await limiter.unlock("acct:nobody")  # unlocking an unknown key is harmless
 
 
 async def test_failures_are_forgotten_after_failure_memory(backend: Backend) -> None:
     limiter, clock = backend.limiter, backend.clock
-    await _fail(limiter, CONFIG.free_failures + 1)
+    await fail(limiter, CONFIG.free_failures + 1)
     clock.advance(CONFIG.failure_memory)
     assert (await limiter.check(ACCOUNT)).allowed
-    assert all(d.allowed for d in await _fail(limiter, CONFIG.free_failures))
+    assert all(d.allowed for d in await fail(limiter, CONFIG.free_failures))
 
 
 async def test_failure_keys_are_independent(backend: Backend) -> None:
     limiter = backend.limiter
-    await _fail(limiter, CONFIG.lock_after, key="acct:alice")
+    await fail(limiter, CONFIG.lock_after, key="acct:alice")
     assert (await limiter.check("acct:alice")).locked
     assert (await limiter.check("acct:bob")).allowed
     assert (await limiter.check("ip:192.0.2.1")).allowed
@@ -329,121 +295,3 @@ async def test_memory_sweeps_expired_before_evicting_live_keys() -> None:
 def test_memory_rejects_tiny_bound() -> None:
     with pytest.raises(ConfigError):
         MemoryRateLimiter(max_keys=1)
-
-
-# -- Redis only -----------------------------------------------------------------------
-
-
-@pytest.mark.redis
-async def test_redis_keys_have_ttls_and_hide_the_caller_keys(
-    redis_client: Redis, prefix: str
-) -> None:
-    limiter = RedisRateLimiter(redis_client, CONFIG, prefix=prefix)
-    await limiter.hit("ip:192.0.2.1", 5, 10.0)
-    await _fail(limiter, CONFIG.free_failures + 1, key="acct:alice")
-    await _fail(limiter, CONFIG.lock_after, key="acct:mallory")
-    keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{prefix}*")])
-    assert len(keys) == 3
-    for key in keys:
-        assert "alice" not in key and "mallory" not in key and "192.0.2.1" not in key
-        ttl_ms = await redis_client.pttl(key)
-        assert ttl_ms > 0
-        if ":hit:" in key:
-            assert ttl_ms <= 3_000  # one hit of 5 per 10 s: 2 s, plus a second of margin
-        elif ":lock:" in key:
-            assert ttl_ms <= CONFIG.lock_seconds * 1000
-        else:
-            assert ttl_ms <= CONFIG.failure_memory * 1000
-
-
-@pytest.mark.redis
-async def test_redis_server_clock_mode(redis_client: Redis, prefix: str) -> None:
-    limiter = RedisRateLimiter(redis_client, CONFIG, prefix=prefix)  # clock=None: Redis TIME
-    results = [await limiter.hit("ip:x", 3, 60.0) for _ in range(4)]
-    assert [d.allowed for d in results] == [True, True, True, False]
-    assert 0 < results[-1].retry_after <= 20.0
-    decisions = await _fail(limiter, CONFIG.free_failures + 1)
-    assert decisions[-1].retry_after == 1.0
-    check = await limiter.check(ACCOUNT)
-    assert not check.allowed and 0 < check.retry_after <= 1.0
-
-
-@pytest.mark.redis
-async def test_two_instances_share_one_limit(redis_client: Redis, prefix: str) -> None:
-    """Two limiters on two connections pools, as two server processes would have."""
-    other = await _redis_client()
-    try:
-        a = RedisRateLimiter(redis_client, CONFIG, prefix=prefix)
-        b = RedisRateLimiter(other, CONFIG, prefix=prefix)
-        hits = await asyncio.gather(
-            *(limiter.hit("ip:198.51.100.7", 10, 60.0) for limiter in [a, b] * 20)
-        )
-        assert sum(d.allowed for d in hits) == 10
-
-        failures = await asyncio.gather(
-            *(limiter.record_failure(ACCOUNT) for limiter in [a, b] * 4)
-        )
-        assert sum(d.allowed for d in failures) == CONFIG.free_failures
-        assert not (await a.check(ACCOUNT)).allowed
-        assert not (await b.check(ACCOUNT)).allowed
-
-        await asyncio.gather(*(a.record_failure(ACCOUNT) for _ in range(CONFIG.lock_after)))
-        assert (await b.check(ACCOUNT)).locked
-        await a.unlock(ACCOUNT)
-        assert (await b.check(ACCOUNT)).allowed
-    finally:
-        await other.aclose()
-
-
-@pytest.mark.redis
-async def test_redis_works_with_decoded_responses(prefix: str) -> None:
-    client = await _redis_client()
-    await client.aclose()
-    decoded = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        limiter = RedisRateLimiter(decoded, CONFIG, prefix=prefix, clock=FakeClock(CLOCK_START))
-        assert (await limiter.hit("ip:x", 1, 5.0)).allowed
-        assert (await limiter.hit("ip:x", 1, 5.0)).retry_after == pytest.approx(5.0)
-        await _fail(limiter, CONFIG.lock_after)
-        assert (await limiter.check(ACCOUNT)).locked
-    finally:
-        await _cleanup(decoded, prefix)
-        await decoded.aclose()
-
-
-@pytest.mark.redis
-async def test_from_url_owns_its_client(prefix: str) -> None:
-    client = await _redis_client()
-    await client.aclose()
-    limiter = RedisRateLimiter.from_url(REDIS_URL, CONFIG, prefix=prefix)
-    try:
-        assert (await limiter.check("acct:someone")).allowed
-    finally:
-        await limiter.aclose()
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda lim: lim.hit("ip:x", 1, 1.0),
-        lambda lim: lim.check(ACCOUNT),
-        lambda lim: lim.record_failure(ACCOUNT),
-        lambda lim: lim.reset(ACCOUNT),
-        lambda lim: lim.unlock(ACCOUNT),
-    ],
-    ids=["hit", "check", "record_failure", "reset", "unlock"],
-)
-async def test_unreachable_redis_is_an_operator_error(
-    call: Callable[[RedisRateLimiter], Awaitable[object]],
-) -> None:
-    client = Redis(
-        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-    )
-    limiter = RedisRateLimiter(client, CONFIG)
-    try:
-        with pytest.raises(RateLimiterUnavailable) as info:
-            await call(limiter)
-    finally:
-        await client.aclose()
-    assert isinstance(info.value, OperatorError)
-    assert ACCOUNT not in str(info.value)

@@ -11,28 +11,17 @@ from __future__ import annotations
 import logging
 
 from authmesh.server.config import ServerSettings
-from authmesh.server.errors import OAuthError, RateLimited
-from authmesh.server.ratelimit import (
-    Decision,
-    MemoryRateLimiter,
-    RateLimitConfig,
-    RateLimiter,
-    RateLimiterUnavailable,
-    RedisRateLimiter,
-)
+from authmesh.server.errors import RateLimited
+from authmesh.server.login_limits.errors import RateLimiterUnavailable, TemporarilyUnavailable
+from authmesh.server.login_limits.limiter import Decision, RateLimitConfig, RateLimiter
+from authmesh.server.login_limits.memory_limiter import MemoryRateLimiter
+from authmesh.server.login_limits.redis_limiter import RedisRateLimiter
 from authmesh.store.users import username_key
 
-__all__ = ["LoginGuard", "TemporarilyUnavailable"]
+__all__ = ["LoginGuard"]
 
-log = logging.getLogger("authmesh.guard")
+log = logging.getLogger(__name__)
 _TOO_MANY = "too many attempts; retry later"
-
-
-class TemporarilyUnavailable(OAuthError):
-    """The limiter's store is down: fail closed rather than allow unlimited guessing."""
-
-    error = "temporarily_unavailable"
-    status = 503
 
 
 class LoginGuard:

@@ -1,82 +1,24 @@
-"""The inspector's verdict on a token, and a hint of what to check when it fails."""
+"""What to check next when a verifier rejects a token: one hint per rejection reason."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from authmesh.cli.fmt import date_phrase, duration, printable, show_value, utc
-from authmesh.jose import FORBIDDEN_HEADERS, KeySet, TokenRejected, VerifyPolicy, verify_jwt
-from authmesh.jose.inspect import Inspection
+from authmesh.inspector.findings import Inspection
+from authmesh.inspector.humanize import date_phrase, duration, printable, show_value, utc
+from authmesh.jose import FORBIDDEN_HEADERS, KeySet, VerifyPolicy
 
-__all__ = ["Status", "Verdict", "judge"]
-
-Status = Literal["valid", "invalid", "unverified", "undecodable"]
+__all__ = ["hint_for"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Verdict:
-    """What the inspector concluded.
-
-    Attributes:
-        status: ``valid`` and ``invalid`` after verification; ``unverified`` when no
-            key was given; ``undecodable`` when no key was given and the token cannot
-            even be read.
-        reason: the rejection's reason code (``expired``, ``unknown_kid``…).
-        message: the rejection's message.
-        hint: what to check next.
-        kid: the key that verified the token.
-        alg: its algorithm.
-        unchecked: rules skipped for want of an option (``iss``, ``aud``, ``typ``).
-    """
-
-    status: Status
-    reason: str | None = None
-    message: str | None = None
-    hint: str | None = None
-    kid: str | None = None
-    alg: str | None = None
-    unchecked: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Whether the exit status is 0."""
-        return self.status in ("valid", "unverified")
-
-
-def judge(
-    token: str, seen: Inspection, keys: KeySet | None, policy: VerifyPolicy, now: float
-) -> Verdict:
-    """Verify ``token`` against ``keys`` under ``policy`` (or only report decodability)."""
-    if keys is None:
-        if seen.decoded:
-            return Verdict(status="unverified")
-        problems = "; ".join(p.message for p in seen.problems[:3])
-        return Verdict(
-            status="undecodable",
-            reason="malformed",
-            message="the token cannot be decoded",
-            hint=problems or None,
-        )
-    unchecked = tuple(
-        name
-        for name, skipped in (
-            ("iss", policy.issuer is None),
-            ("aud", policy.audience is None),
-            ("typ", policy.types is None),
-        )
-        if skipped
-    )
-    try:
-        verified = verify_jwt(token, keys, policy, clock=lambda: now)
-    except TokenRejected as exc:
-        hint = _HINTS.get(exc.reason, _no_hint)(_Facts(seen, keys, policy, now))
-        return Verdict(
-            status="invalid", reason=exc.reason, message=exc.message, hint=hint, unchecked=unchecked
-        )
-    return Verdict(status="valid", kid=verified.kid, alg=verified.alg, unchecked=unchecked)
+def hint_for(
+    reason: str, seen: Inspection, keys: KeySet, policy: VerifyPolicy, now: float
+) -> str | None:
+    """A hint for a rejection with ``reason``, from what the token and the key set say."""
+    return _HINTS.get(reason, _no_hint)(_Facts(seen, keys, policy, now))
 
 
 @dataclass(frozen=True, slots=True)

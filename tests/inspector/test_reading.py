@@ -1,15 +1,24 @@
-"""authmesh.jose.inspect: lenient decoding, structural problems and sensitive claims."""
+"""authmesh.inspector: lenient decoding, structural problems and sensitive claims."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import pkgutil
 from typing import Any
 
 import pytest
 
-import authmesh.jose.inspect as inspect_module
+import authmesh.inspector
+from authmesh.inspector import Inspection, inspect_token
 from authmesh.jose.b64 import b64url_encode
-from authmesh.jose.inspect import Inspection, inspect_token
+
+MODULES = sorted(
+    name
+    for _, name, _ in pkgutil.iter_modules(authmesh.inspector.__path__, "authmesh.inspector.")
+    if not name.rsplit(".", 1)[1].startswith("_")
+)
 
 
 def segment(value: Any) -> str:
@@ -27,14 +36,31 @@ def codes(seen: Inspection) -> list[str]:
     return [p.code for p in seen.problems]
 
 
-def test_all_names_every_public_definition() -> None:
+def test_the_package_exports_exactly_all() -> None:
+    public = {
+        name
+        for name, value in vars(authmesh.inspector).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert public == set(authmesh.inspector.__all__)
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_all_names_every_public_definition(module_name: str) -> None:
+    module = importlib.import_module(module_name)
     defined = {
         name
-        for name, obj in vars(inspect_module).items()
-        if not name.startswith("_") and getattr(obj, "__module__", None) == inspect_module.__name__
+        for name, obj in vars(module).items()
+        if not name.startswith("_") and getattr(obj, "__module__", None) == module.__name__
     }
-    assert all(hasattr(inspect_module, name) for name in inspect_module.__all__)
-    assert defined == set(inspect_module.__all__) - {"NUMERIC_DATE_CLAIMS"}
+    assert all(hasattr(module, name) for name in module.__all__)
+    assert len(module.__all__) == len(set(module.__all__))
+    exported = {
+        name
+        for name in module.__all__
+        if getattr(getattr(module, name), "__module__", None) == module.__name__
+    }
+    assert defined == exported
 
 
 def test_a_sound_token_decodes_without_problems() -> None:
