@@ -33,7 +33,7 @@ _METHOD = """\
   Figures include the ~0.05 µs of the loop and one lambda call.
 - Each part stops repeating when its time budget is spent (at least 5 repeats);
   the whole run stays under 10 minutes. No test asserts any of these figures.
-- The HTTP parts (`rps`, `revocation`, `token_endpoint`, `jwks`) run the real
+- The HTTP parts (`rps`, `revocation`, `token_endpoint`, `signin`, `jwks`) run the real
   auth server (`bench/authserver.py`: `authmesh serve`'s app plus a request
   counter) and services as separate processes on loopback, and load them from
   yet another process (`bench/httpload.py`, a closed-loop `wrk`-like client;

@@ -53,6 +53,12 @@ def _token_endpoint(budget: float) -> PartResult:
     return token_endpoint.run(budget)
 
 
+def _signin(budget: float) -> PartResult:
+    from bench import signin
+
+    return signin.run(budget)
+
+
 def _jwks(budget: float) -> PartResult:
     from bench import jwks
 
@@ -64,7 +70,8 @@ PARTS: list[Part] = [
     Part("verify_warm", "repeat token through the service SDK", 50.0, _verify_warm),
     Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 110.0, _rps),
     Part("revocation", "block -> rejected by 20 services; state memory", 70.0, _revocation),
-    Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 120.0, _token_endpoint),
+    Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 70.0, _token_endpoint),
+    Part("signin", "browser sign-ins and SSO per server CPU-second", 45.0, _signin),
     Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
 ]
 

@@ -44,7 +44,7 @@ from bench.servers import AuthServer, database, postgres_available, seed
 
 _P = PasswordParams()  # the production defaults the servers run with
 
-__all__ = ["ANCHORS", "run"]
+__all__ = ["ANCHORS", "argon2_cost", "run"]
 
 #: Keycloak's planning figures per vCPU-second, and the multiple targeted.
 ANCHORS = {"password": 15.0, "refresh_token": 120.0, "client_credentials": 120.0}
@@ -226,7 +226,7 @@ async def _race(servers: list[AuthServer], tokens: list[str]) -> dict[str, int]:
     return out
 
 
-def _argon2_cost(repeats: int = 7) -> tuple[Spread, Spread]:
+def argon2_cost(repeats: int = 7) -> tuple[Spread, Spread]:
     """CPU and wall milliseconds of one production Argon2id verification (this process)."""
     from authmesh.server.passwords import PasswordHasher
 
@@ -283,7 +283,7 @@ def run(budget: float) -> PartResult:
     window, windows = 2.5, 3
     rows, checks, console, verdicts = [], [], [], []
     notes = [] if "postgres" in backends else ["PostgreSQL at 127.0.0.1:5432 did not answer."]
-    argon_cpu, argon_wall = _argon2_cost()
+    argon_cpu, argon_wall = argon2_cost()
     console.append(
         f"one production Argon2id verification: {argon_cpu.median:.0f} ms CPU, "
         f"{argon_wall.median:.0f} ms wall"
