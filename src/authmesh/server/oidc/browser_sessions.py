@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
@@ -18,7 +20,14 @@ from authmesh.server.secrets import hash_secret, new_secret
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 
-__all__ = ["BrowserSession", "SignedIn", "current_browser_session", "sign_in", "sign_out"]
+__all__ = [
+    "BrowserSession",
+    "SignedIn",
+    "current_browser_session",
+    "find_browser_session",
+    "sign_in",
+    "sign_out",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,13 +98,22 @@ async def sign_in(
 
 async def current_browser_session(ctx: ServerContext, cookie: str | None) -> BrowserSession | None:
     """The live browser session the cookie names, or ``None`` (ended, expired, blocked)."""
-    if not cookie or len(cookie) > 100:
+    if not cookie:
         return None
     async with ctx.db.transaction() as session:
-        row = await session_store.get_browser_session(session, hash_secret(cookie), now=ctx.now())
-        if row is None:
-            return None
-        user = await user_store.get_user_by_id(session, row.user_id)
+        return await find_browser_session(session, ctx, cookie)
+
+
+async def find_browser_session(
+    session: AsyncSession, ctx: ServerContext, cookie: str | None
+) -> BrowserSession | None:
+    """:func:`current_browser_session` inside the caller's transaction."""
+    if not cookie or len(cookie) > 100:
+        return None
+    row = await session_store.get_browser_session(session, hash_secret(cookie), now=ctx.now())
+    if row is None:
+        return None
+    user = await user_store.get_user_by_id(session, row.user_id)
     if user is None or user.blocked:
         return None
     return BrowserSession(

@@ -34,26 +34,29 @@ _BAD_CODE = "the authorization code is invalid, expired or already used"
 
 
 async def issue_code(
-    ctx: ServerContext, request: AuthorizationRequest, client: ClientRow, browser: BrowserSession
+    session: AsyncSession,
+    ctx: ServerContext,
+    request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession,
 ) -> str:
     """A fresh code for this request and sign-in (stored only as its hash)."""
     code = new_secret()
     now = ctx.now()
-    async with ctx.db.transaction() as session:
-        await code_store.add_code(
-            session,
-            code_hash=hash_secret(code),
-            client_id=client.client_id,
-            user_id=browser.user_id,
-            browser_session_id=browser.id,
-            redirect_uri=request.redirect_uri,
-            scope=request.scope,
-            audiences=sorted(client.audiences) or [ctx.issuer.issuer],
-            nonce=request.nonce,
-            code_challenge=request.code_challenge,
-            now=now,
-            expires_at=now + ctx.settings.authorization_code_ttl,
-        )
+    await code_store.add_code(
+        session,
+        code_hash=hash_secret(code),
+        client_id=client.client_id,
+        user_id=browser.user_id,
+        browser_session_id=browser.id,
+        redirect_uri=request.redirect_uri,
+        scope=request.scope,
+        audiences=sorted(client.audiences) or [ctx.issuer.issuer],
+        nonce=request.nonce,
+        code_challenge=request.code_challenge,
+        now=now,
+        expires_at=now + ctx.settings.authorization_code_ttl,
+    )
     return code
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
@@ -24,7 +26,7 @@ class Consent:
 
 
 async def needs_consent(
-    ctx: ServerContext, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
+    session: AsyncSession, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
 ) -> bool:
     """Whether the user must be asked: always when ``forced`` (``prompt=consent``),
     never for a first-party client otherwise, else when a scope is not yet consented."""
@@ -32,8 +34,7 @@ async def needs_consent(
         return True
     if client.first_party:
         return False
-    async with ctx.db.transaction() as session:
-        row = await consent_store.get_consent(session, user_id, client.client_id)
+    row = await consent_store.get_consent(session, user_id, client.client_id)
     return row is None or not set(scopes) <= set(row.scopes)
 
 

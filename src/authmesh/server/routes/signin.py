@@ -13,10 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
-from authmesh.server.oidc.authorization import (
-    AuthorizationRequest,
-    validate_authorization_request,
-)
+from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import (
     BrowserSession,
     current_browser_session,
@@ -24,7 +21,7 @@ from authmesh.server.oidc.browser_sessions import (
 )
 from authmesh.server.oidc.consent import grant_consent
 from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
-from authmesh.server.oidc.flow import error_redirect, next_step
+from authmesh.server.oidc.flow import Next, error_redirect, next_step, start_authorization
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.cookies import CookieJar
@@ -107,8 +104,8 @@ async def authorize(request: Request) -> Response:
     ctx = get_context(request)
     try:
         params = await _authorize_params(request)
-        async with ctx.db.transaction() as session:
-            auth_request, client = await validate_authorization_request(session, params)
+        cookie = request.cookies.get(cookie_jar(ctx).session_name)
+        started = await start_authorization(ctx, params, cookie)
     except UntrustedRedirect as exc:
         return error_page(exc.description)
     except AuthorizationError as exc:
@@ -116,8 +113,9 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(
             error_redirect(ctx, params["redirect_uri"], params.get("state"), exc), 302
         )
-    browser = await browser_session(request)
-    return await _continue(request, ctx, auth_request, client, browser, status=302)
+    return _respond(
+        request, started.request, started.client, started.browser, started.step, status=302
+    )
 
 
 async def _continue(
@@ -145,6 +143,19 @@ async def _continue(
         return RedirectResponse(
             error_redirect(ctx, auth_request.redirect_uri, auth_request.state, exc), status
         )
+    return _respond(request, auth_request, client, browser, step, status=status, message=message)
+
+
+def _respond(
+    request: Request,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession | None,
+    step: Next,
+    *,
+    status: int,
+    message: str | None = None,
+) -> Response:
     if step.action == "redirect":
         assert step.location is not None
         return RedirectResponse(step.location, status)
