@@ -69,9 +69,9 @@ PARTS: list[Part] = [
     Part("verify_cold", "first-seen token: floor, authmesh and peers", 100.0, _verify_cold),
     Part("verify_warm", "repeat token through the service SDK", 50.0, _verify_warm),
     Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 110.0, _rps),
-    Part("revocation", "block -> rejected by 20 services; state memory", 70.0, _revocation),
+    Part("revocation", "block -> rejected by 20 services; state memory", 55.0, _revocation),
     Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 70.0, _token_endpoint),
-    Part("signin", "browser sign-ins and SSO per server CPU-second", 45.0, _signin),
+    Part("signin", "browser sign-ins and SSO per server CPU-second", 60.0, _signin),
     Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
 ]
 

@@ -285,12 +285,17 @@ def run(budget: float) -> PartResult:
     return PartResult(markdown=markdown, summary=[*console, *verdicts])
 
 
-#: The profile of the flows (py-spy on the servers), summarised by hand.
+#: Where the rest goes, from py-spy profiles of the servers under this load.
 _WHERE = (
-    "The rest is the database: an SSO re-authorization is three transactions at "
-    "`/authorize` (client, browser session and user, the new code) and one of nine "
-    "statements at the token endpoint (client, code locked, mark used, browser session, "
-    "user, roles, new session, bind code, refresh token), each an ORM round trip; a "
-    "sign-in adds the form (Jinja2 and a signed request), the client again, the user "
-    "and the new browser session with its audit row."
+    "The rest is mostly the database, statement by statement through the SQLAlchemy "
+    "ORM and the async driver (on SQLite, a third of the server's samples are in "
+    "aiosqlite's worker thread), plus uvicorn, the middleware and the page or JSON of "
+    "each request. `/authorize` with the SSO cookie runs one transaction of four "
+    "statements (client; browser session; user; the new code); the exchange, one of "
+    "nine (client; code, locked; mark used; browser session; user; roles; new session; "
+    "bind the code; refresh token). A sign-in adds the form page (the client again, "
+    "Jinja2, a signed request) and, at `/login`, four transactions: client; user and "
+    "roles; the browser session with its audit row; the code. Going further needs "
+    "the exchange's reads joined into one Core statement, as the refresh grant's "
+    "are, and a cheaper client lookup at the token endpoint."
 )
