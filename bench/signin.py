@@ -222,6 +222,7 @@ def run(budget: float) -> PartResult:
         f"{argon_wall.median:.0f} ms wall"
     )
     servers = 0
+    cost: dict[str, dict[str, float]] = {}  # backend -> flow -> median CPU ms per flow
     for backend in backends:
         out = _run_backend(backend, window, windows)
         servers = out["servers"]
@@ -230,6 +231,7 @@ def run(budget: float) -> PartResult:
             per_cpu = Spread.of([ok / cpu for ok, _, _, cpu in samples if cpu > 0])
             per_wall = Spread.of([ok / wall for ok, _, wall, _ in samples])
             cpu_ms = Spread.of([1e3 * cpu / ok for ok, _, _, cpu in samples if ok])
+            cost.setdefault(backend, {})[flow] = cpu_ms.median
             done = sum(ok for ok, _, _, _ in samples)
             failed = sum(f for _, f, _, _ in samples)
             if flow == "sso":
@@ -275,6 +277,7 @@ def run(budget: float) -> PartResult:
         f"costs {argon_cpu.cell(0, ' ms')} of CPU ({argon_wall.median:.0f} ms wall), "
         f"measured alone in this process: at most {1000 / argon_cpu.median:.1f} sign-ins "
         "per CPU-second before anything else. "
+        + _rest(cost, argon_cpu.median)
         + _WHERE
         + "\n\n**Targets** (per server CPU-second, against Keycloak's sizing guide: 15 "
         "password logins per second per vCPU):\n\n"
@@ -285,11 +288,26 @@ def run(budget: float) -> PartResult:
     return PartResult(markdown=markdown, summary=[*console, *verdicts])
 
 
-#: Where the rest goes, from py-spy profiles of the servers under this load.
+def _rest(cost: dict[str, dict[str, float]], argon_ms: float) -> str:
+    """How much CPU a sign-in spends besides Argon2id, against what the target leaves."""
+    besides = " and ".join(
+        f"{flows['signin'] - argon_ms:.0f} ms on {backend} (an SSO re-authorization: "
+        f"{flows['sso']:.0f} ms)"
+        for backend, flows in cost.items()
+    )
+    left = 1000 / TARGETS["signin"] - argon_ms
+    return (
+        f"Besides it, a sign-in costs the servers {besides}; the target of "
+        f"{TARGETS['signin']:.0f} per CPU-second leaves {left:.0f} ms for all of that. "
+    )
+
+
+#: Where the rest goes, from py-spy profiles of the servers (2026-11-30).
 _WHERE = (
     "The rest is mostly the database, statement by statement through the SQLAlchemy "
-    "ORM and the async driver (on SQLite, a third of the server's samples are in "
-    "aiosqlite's worker thread), plus uvicorn, the middleware and the page or JSON of "
+    "ORM and the async driver (in an SSO flow on PostgreSQL, 70% of the server's "
+    "samples are in SQLAlchemy and asyncpg; on SQLite, a third in aiosqlite's worker "
+    "thread), plus uvicorn, the middleware and the page or JSON of "
     "each request. `/authorize` with the SSO cookie runs one transaction of four "
     "statements (client; browser session; user; the new code); the exchange, one of "
     "nine (client; code, locked; mark used; browser session; user; roles; new session; "
@@ -297,5 +315,6 @@ _WHERE = (
     "Jinja2, a signed request) and, at `/login`, four transactions: client; user and "
     "roles; the browser session with its audit row; the code. Going further needs "
     "the exchange's reads joined into one Core statement, as the refresh grant's "
-    "are, and a cheaper client lookup at the token endpoint."
+    "are, a cheaper client lookup at the token endpoint, and fewer transactions at "
+    "`/login`; on PostgreSQL every transaction also pays the pool's pre-ping round trip."
 )
