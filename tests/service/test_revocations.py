@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from authmesh.revocation import RevocationEvent
-from authmesh.service import RevocationState
+from authmesh.service._revocations import RevocationState
 
 from .conftest import FakeClock
 

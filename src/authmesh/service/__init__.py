@@ -24,7 +24,6 @@ from __future__ import annotations
 from authmesh.jose.errors import TokenRejected, TokenRevoked, VerifierUnavailable
 from authmesh.service.bearer import Challenge, challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery, ProviderMetadata
 from authmesh.service.errors import (
     BearerError,
     DiscoveryError,
@@ -37,41 +36,27 @@ from authmesh.service.errors import (
     TokenRequestError,
 )
 from authmesh.service.httpx_auth import ClientCredentialsAuth
-from authmesh.service.jwks import JWKSCache
 from authmesh.service.metrics import register_metrics
 from authmesh.service.principal import Principal, check_access
-from authmesh.service.revocations import RevocationState
-from authmesh.service.runtime import ServiceAuth
+from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.stats import ServiceStats
-from authmesh.service.subscriber import (
-    FeedProcessor,
-    RevocationSubscriber,
-    ThreadedRevocationSubscriber,
-)
 from authmesh.service.verifier import Verifier
 
 __all__ = [
     "BearerError",
     "Challenge",
     "ClientCredentialsAuth",
-    "Discovery",
     "DiscoveryError",
     "FeedError",
-    "FeedProcessor",
     "FeedUnauthorized",
     "InsufficientScope",
     "InvalidRequest",
     "IssuerError",
-    "JWKSCache",
     "MissingToken",
     "Principal",
-    "ProviderMetadata",
-    "RevocationState",
-    "RevocationSubscriber",
     "ServiceAuth",
     "ServiceConfig",
     "ServiceStats",
-    "ThreadedRevocationSubscriber",
     "TokenRejected",
     "TokenRequestError",
     "TokenRevoked",

@@ -23,24 +23,20 @@ than the SDK's check of a known token (bench/RESULTS.md, part ``rps``)::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from authmesh.service.errors import InsufficientScope
 from authmesh.service.principal import Principal, check_access
-from authmesh.service.runtime import ServiceAuth
 from authmesh.service.starlette import (
-    STATE_ATTR,
     AuthHTTPException,
-    BearerAuthMiddleware,
-    install_error_handlers,
+    install,
     principal_from_connection,
     realm_of,
 )
@@ -58,39 +54,6 @@ __all__ = [
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 #: The parameter :func:`protected` adds when the endpoint takes no ``Request`` itself.
 _REQUEST_PARAM = "authmesh_request"
-
-
-def install(
-    app: FastAPI,
-    auth: ServiceAuth,
-    *,
-    middleware: bool = True,
-    required: bool = False,
-    lifespan: bool = True,
-) -> None:
-    """Set authmesh up on a FastAPI (or Starlette) app, before it starts.
-
-    Args:
-        app: the application.
-        auth: the service's :class:`ServiceAuth`.
-        middleware: add :class:`BearerAuthMiddleware` (tokens checked once per request).
-        required: with the middleware, refuse every request without a token.
-        lifespan: wrap the app's lifespan to start/stop the JWKS cache and feed
-            (leave false if you pass ``auth.lifespan`` yourself).
-    """
-    setattr(app.state, STATE_ATTR, auth)
-    if middleware:
-        app.add_middleware(BearerAuthMiddleware, auth=auth, required=required)
-    install_error_handlers(app, auth.realm)
-    if lifespan:
-        inner = app.router.lifespan_context
-
-        @contextlib.asynccontextmanager
-        async def wrapped(app_: Any) -> AsyncIterator[Any]:
-            async with auth.lifespan(app_), inner(app_) as state:
-                yield state
-
-        app.router.lifespan_context = wrapped
 
 
 async def optional_principal(connection: HTTPConnection) -> Principal | None:

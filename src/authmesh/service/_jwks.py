@@ -27,15 +27,15 @@ from authmesh.errors import InvalidKey
 from authmesh.jose.keys import Key
 from authmesh.jose.keyset import KeySet
 from authmesh.jose.policy import Clock
+from authmesh.service._discovery import Discovery
 from authmesh.service._http import Fetched, HttpClients, afetch, fetch, parse_json
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery
 from authmesh.service.errors import DiscoveryError
 from authmesh.service.stats import ServiceStats
 
 __all__ = ["JWKSCache", "cache_lifetime"]
 
-log = logging.getLogger("authmesh.service.jwks")
+log = logging.getLogger(__name__)
 
 _ACCEPT = {"Accept": "application/jwk-set+json, application/json"}
 
