@@ -4,7 +4,7 @@
 * The cache lives for the response's ``Cache-Control: max-age`` (RFC 9111
   §5.2.2.1), bounded by ``jwks_min_refetch_interval`` and ``jwks_max_ttl``.
 * A token naming an unknown ``kid`` triggers a refetch (a key rotation publishes
-  the new key before it signs, DESIGN "Keys"), but the whole cache makes at
+  the new key before it signs), but the whole cache makes at
   most one fetch per ``jwks_min_refetch_interval``, whatever the cause: a flood
   of forged ``kid`` values cannot hammer the auth server.
 * A failed fetch keeps the cached keys: verification goes on while the auth

@@ -29,7 +29,7 @@ from authmesh.jose.errors import TokenRejected
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
-from authmesh.service.principal import Principal, check_access
+from authmesh.service.principal import AccessRule, Principal
 from authmesh.service.service_auth import ServiceAuth
 
 __all__ = ["AuthMesh", "current_principal", "install"]
@@ -106,13 +106,15 @@ class AuthMesh:
     ) -> Callable[[F], F]:
         """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise)."""
 
+        rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+
         def decorator(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = current_principal()
                 if principal is None:
                     raise MissingToken()
-                check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
+                rule.check(principal)
                 return view(*args, **kwargs)
 
             return cast(F, wrapper)
