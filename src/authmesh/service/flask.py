@@ -136,10 +136,6 @@ def install(
 ) -> AuthMesh:
     """Set authmesh up on a Flask app: ``AuthMesh(app, config_or_auth)``, returned.
 
-    Args:
-        app: the Flask app.
-        config_or_auth: the service's :class:`ServiceConfig`, or a ready :class:`ServiceAuth`.
-        start: fetch the keys and start the feed thread now.
-        wait: seconds to wait for the first feed catch-up when starting.
+    The arguments are :class:`AuthMesh`'s.
     """
     return AuthMesh(app, config_or_auth, start=start, wait=wait)
