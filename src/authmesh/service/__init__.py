@@ -3,18 +3,23 @@ scopes, and reject revoked tokens within a second.
 
 ::
 
-    from authmesh.service import ServiceAuth, ServiceConfig
+    from authmesh.service import ServiceConfig
+    from authmesh.service.fastapi import install, require
 
-    auth = ServiceAuth(ServiceConfig(
+    app = FastAPI()
+    auth = install(app, ServiceConfig(
         issuer="https://auth.example.com", audience="orders",
         client_id="orders", client_secret="...",
     ))
 
-Framework adapters live in their own modules, imported only when used:
+Framework adapters live in their own modules, imported only when used, and
+each is set up with ``install(app, config_or_auth)``:
 :mod:`authmesh.service.fastapi`, :mod:`~authmesh.service.starlette`,
 :mod:`~authmesh.service.flask`, :mod:`~authmesh.service.wsgi`,
 :mod:`~authmesh.service.strawberry`; service-to-service calls use
-:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`).
+:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`). The
+plumbing behind :class:`ServiceAuth` (discovery, the JWKS cache, the revocation
+state and the feed subscriber) lives in private modules.
 
 This package never imports :mod:`authmesh.server` or :mod:`authmesh.store`.
 """
