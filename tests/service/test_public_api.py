@@ -13,6 +13,8 @@ import pytest
 
 import authmesh.service
 
+SERVICE_DIR = Path(authmesh.service.__file__).parent
+
 #: What a service author imports: the facade and one module per concern or framework.
 PUBLIC_MODULES = [
     "authmesh.service",
@@ -123,8 +125,6 @@ def test_every_module_declares_all_and_it_resolves(module: str) -> None:
     for name in mod.__all__:
         assert hasattr(mod, name), f"{module}.{name}"
 
-
-SERVICE_DIR = Path(authmesh.service.__file__).parent
 
 #: third-party framework -> the only SDK modules allowed to import it.
 FRAMEWORK_HOMES = {
