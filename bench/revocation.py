@@ -55,7 +55,7 @@ _AUDIENCE = "orders"
 
 def _memory_mb(events: int = 100_000) -> float:
     from authmesh.revocation import RevocationEvent
-    from authmesh.service.revocations import RevocationState
+    from authmesh.service._revocations import RevocationState
 
     now = time.time()
     values = [uuid.uuid4().hex for _ in range(events)]

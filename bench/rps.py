@@ -117,6 +117,12 @@ def run(budget: float) -> PartResult:
             f"{'met' if p_ok else 'NOT met'} (≤ {TARGET_P99}×)"
             + ("" if e != "/pyjwt" else " _(the target is the SDK's; shown for comparison)_")
         )
+    verdicts.append(
+        f"- **FastAPI dependency that does nothing** (`/noop-dep`): "
+        f"{ratio_rps['/noop-dep'].median:.2f}× the rps of `/open`, p99 "
+        f"{ratio_p99['/noop-dep'].median:.2f}× — the ceiling of any endpoint that takes a "
+        "FastAPI dependency, whatever the dependency does"
+    )
 
     def diff(a: str, b: str) -> float:
         return Spread.of([x - y for x, y in zip(cpu_us[a], cpu_us[b], strict=True)]).median

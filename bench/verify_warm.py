@@ -49,8 +49,8 @@ def _sdk(bt: tokens.BenchToken, *, cache_size: int) -> Any:
     # TODO(bench): once authmesh.service has a committed, stable API, import at the
     # top and drop the "not available yet" fallback in run().
     from authmesh.revocation import RevocationEvent
+    from authmesh.service._revocations import RevocationState
     from authmesh.service.config import ServiceConfig
-    from authmesh.service.revocations import RevocationState
     from authmesh.service.verifier import Verifier
 
     now = time.time()

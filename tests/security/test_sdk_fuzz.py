@@ -27,12 +27,12 @@ from authmesh.jose import Key, KeySet, TokenRejected, sign_jwt
 from authmesh.service import (
     BearerError,
     Principal,
-    RevocationState,
     ServiceConfig,
     Verifier,
     challenge_for,
     parse_authorization,
 )
+from authmesh.service._revocations import RevocationState
 from support.forge import b64u, sign_raw
 from support.security_stack import Stack, assert_invalid_token, start_stack
 

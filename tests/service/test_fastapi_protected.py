@@ -115,3 +115,17 @@ def test_openapi_shows_the_real_parameters_only(mock_auth: ServiceAuth) -> None:
     names = [p["name"] for p in schema["paths"]["/orders/{order_id}"]["get"]["parameters"]]
     assert names == ["order_id", "limit"]
     assert schema["paths"]["/me"]["get"].get("parameters", []) == []
+
+
+def test_decorator_above_the_route_fails_at_start_up() -> None:
+    # Above the route decorator, FastAPI would see the Principal parameter itself and
+    # read it from the request body: a caller could send the principal of their choice.
+    app = FastAPI()
+    with pytest.raises(TypeError, match="never from the request"):
+
+        @protected()
+        @app.get("/me")
+        async def me(user: Principal) -> dict[str, Any]:
+            return {"sub": user.subject}
+
+    assert [getattr(r, "path", None) for r in app.routes].count("/me") == 0

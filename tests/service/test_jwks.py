@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from authmesh.jose import Key, TokenRejected
-from authmesh.service import Discovery, DiscoveryError, JWKSCache, ServiceAuth, ServiceStats
+from authmesh.service import DiscoveryError, ServiceAuth, ServiceStats
+from authmesh.service._discovery import Discovery
 from authmesh.service._http import HttpClients
-from authmesh.service.jwks import cache_lifetime
+from authmesh.service._jwks import JWKSCache, cache_lifetime
 from authmesh.testing import FakeClock
 from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -12,27 +13,72 @@ import pytest
 
 import authmesh.service
 
-MODULES = [
+SERVICE_DIR = Path(authmesh.service.__file__).parent
+
+#: What a service author imports: the facade and one module per concern or framework.
+PUBLIC_MODULES = [
     "authmesh.service",
     "authmesh.service.bearer",
-    "authmesh.service.cache",
     "authmesh.service.config",
-    "authmesh.service.discovery",
     "authmesh.service.errors",
     "authmesh.service.fastapi",
     "authmesh.service.flask",
     "authmesh.service.httpx_auth",
-    "authmesh.service.jwks",
     "authmesh.service.metrics",
     "authmesh.service.principal",
-    "authmesh.service.revocations",
-    "authmesh.service.runtime",
-    "authmesh.service.sse",
+    "authmesh.service.service_auth",
     "authmesh.service.starlette",
     "authmesh.service.stats",
     "authmesh.service.strawberry",
-    "authmesh.service.subscriber",
     "authmesh.service.verifier",
+    "authmesh.service.wsgi",
+]
+#: The plumbing behind ServiceAuth: private modules, named with a leading underscore.
+PRIVATE_MODULES = [
+    "authmesh.service._cache",
+    "authmesh.service._discovery",
+    "authmesh.service._feed",
+    "authmesh.service._http",
+    "authmesh.service._jwks",
+    "authmesh.service._revocations",
+    "authmesh.service._sse",
+    "authmesh.service._subscriber",
+]
+MODULES = PUBLIC_MODULES + PRIVATE_MODULES
+
+#: The facade: what a service author uses, and nothing of the plumbing.
+FACADE = {
+    "BearerError",
+    "Challenge",
+    "ClientCredentialsAuth",
+    "DiscoveryError",
+    "FeedError",
+    "FeedUnauthorized",
+    "InsufficientScope",
+    "InvalidRequest",
+    "IssuerError",
+    "MissingToken",
+    "Principal",
+    "ServiceAuth",
+    "ServiceConfig",
+    "ServiceStats",
+    "TokenRejected",
+    "TokenRequestError",
+    "TokenRevoked",
+    "Verifier",
+    "VerifierUnavailable",
+    "challenge_for",
+    "check_access",
+    "parse_authorization",
+    "register_metrics",
+}
+
+#: Every framework adapter's entry point: ``install(app, config_or_auth)``.
+ADAPTERS = [
+    "authmesh.service.fastapi",
+    "authmesh.service.flask",
+    "authmesh.service.starlette",
+    "authmesh.service.strawberry",
     "authmesh.service.wsgi",
 ]
 
@@ -48,6 +94,24 @@ def test_facade_exports_exactly_all() -> None:
     assert public == set(authmesh.service.__all__)
 
 
+def test_facade_is_what_a_service_author_uses() -> None:
+    assert set(authmesh.service.__all__) == FACADE
+
+
+def test_every_sdk_module_is_listed() -> None:
+    found = {f"authmesh.service.{p.stem}" for p in SERVICE_DIR.glob("*.py")}
+    found = {"authmesh.service" if m.endswith(".__init__") else m for m in found}
+    assert found == set(MODULES)
+
+
+@pytest.mark.parametrize("module", ADAPTERS)
+def test_every_adapter_has_install(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert "install" in mod.__all__
+    params = list(inspect.signature(mod.install).parameters)
+    assert params[:2] == ["app", "config_or_auth"]
+
+
 def test_facade_all_is_sorted() -> None:
     names = authmesh.service.__all__
     assert list(names) == sorted(names, key=lambda n: (not n[0].isupper(), n))
@@ -61,8 +125,6 @@ def test_every_module_declares_all_and_it_resolves(module: str) -> None:
     for name in mod.__all__:
         assert hasattr(mod, name), f"{module}.{name}"
 
-
-SERVICE_DIR = Path(authmesh.service.__file__).parent
 
 #: third-party framework -> the only SDK modules allowed to import it.
 FRAMEWORK_HOMES = {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from authmesh.revocation import RevocationEvent
-from authmesh.service import RevocationState
+from authmesh.service._revocations import RevocationState
 from authmesh.testing import FakeClock
 
 NOW = 1_800_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from authmesh.service.sse import ServerSentEvent, SSEParser
+from authmesh.service._sse import ServerSentEvent, SSEParser
 
 FEED = (
     ": a comment\n"

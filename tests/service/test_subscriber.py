@@ -13,17 +13,11 @@ import httpx
 import pytest
 
 from authmesh.revocation import RevocationEvent
-from authmesh.service import (
-    FeedError,
-    FeedProcessor,
-    FeedUnauthorized,
-    ServiceAuth,
-    ServiceConfig,
-)
+from authmesh.service import FeedError, FeedUnauthorized, ServiceAuth, ServiceConfig
+from authmesh.service._feed import FeedProcessor, NoStream
 from authmesh.service._http import Fetched
-from authmesh.service.revocations import RevocationState
-from authmesh.service.sse import ServerSentEvent
-from authmesh.service.subscriber import _NoStream
+from authmesh.service._revocations import RevocationState
+from authmesh.service._sse import ServerSentEvent
 from authmesh.testing import FakeClock, FakeIssuer, wait_for
 from support.sdk import live_config, mock_config
 
@@ -131,7 +125,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
 @pytest.mark.parametrize(
     ("status", "ctype", "error"),
     [
-        (404, "text/plain", _NoStream),
+        (404, "text/plain", NoStream),
         (401, "", FeedUnauthorized),
         (200, "application/json", FeedError),
         (503, "", FeedError),

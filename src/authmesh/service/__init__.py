@@ -3,18 +3,23 @@ scopes, and reject revoked tokens within a second.
 
 ::
 
-    from authmesh.service import ServiceAuth, ServiceConfig
+    from authmesh.service import ServiceConfig
+    from authmesh.service.fastapi import install, require
 
-    auth = ServiceAuth(ServiceConfig(
+    app = FastAPI()
+    auth = install(app, ServiceConfig(
         issuer="https://auth.example.com", audience="orders",
         client_id="orders", client_secret="...",
     ))
 
-Framework adapters live in their own modules, imported only when used:
+Framework adapters live in their own modules, imported only when used, and
+each is set up with ``install(app, config_or_auth)``:
 :mod:`authmesh.service.fastapi`, :mod:`~authmesh.service.starlette`,
 :mod:`~authmesh.service.flask`, :mod:`~authmesh.service.wsgi`,
 :mod:`~authmesh.service.strawberry`; service-to-service calls use
-:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`).
+:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`). The
+plumbing behind :class:`ServiceAuth` (discovery, the JWKS cache, the revocation
+state and the feed subscriber) lives in private modules.
 
 This package never imports :mod:`authmesh.server` or :mod:`authmesh.store`.
 """
@@ -24,7 +29,6 @@ from __future__ import annotations
 from authmesh.jose.errors import TokenRejected, TokenRevoked, VerifierUnavailable
 from authmesh.service.bearer import Challenge, challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery, ProviderMetadata
 from authmesh.service.errors import (
     BearerError,
     DiscoveryError,
@@ -37,41 +41,27 @@ from authmesh.service.errors import (
     TokenRequestError,
 )
 from authmesh.service.httpx_auth import ClientCredentialsAuth
-from authmesh.service.jwks import JWKSCache
 from authmesh.service.metrics import register_metrics
 from authmesh.service.principal import Principal, check_access
-from authmesh.service.revocations import RevocationState
-from authmesh.service.runtime import ServiceAuth
+from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.stats import ServiceStats
-from authmesh.service.subscriber import (
-    FeedProcessor,
-    RevocationSubscriber,
-    ThreadedRevocationSubscriber,
-)
 from authmesh.service.verifier import Verifier
 
 __all__ = [
     "BearerError",
     "Challenge",
     "ClientCredentialsAuth",
-    "Discovery",
     "DiscoveryError",
     "FeedError",
-    "FeedProcessor",
     "FeedUnauthorized",
     "InsufficientScope",
     "InvalidRequest",
     "IssuerError",
-    "JWKSCache",
     "MissingToken",
     "Principal",
-    "ProviderMetadata",
-    "RevocationState",
-    "RevocationSubscriber",
     "ServiceAuth",
     "ServiceConfig",
     "ServiceStats",
-    "ThreadedRevocationSubscriber",
     "TokenRejected",
     "TokenRequestError",
     "TokenRevoked",

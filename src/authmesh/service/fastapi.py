@@ -1,20 +1,21 @@
-"""FastAPI: ``install(app, auth)`` and the ``authenticated`` / ``require`` dependencies.
+"""FastAPI: ``install(app, config_or_auth)`` and the ``require`` / ``authenticated`` dependencies.
 
 ::
 
-    auth = ServiceAuth(ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
     app = FastAPI()
-    install(app, auth)
+    auth = install(app, ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
 
     @app.get("/orders")
     async def orders(user: Principal = Depends(require(scopes="orders:read"))): ...
 
-The dependencies are ``async def``: a plain ``def`` dependency runs in a thread
-pool and costs ~130 µs a request (DESIGN "Performance facts").
+The dependencies are ``async def`` (FastAPI runs a plain ``def`` dependency in
+its thread pool) and take only the connection, which FastAPI passes as it is:
+they read the principal the middleware put in the scope, or verify the token
+themselves when the middleware is not installed.
 
-For the hottest endpoints, :func:`protected` does the same checks as a
-decorator: FastAPI's dependency machinery costs ~10 µs a request by itself, more
-than the SDK's check of a known token (bench/RESULTS.md, part ``rps``)::
+:func:`protected` makes the same checks as a decorator, with no dependency for
+FastAPI to resolve, for the hottest endpoints (bench/RESULTS.md, part ``rps``,
+compares the two)::
 
     @app.get("/orders")
     @protected(scopes="orders:read")
@@ -23,24 +24,20 @@ than the SDK's check of a known token (bench/RESULTS.md, part ``rps``)::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from authmesh.service.errors import InsufficientScope
-from authmesh.service.principal import Principal, check_access
-from authmesh.service.runtime import ServiceAuth
+from authmesh.service.principal import AccessRule, Principal
 from authmesh.service.starlette import (
-    STATE_ATTR,
     AuthHTTPException,
-    BearerAuthMiddleware,
-    install_error_handlers,
+    install,
     principal_from_connection,
     realm_of,
 )
@@ -58,39 +55,6 @@ __all__ = [
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 #: The parameter :func:`protected` adds when the endpoint takes no ``Request`` itself.
 _REQUEST_PARAM = "authmesh_request"
-
-
-def install(
-    app: FastAPI,
-    auth: ServiceAuth,
-    *,
-    middleware: bool = True,
-    required: bool = False,
-    lifespan: bool = True,
-) -> None:
-    """Set authmesh up on a FastAPI (or Starlette) app, before it starts.
-
-    Args:
-        app: the application.
-        auth: the service's :class:`ServiceAuth`.
-        middleware: add :class:`BearerAuthMiddleware` (tokens checked once per request).
-        required: with the middleware, refuse every request without a token.
-        lifespan: wrap the app's lifespan to start/stop the JWKS cache and feed
-            (leave false if you pass ``auth.lifespan`` yourself).
-    """
-    setattr(app.state, STATE_ATTR, auth)
-    if middleware:
-        app.add_middleware(BearerAuthMiddleware, auth=auth, required=required)
-    install_error_handlers(app, auth.realm)
-    if lifespan:
-        inner = app.router.lifespan_context
-
-        @contextlib.asynccontextmanager
-        async def wrapped(app_: Any) -> AsyncIterator[Any]:
-            async with auth.lifespan(app_), inner(app_) as state:
-                yield state
-
-        app.router.lifespan_context = wrapped
 
 
 async def optional_principal(connection: HTTPConnection) -> Principal | None:
@@ -118,14 +82,17 @@ def require(
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
     """
+    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    checks_access = bool(rule)
 
     async def dependency(connection: HTTPConnection) -> Principal:
         principal = await principal_from_connection(connection, required=True)
         assert principal is not None
-        try:
-            check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
-        except InsufficientScope as exc:
-            raise AuthHTTPException(exc, realm_of(connection)) from None
+        if checks_access:
+            try:
+                rule.check(principal)
+            except InsufficientScope as exc:
+                raise AuthHTTPException(exc, realm_of(connection)) from None
         return principal
 
     return dependency
@@ -141,14 +108,16 @@ def protected(
 
     The same checks and answers as :func:`require` (401 ``invalid_token``, 403
     ``insufficient_scope``), without a dependency: FastAPI hands the endpoint
-    its ``Request`` (cheap), and the decorator authenticates it. A parameter
-    annotated :class:`Principal` receives the caller. Put it under the route
-    decorator::
+    its ``Request``, and the decorator authenticates it. A parameter annotated
+    :class:`Principal` receives the caller. Put it under the route decorator
+    (above it, FastAPI refuses the ``Principal`` parameter at start-up)::
 
         @app.get("/me")
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
+    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    checks_access = bool(rule)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:
         signature = inspect.signature(endpoint, eval_str=True)
@@ -165,7 +134,6 @@ def protected(
             )
         keep_request = request_name in signature.parameters
         is_async = inspect.iscoroutinefunction(endpoint)
-        checks_access = roles is not None or scopes is not None or any_roles is not None
 
         @functools.wraps(endpoint)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -174,7 +142,7 @@ def protected(
             assert principal is not None
             if checks_access:
                 try:
-                    check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
+                    rule.check(principal)
                 except InsufficientScope as exc:
                     raise AuthHTTPException(exc, realm_of(request)) from None
             for name in principal_names:

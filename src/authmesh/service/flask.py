@@ -2,7 +2,7 @@
 
 ::
 
-    auth = AuthMesh(app, ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
+    auth = install(app, ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
 
     @app.get("/orders")
     @auth.require(scopes="orders:read")
@@ -12,6 +12,8 @@
 Every request that sends a bearer token is verified before the view (a bad
 token is a 401 even on a public view); the principal is ``flask.g.principal``
 (``None`` without a token). The revocation feed is followed by a daemon thread.
+``install(app, config_or_auth)`` is ``AuthMesh(app, config_or_auth)``, the entry
+shape of every adapter; the extension also supports ``init_app`` for app factories.
 Failures become responses in one place, :meth:`AuthMesh.error_response`.
 """
 
@@ -27,10 +29,10 @@ from authmesh.jose.errors import TokenRejected
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
-from authmesh.service.principal import Principal, check_access
-from authmesh.service.runtime import ServiceAuth
+from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.service_auth import ServiceAuth
 
-__all__ = ["AuthMesh", "current_principal"]
+__all__ = ["AuthMesh", "current_principal", "install"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +47,7 @@ class AuthMesh:
 
     Args:
         app: the Flask app (or call :meth:`init_app` later).
-        config: a :class:`ServiceConfig`, or a ready :class:`ServiceAuth`.
+        config_or_auth: a :class:`ServiceConfig`, or a ready :class:`ServiceAuth`.
         start: fetch the keys and start the feed thread in :meth:`init_app`.
         wait: seconds to wait for the first feed catch-up when starting.
     """
@@ -53,14 +55,14 @@ class AuthMesh:
     def __init__(
         self,
         app: Flask | None = None,
-        config: ServiceConfig | ServiceAuth | None = None,
+        config_or_auth: ServiceConfig | ServiceAuth | None = None,
         *,
         start: bool = True,
         wait: float = 2.0,
     ) -> None:
-        if config is None:
+        if config_or_auth is None:
             raise TypeError("AuthMesh needs a ServiceConfig or a ServiceAuth")
-        self.auth = config if isinstance(config, ServiceAuth) else ServiceAuth(config)
+        self.auth = ServiceAuth.of(config_or_auth)
         self._start = start
         self._wait = wait
         if app is not None:
@@ -104,13 +106,15 @@ class AuthMesh:
     ) -> Callable[[F], F]:
         """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise)."""
 
+        rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+
         def decorator(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = current_principal()
                 if principal is None:
                     raise MissingToken()
-                check_access(principal, roles=roles, scopes=scopes, any_roles=any_roles)
+                rule.check(principal)
                 return view(*args, **kwargs)
 
             return cast(F, wrapper)
@@ -121,3 +125,17 @@ class AuthMesh:
     def required(self) -> Callable[[F], F]:
         """Decorator: any valid token (``@auth.required``)."""
         return self.require()
+
+
+def install(
+    app: Flask,
+    config_or_auth: ServiceConfig | ServiceAuth,
+    *,
+    start: bool = True,
+    wait: float = 2.0,
+) -> AuthMesh:
+    """Set authmesh up on a Flask app: ``AuthMesh(app, config_or_auth)``, returned.
+
+    The arguments are :class:`AuthMesh`'s.
+    """
+    return AuthMesh(app, config_or_auth, start=start, wait=wait)

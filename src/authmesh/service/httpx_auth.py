@@ -25,9 +25,9 @@ import httpx
 
 from authmesh.errors import ConfigError
 from authmesh.jose.policy import Clock
+from authmesh.service._discovery import Discovery
 from authmesh.service._http import HttpClients, basic_authorization
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery
 from authmesh.service.errors import DiscoveryError, TokenRequestError
 
 __all__ = ["ClientCredentialsAuth"]

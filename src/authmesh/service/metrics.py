@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from authmesh.service.runtime import ServiceAuth
+from authmesh.service.service_auth import ServiceAuth
 
 __all__ = ["register_metrics"]
 

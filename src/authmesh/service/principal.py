@@ -1,5 +1,5 @@
 """Who is calling: :class:`Principal`, built from a verified access token, and the
-role/scope check every adapter applies (:func:`check_access`)."""
+role/scope check every adapter applies (:class:`AccessRule`, :func:`check_access`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from authmesh.jose.errors import InvalidClaim
 from authmesh.service.errors import InsufficientScope
 
-__all__ = ["Principal", "check_access"]
+__all__ = ["AccessRule", "Principal", "check_access"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +69,19 @@ class Principal:
             token=token,
         )
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Refuse to be parsed from a request, so FastAPI fails at start-up.
+
+        A ``Principal`` parameter FastAPI sees itself (``@protected()`` put above the
+        route decorator instead of under it) would otherwise become a request body:
+        a caller could send the principal of their choice.
+        """
+        raise TypeError(
+            "a Principal comes from the verified token, never from the request: "
+            "put @protected() under the route decorator, or use Depends(require(...))"
+        )
+
     @property
     def is_authenticated(self) -> bool:
         """Always true (Starlette ``BaseUser``)."""
@@ -118,6 +131,59 @@ def _names(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(value)
 
 
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    """Roles and scopes an endpoint demands, parsed once where the endpoint is declared."""
+
+    roles: frozenset[str] = frozenset()
+    """Every one of these roles."""
+    scopes: frozenset[str] = frozenset()
+    """Every one of these scopes."""
+    any_roles: frozenset[str] = frozenset()
+    """At least one of these roles (when not empty)."""
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        roles: str | Iterable[str] | None = None,
+        scopes: str | Iterable[str] | None = None,
+        any_roles: str | Iterable[str] | None = None,
+    ) -> AccessRule:
+        """The rule for these names; a string is split on spaces."""
+        return cls(_names(roles), _names(scopes), _names(any_roles))
+
+    def __bool__(self) -> bool:
+        """Whether the rule demands anything beyond a valid token."""
+        return bool(self.roles or self.scopes or self.any_roles)
+
+    def check(self, principal: Principal) -> None:
+        """Demand the rule of ``principal``.
+
+        Raises:
+            InsufficientScope: something is missing (RFC 6750 §3.1: 403).
+        """
+        missing_roles = self.roles - principal.roles
+        missing_scopes = self.scopes - principal.scopes
+        one_of = self.any_roles
+        missing_one_of = bool(one_of) and principal.roles.isdisjoint(one_of)
+        if not (missing_roles or missing_scopes or missing_one_of):
+            return
+        parts = []
+        if missing_roles:
+            parts.append("role " + " ".join(sorted(missing_roles)))
+        if missing_one_of:
+            parts.append("one of the roles " + " ".join(sorted(one_of)))
+        if missing_scopes:
+            parts.append("scope " + " ".join(sorted(missing_scopes)))
+        raise InsufficientScope(
+            "the token lacks the required " + " and ".join(parts),
+            missing_roles=missing_roles | (one_of if missing_one_of else frozenset()),
+            missing_scopes=missing_scopes,
+            required_scopes=self.scopes if missing_scopes else (),
+        )
+
+
 def check_access(
     principal: Principal,
     *,
@@ -132,24 +198,4 @@ def check_access(
     Raises:
         InsufficientScope: something is missing (RFC 6750 §3.1: 403).
     """
-    need_roles = _names(roles)
-    need_scopes = _names(scopes)
-    one_of = _names(any_roles)
-    missing_roles = need_roles - principal.roles
-    missing_scopes = need_scopes - principal.scopes
-    missing_one_of = bool(one_of) and principal.roles.isdisjoint(one_of)
-    if not (missing_roles or missing_scopes or missing_one_of):
-        return
-    parts = []
-    if missing_roles:
-        parts.append("role " + " ".join(sorted(missing_roles)))
-    if missing_one_of:
-        parts.append("one of the roles " + " ".join(sorted(one_of)))
-    if missing_scopes:
-        parts.append("scope " + " ".join(sorted(missing_scopes)))
-    raise InsufficientScope(
-        "the token lacks the required " + " and ".join(parts),
-        missing_roles=missing_roles | (one_of if missing_one_of else frozenset()),
-        missing_scopes=missing_scopes,
-        required_scopes=need_scopes if missing_scopes else (),
-    )
+    AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles).check(principal)

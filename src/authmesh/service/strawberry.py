@@ -7,8 +7,11 @@
         @strawberry.field(permission_classes=[IsAuthenticated, HasRole("admin")])
         def users(self, info: strawberry.Info) -> list[User]: ...
 
-    router = GraphQLRouter(schema, context_getter=context_getter())
-    app = FastAPI(); install(app, auth); app.include_router(router, prefix="/graphql")
+    app = FastAPI()
+    install(app, config_or_auth)
+    app.include_router(GraphQLRouter(schema, context_getter=context_getter()), prefix="/graphql")
+
+``install`` is the Starlette/FastAPI one (Strawberry runs inside such an app).
 
 The principal is ``info.context["principal"]``. A request sending a bad token
 is still refused with an HTTP 401 (by the middleware, or by
@@ -33,7 +36,7 @@ from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 
 from authmesh.service.principal import Principal
-from authmesh.service.starlette import AsyncTokenVerifier, principal_from_connection
+from authmesh.service.starlette import AsyncTokenVerifier, install, principal_from_connection
 
 __all__ = [
     "FORBIDDEN",
@@ -44,6 +47,7 @@ __all__ = [
     "IsAuthenticated",
     "Schema",
     "context_getter",
+    "install",
     "is_auth_denial",
     "principal_from_info",
 ]

@@ -3,7 +3,7 @@
 Per request:
 
 1. A token verified before and still before ``exp + leeway`` comes from the
-   :class:`~authmesh.service.cache.VerifiedCache` (a dict lookup).
+   :class:`~authmesh.service._cache.VerifiedCache` (a dict lookup).
 2. Otherwise :func:`authmesh.jose.verify_jwt` applies every rule of the token
    core with :meth:`VerifyPolicy.for_access_tokens` (RFC 7519, 8725, 9068); on an
    unknown ``kid`` the JWKS is refetched (rate-limited) and the token retried once.
@@ -28,16 +28,16 @@ from authmesh.jose.errors import (
 from authmesh.jose.jws import verify_jwt
 from authmesh.jose.keyset import KeyResolver
 from authmesh.jose.policy import Clock, VerifyPolicy
-from authmesh.service.cache import VerifiedCache
+from authmesh.service._cache import VerifiedCache
+from authmesh.service._jwks import JWKSCache
+from authmesh.service._revocations import RevocationState
 from authmesh.service.config import ServiceConfig
-from authmesh.service.jwks import JWKSCache
 from authmesh.service.principal import Principal
-from authmesh.service.revocations import RevocationState
 from authmesh.service.stats import ServiceStats
 
 __all__ = ["Verifier"]
 
-log = logging.getLogger("authmesh.service.verifier")
+log = logging.getLogger(__name__)
 
 _REVOKED_MESSAGES = {
     "sub": "the token has been revoked: sign in again",

@@ -1,6 +1,11 @@
-"""Plain WSGI: a middleware that authenticates bearer tokens for any WSGI app.
+"""Plain WSGI: ``install(app, config_or_auth)`` wraps any WSGI app in a middleware
+that authenticates bearer tokens.
 
-Sets ``environ["authmesh.principal"]`` to the :class:`Principal` (``None``
+::
+
+    app = install(app, ServiceConfig(issuer=..., audience="orders", client_id=..., ...))
+
+The middleware sets ``environ["authmesh.principal"]`` to the :class:`Principal` (``None``
 without a token); a bad token or malformed header is refused with the RFC 6750
 §3 answer of :func:`wsgi_error`, the one place WSGI failures become HTTP.
 """
@@ -16,8 +21,9 @@ from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
 from authmesh.service.principal import Principal
+from authmesh.service.service_auth import ServiceAuth
 
-__all__ = ["ENVIRON_KEY", "BearerAuthWSGIMiddleware", "TokenVerifier", "wsgi_error"]
+__all__ = ["ENVIRON_KEY", "BearerAuthWSGIMiddleware", "TokenVerifier", "install", "wsgi_error"]
 
 ENVIRON_KEY = "authmesh.principal"
 
@@ -74,3 +80,29 @@ class BearerAuthWSGIMiddleware:
             return wsgi_error(exc, self.realm, start_response)
         environ[ENVIRON_KEY] = principal
         return self.app(environ, start_response)
+
+
+def install(
+    app: WSGIApp,
+    config_or_auth: ServiceConfig | ServiceAuth,
+    *,
+    required: bool = False,
+    start: bool = True,
+    wait: float = 2.0,
+) -> BearerAuthWSGIMiddleware:
+    """Wrap a WSGI app: ``app = install(app, config_or_auth)``.
+
+    Args:
+        app: the WSGI app.
+        config_or_auth: the service's :class:`ServiceConfig`, or a ready :class:`ServiceAuth`.
+        required: also refuse requests without a token.
+        start: fetch the keys and start the feed thread now.
+        wait: seconds to wait for the first feed catch-up when starting.
+
+    Returns:
+        the wrapped app; its ``auth`` is the :class:`ServiceAuth` (for health and ``stop``).
+    """
+    auth = ServiceAuth.of(config_or_auth)
+    if start:
+        auth.start(wait=wait)
+    return BearerAuthWSGIMiddleware(app, auth, required=required)

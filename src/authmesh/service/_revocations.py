@@ -8,8 +8,7 @@ laid out from the rule in :mod:`authmesh.revocation`:
 * the others (``sid``, ``jti``) → the revoked sessions and token ids.
 
 Memory stays bounded and small: no event object is retained, only the value
-string and a shared expiry-bucket number per entry (about 150 bytes an event:
-100,000 live events take about 15 MB). An event is dropped once its
+string and a shared expiry-bucket number per entry. An event is dropped once its
 ``expires_at`` has passed, i.e. once every token it could cover has expired
 anyway. Pruning works by
 time buckets, so it may keep an event up to one bucket longer: keeping an

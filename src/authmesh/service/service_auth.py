@@ -18,23 +18,20 @@ import httpx
 
 from authmesh.errors import ConfigError
 from authmesh.jose.policy import Clock
+from authmesh.service._discovery import Discovery
+from authmesh.service._feed import FeedProcessor
 from authmesh.service._http import HttpClients
+from authmesh.service._jwks import JWKSCache
+from authmesh.service._revocations import RevocationState
+from authmesh.service._subscriber import RevocationSubscriber, ThreadedRevocationSubscriber
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery
-from authmesh.service.jwks import JWKSCache
 from authmesh.service.principal import Principal
-from authmesh.service.revocations import RevocationState
 from authmesh.service.stats import ServiceStats
-from authmesh.service.subscriber import (
-    FeedProcessor,
-    RevocationSubscriber,
-    ThreadedRevocationSubscriber,
-)
 from authmesh.service.verifier import Verifier
 
 __all__ = ["ServiceAuth"]
 
-log = logging.getLogger("authmesh.service")
+log = logging.getLogger(__name__)
 
 
 class ServiceAuth:
@@ -81,6 +78,20 @@ class ServiceAuth:
         self.verifier = Verifier(config, self.keys, self.revocations, stats=self.stats, clock=clock)
         self._async_subscriber: RevocationSubscriber | None = None
         self._thread_subscriber: ThreadedRevocationSubscriber | None = None
+
+    @classmethod
+    def of(cls, config_or_auth: ServiceConfig | ServiceAuth) -> ServiceAuth:
+        """``config_or_auth`` if it is a :class:`ServiceAuth`, else a new one for that config.
+
+        Every framework adapter's ``install`` takes either.
+        """
+        if isinstance(config_or_auth, ServiceAuth):
+            return config_or_auth
+        if isinstance(config_or_auth, ServiceConfig):
+            return cls(config_or_auth)
+        raise TypeError(
+            f"expected a ServiceConfig or a ServiceAuth, not {type(config_or_auth).__name__}"
+        )
 
     @property
     def realm(self) -> str:

@@ -4,7 +4,7 @@
 * The cache lives for the response's ``Cache-Control: max-age`` (RFC 9111
   §5.2.2.1), bounded by ``jwks_min_refetch_interval`` and ``jwks_max_ttl``.
 * A token naming an unknown ``kid`` triggers a refetch (a key rotation publishes
-  the new key before it signs, DESIGN "Keys"), but the whole cache makes at
+  the new key before it signs), but the whole cache makes at
   most one fetch per ``jwks_min_refetch_interval``, whatever the cause: a flood
   of forged ``kid`` values cannot hammer the auth server.
 * A failed fetch keeps the cached keys: verification goes on while the auth
@@ -27,15 +27,15 @@ from authmesh.errors import InvalidKey
 from authmesh.jose.keys import Key
 from authmesh.jose.keyset import KeySet
 from authmesh.jose.policy import Clock
+from authmesh.service._discovery import Discovery
 from authmesh.service._http import Fetched, HttpClients, afetch, fetch, parse_json
 from authmesh.service.config import ServiceConfig
-from authmesh.service.discovery import Discovery
 from authmesh.service.errors import DiscoveryError
 from authmesh.service.stats import ServiceStats
 
 __all__ = ["JWKSCache", "cache_lifetime"]
 
-log = logging.getLogger("authmesh.service.jwks")
+log = logging.getLogger(__name__)
 
 _ACCEPT = {"Accept": "application/jwk-set+json, application/json"}
 
