@@ -2,22 +2,34 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# `make run` installs what the demo needs; `make test` adds the test toolchain.
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench venv clean
 
 venv: $(STAMP)
 
-# Re-install whenever the dependencies change.
-$(STAMP): pyproject.toml
+define create_venv
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "authmesh needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+endef
 
-run: $(STAMP)
+# Re-install whenever the dependencies change.
+$(DEMO_STAMP): pyproject.toml
+	$(create_venv)
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	@touch $(DEMO_STAMP)
+
+# The test extra includes the demo's, so it satisfies `make run` too.
+$(STAMP): pyproject.toml
+	$(create_venv)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP) $(DEMO_STAMP)
+
+run: $(DEMO_STAMP)
 	$(BIN)/authmesh demo
 
 lint: $(STAMP)

@@ -185,7 +185,7 @@ def headers(draw: st.DrawFn, kid: str) -> dict[str, Any]:
 
 
 def expected_rejection(header: dict[str, Any], key: Key) -> type[TokenRejected] | None:
-    """What the rules of DESIGN.md say about ``header`` (signed by ``key``, one-key set)."""
+    """What the token rules of docs/security.md say about ``header`` (signed by ``key``)."""
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none" or alg not in {"EdDSA", "ES256"}:
         return AlgNotAllowed

@@ -1,4 +1,4 @@
-"""One test per security rule of DESIGN.md (RFC 8725), one row per attack.
+"""One test per token security rule of docs/security.md (RFC 8725), one row per attack.
 
 Each row builds the token an attacker would really send and names the exact
 rejection class and reason code. Header rules run before the signature, so the

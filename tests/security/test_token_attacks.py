@@ -1,4 +1,4 @@
-"""Every rule of DESIGN.md's "Security rules every token check follows", attacked.
+"""Every rule of docs/security.md's "Token verification (RFC 8725)", attacked.
 
 Each row is a token an attacker would craft (or, for the claim rules, a token
 signed with the issuer's real key so that the rule under test is the only thing
