@@ -24,6 +24,7 @@ __all__ = [
     "get_session",
     "load_rotation",
     "mark_refresh_used",
+    "new_session_id",
     "open_sessions",
     "reread_use",
     "touch_session",
@@ -96,6 +97,11 @@ _TOUCH_SESSION = (
 )
 
 
+def new_session_id() -> str:
+    """A fresh session id (the ``sid`` of its tokens)."""
+    return str(uuid.uuid4())
+
+
 async def create_session(
     session: AsyncSession,
     *,
@@ -109,10 +115,14 @@ async def create_session(
     parent_id: str | None = None,
     browser_secret_hash: str | None = None,
     amr: Sequence[str] | None = None,
+    session_id: str | None = None,
 ) -> SessionRow:
-    """Open a session: a login, a browser sign-in, or one client's share of a sign-in."""
+    """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
+
+    ``session_id`` is the id to give it, when the caller had to name it first.
+    """
     values = {
-        "id": str(uuid.uuid4()),
+        "id": session_id or new_session_id(),
         "user_id": user_id,
         "client_id": client_id,
         "scope": scope,
