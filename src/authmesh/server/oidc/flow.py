@@ -23,6 +23,7 @@ from authmesh.store.models import ClientRow
 __all__ = [
     "Next",
     "Started",
+    "after_sign_in",
     "client_redirect",
     "error_redirect",
     "next_step",
@@ -95,7 +96,6 @@ async def next_step(
     client: ClientRow,
     browser: BrowserSession | None,
     *,
-    just_signed_in: bool = False,
     just_consented: bool = False,
 ) -> Next:
     """Decide the next step of an authorization request.
@@ -111,9 +111,26 @@ async def next_step(
             request,
             client,
             browser,
-            just_signed_in=just_signed_in,
             just_consented=just_consented,
         )
+
+
+async def after_sign_in(
+    session: AsyncSession,
+    ctx: ServerContext,
+    request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession,
+) -> Next | AuthorizationError:
+    """The next step once the user has just signed in, in the sign-in's own transaction.
+
+    An :class:`AuthorizationError` is returned, not raised: the sign-in stands
+    (and commits) whatever the request's answer is.
+    """
+    try:
+        return await _decide(session, ctx, request, client, browser, just_signed_in=True)
+    except AuthorizationError as exc:
+        return exc
 
 
 async def _decide(
