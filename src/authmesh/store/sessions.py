@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, UserRow
 
 __all__ = [
-    "BrowserSignIn",
     "Rotation",
     "add_refresh_token",
     "create_session",
@@ -22,7 +21,6 @@ __all__ = [
     "end_user_sessions",
     "get_refresh_token",
     "get_session",
-    "load_browser_sign_in",
     "load_rotation",
     "mark_refresh_used",
     "new_session_id",
@@ -103,37 +101,6 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BrowserSignIn:
-    """An open browser sign-in and what of its user the authorization endpoint needs."""
-
-    id: str
-    user_id: str
-    auth_time: float
-    amr: list[str] | None
-    username: str
-    blocked: bool
-
-
-# The browser session and its user in one statement: /authorize reads it on every call.
-_LOAD_BROWSER_SIGN_IN = (
-    select(
-        SessionRow.id,
-        SessionRow.user_id,
-        SessionRow.auth_time,
-        SessionRow.amr,
-        UserRow.username,
-        UserRow.blocked,
-    )
-    .join(UserRow, UserRow.id == SessionRow.user_id)
-    .where(
-        SessionRow.browser_secret_hash == bindparam("secret_hash"),
-        SessionRow.ended_at.is_(None),
-        SessionRow.expires_at > bindparam("now"),
-    )
-)
-
-
 async def create_session(
     session: AsyncSession,
     *,
@@ -195,25 +162,6 @@ async def end_session(session: AsyncSession, sid: str, *, now: float, reason: st
         .values(ended_at=now, end_reason=reason)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def load_browser_sign_in(
-    session: AsyncSession, secret_hash: str, *, now: float
-) -> BrowserSignIn | None:
-    """The open browser sign-in whose cookie secret has this hash, with its user; or ``None``."""
-    row = (
-        await session.execute(_LOAD_BROWSER_SIGN_IN, {"secret_hash": secret_hash, "now": now})
-    ).first()
-    if row is None:
-        return None
-    return BrowserSignIn(
-        id=row[0],
-        user_id=row[1],
-        auth_time=row[2],
-        amr=None if row[3] is None else list(row[3]),
-        username=row[4],
-        blocked=bool(row[5]),
-    )
 
 
 async def end_browser_session(

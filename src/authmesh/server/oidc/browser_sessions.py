@@ -19,9 +19,11 @@ from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret
+from authmesh.store import browser_sign_ins as sign_in_store
 from authmesh.store import clients as client_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
+from authmesh.store.browser_sign_ins import BrowserSignIn
 from authmesh.store.models import ClientRow, UserRow
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "SignedIn",
     "current_browser_session",
     "find_browser_session",
+    "find_client_and_browser_session",
     "read_sign_in",
     "sign_in",
     "sign_out",
@@ -134,9 +137,34 @@ async def find_browser_session(
     session: AsyncSession, ctx: ServerContext, cookie: str | None
 ) -> BrowserSession | None:
     """:func:`current_browser_session` inside the caller's transaction."""
+    secret_hash = _secret_hash(cookie)
+    if secret_hash is None:
+        return None
+    return _live(await sign_in_store.load_browser_sign_in(session, secret_hash, now=ctx.now()))
+
+
+async def find_client_and_browser_session(
+    session: AsyncSession, ctx: ServerContext, client_id: str, cookie: str | None
+) -> tuple[ClientRow | None, BrowserSession | None]:
+    """The client and the cookie's live browser sign-in, in one statement when there is
+    a cookie (the authorization endpoint's read); ``None`` for either."""
+    secret_hash = _secret_hash(cookie)
+    if secret_hash is None:
+        return await client_store.get_client(session, client_id), None
+    client, row = await sign_in_store.load_client_and_sign_in(
+        session, client_id, secret_hash, now=ctx.now()
+    )
+    return client, _live(row)
+
+
+def _secret_hash(cookie: str | None) -> str | None:
+    """The stored hash of a cookie's secret; ``None`` for no cookie or a forged long one."""
     if not cookie or len(cookie) > 100:
         return None
-    row = await session_store.load_browser_sign_in(session, hash_secret(cookie), now=ctx.now())
+    return hash_secret(cookie)
+
+
+def _live(row: BrowserSignIn | None) -> BrowserSession | None:
     if row is None or row.blocked:
         return None
     return BrowserSession(
