@@ -1,4 +1,8 @@
-"""Browser sign-ins (single sign-on sessions) as the authorization endpoint reads them."""
+"""Browser sign-ins (single sign-on sessions) and what the sign-in endpoints read with them.
+
+Each read is one statement: the client a request names is outer-joined with
+the sign-in or the user the request is about, so it comes back without one.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,17 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.users import username_key
 
-__all__ = ["BrowserSignIn", "load_browser_sign_in", "load_client_and_sign_in"]
+__all__ = [
+    "BrowserSignIn",
+    "load_browser_sign_in",
+    "load_client_and_sign_in",
+    "load_client_and_user",
+]
 
 _CLIENTS = ClientRow.__table__
+_USERS = UserRow.__table__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,8 +56,7 @@ _OPEN = and_(
 _LOAD_SIGN_IN = (
     select(*_SIGN_IN_COLUMNS).join(UserRow, UserRow.id == SessionRow.user_id).where(_OPEN)
 )
-# /authorize with a cookie reads the client and the sign-in in one statement: the
-# sign-in (with its user) is outer-joined, so the client comes back without one.
+# /authorize with a cookie.
 _LOAD_CLIENT_AND_SIGN_IN = (
     select(*_CLIENTS.c, *_SIGN_IN_COLUMNS)
     .select_from(
@@ -57,6 +67,17 @@ _LOAD_CLIENT_AND_SIGN_IN = (
     )
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
+
+# The sign-in form's POST: the client it continues and the user it names.
+_LOAD_CLIENT_AND_USER = (
+    select(*_CLIENTS.c, *_USERS.c)
+    .select_from(_CLIENTS.outerjoin(_USERS, _USERS.c.username_key == bindparam("key")))
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+)
+
+
+def _client(row: Sequence[Any]) -> ClientRow:
+    return ClientRow(**{c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
 
 
 def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
@@ -90,6 +111,19 @@ async def load_client_and_sign_in(
     row = (await session.execute(_LOAD_CLIENT_AND_SIGN_IN, params)).first()
     if row is None:
         return None, None
+    return _client(row), _sign_in(row[len(_CLIENTS.c) :])
+
+
+async def load_client_and_user(
+    session: AsyncSession, client_id: str, username: str
+) -> tuple[ClientRow | None, UserRow | None]:
+    """The client and the user with this username (case-insensitive), both detached, in
+    one statement; ``None`` for either. The user is not there without the client."""
+    params = {"client_id": client_id, "key": username_key(username)}
+    row = (await session.execute(_LOAD_CLIENT_AND_USER, params)).first()
+    if row is None:
+        return None, None
     n = len(_CLIENTS.c)
-    client = ClientRow(**{c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
-    return client, _sign_in(row[n:])
+    if row[n] is None:
+        return _client(row), None
+    return _client(row), UserRow(**{c.key: row[n + i] for i, c in enumerate(_USERS.c)})

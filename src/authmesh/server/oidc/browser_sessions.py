@@ -63,11 +63,13 @@ class SignedIn:
 async def read_sign_in(
     ctx: ServerContext, client_id: str, username: str
 ) -> tuple[ClientRow | None, UserRow | None]:
-    """The client a sign-in form continues and the user it names, in one transaction."""
+    """The client a sign-in form continues and the user it names, in one statement.
+
+    No user is looked up for an unknown client: the form is refused before any
+    password is checked.
+    """
     async with ctx.db.transaction() as session:
-        client = await client_store.get_client(session, client_id)
-        user, _roles = await user_store.get_user_and_roles(session, username)
-    return client, user
+        return await sign_in_store.load_client_and_user(session, client_id, username)
 
 
 async def sign_in(
