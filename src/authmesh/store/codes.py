@@ -25,10 +25,21 @@ _CODES = AuthorizationCodeRow.__table__
 class Exchange:
     """What a code exchange needs in one read: the code, its browser sign-in and its user.
 
-    The ``browser_*`` fields are ``None`` when the browser session no longer exists.
+    A plain value, not an ORM row: it is built on every exchange. The ``browser_*``
+    fields are ``None`` when the browser session no longer exists.
     """
 
-    code: AuthorizationCodeRow
+    code_hash: str
+    client_id: str
+    browser_session_id: str
+    redirect_uri: str
+    scope: str
+    audiences: list[str]
+    nonce: str | None
+    code_challenge: str
+    expires_at: float
+    used_at: float | None
+    session_id: str | None
     browser_ended_at: float | None
     browser_expires_at: float | None
     browser_auth_time: float | None
@@ -42,10 +53,24 @@ class Exchange:
 # exchanges of one code contend for it (PostgreSQL; SQLite's BEGIN IMMEDIATE
 # already serializes the writers). The browser session has no foreign key, so
 # it is outer-joined; the user is (ON DELETE CASCADE), so it is always there.
-_CODE_COLUMNS = tuple(_CODES.c)
+# The code's columns, in the order of Exchange's first fields.
+_CODE_COLUMNS = (
+    _CODES.c.code_hash,
+    _CODES.c.client_id,
+    _CODES.c.browser_session_id,
+    _CODES.c.redirect_uri,
+    _CODES.c.scope,
+    _CODES.c.audiences,
+    _CODES.c.nonce,
+    _CODES.c.code_challenge,
+    _CODES.c.expires_at,
+    _CODES.c.used_at,
+    _CODES.c.session_id,
+)
 _LOAD_EXCHANGE = (
     select(
         *_CODE_COLUMNS,
+        _CODES.c.user_id,
         SessionRow.ended_at,
         SessionRow.expires_at,
         SessionRow.auth_time,
@@ -110,15 +135,15 @@ async def load_exchange(session: AsyncSession, code_hash: str) -> Exchange | Non
         return None
     first = rows[0]
     n = len(_CODE_COLUMNS)
-    code = AuthorizationCodeRow(**{c.key: first[i] for i, c in enumerate(_CODE_COLUMNS)})
-    ended_at, expires_at, auth_time, amr, username, blocked, email = first[n : n + 7]
+    code = {c.key: first[i] for i, c in enumerate(_CODE_COLUMNS)}
+    user_id, ended_at, expires_at, auth_time, amr, username, blocked, email = first[n : n + 8]
     return Exchange(
-        code=code,
+        **code,
         browser_ended_at=ended_at,
         browser_expires_at=expires_at,
         browser_auth_time=auth_time,
         browser_amr=None if amr is None else list(amr),
-        user=UserRow(id=code.user_id, username=username, blocked=bool(blocked), email=email),
+        user=UserRow(id=user_id, username=username, blocked=bool(blocked), email=email),
         roles=sorted(row[-1] for row in rows if row[-1] is not None),
     )
 

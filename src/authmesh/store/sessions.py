@@ -212,7 +212,7 @@ async def end_user_sessions(
 
 async def add_refresh_token(
     session: AsyncSession, *, token_hash: str, session_id: str, now: float, expires_at: float
-) -> RefreshTokenRow:
+) -> None:
     """Store a new refresh token (by hash)."""
     values = {
         "token_hash": token_hash,
@@ -221,7 +221,6 @@ async def add_refresh_token(
         "expires_at": expires_at,
     }
     await session.execute(insert(_RT), values)
-    return RefreshTokenRow(**values)
 
 
 async def get_refresh_token(

@@ -26,7 +26,7 @@ from authmesh.server.secrets import hash_secret, new_secret
 from authmesh.store import codes as code_store
 from authmesh.store import sessions as session_store
 from authmesh.store.codes import Exchange
-from authmesh.store.models import AuthorizationCodeRow, ClientRow, SessionRow, UserRow
+from authmesh.store.models import ClientRow, SessionRow, UserRow
 
 __all__ = ["authorization_code_grant", "issue_code"]
 
@@ -92,18 +92,17 @@ async def authorization_code_grant(
         redirect_uri = _required(redirect_uri, "redirect_uri")
         code_verifier = _required(code_verifier, "code_verifier")
         found = await code_store.load_exchange(session, hash_secret(code))
-        if found is not None and found.code.client_id == client.client_id:
-            row = found.code
-            if row.used_at is not None:
+        if found is not None and found.client_id == client.client_id:
+            if found.used_at is not None:
                 info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-                cursors = await _end_replayed(ctx, session, row, info)
+                cursors = await _end_replayed(ctx, session, found, info)
             else:
                 opened = await _use(ctx, session, client, found, redirect_uri, code_verifier)
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
     assert found is not None  # opened only from a found code
-    return _tokens(ctx, client, found.code, opened)
+    return _tokens(ctx, client, found.nonce, opened)
 
 
 def _required(value: str | None, name: str) -> str:
@@ -114,11 +113,10 @@ def _required(value: str | None, name: str) -> str:
 
 def _usable(found: Exchange, redirect_uri: str, verifier: str, now: float) -> bool:
     """The code matches this request, and its sign-in and user are still good."""
-    row = found.code
     return (
-        row.expires_at > now
-        and row.redirect_uri == redirect_uri
-        and verifier_matches(verifier, row.code_challenge)
+        found.expires_at > now
+        and found.redirect_uri == redirect_uri
+        and verifier_matches(verifier, found.code_challenge)
         and found.browser_expires_at is not None
         and found.browser_ended_at is None
         and found.browser_expires_at > now
@@ -147,25 +145,24 @@ async def _use(
     """Mark the code used and, if it is good, open its session: the session id is made
     first so that one UPDATE both uses the code and binds it to the session."""
     now = ctx.now()
-    row = found.code
     good = _usable(found, redirect_uri, verifier, now)
     sid = session_store.new_session_id() if good else None
     # The row is locked, so this is the only use; the condition guards all the same.
-    if not await code_store.use_code(session, row.code_hash, now=now, session_id=sid) or not good:
+    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid) or not good:
         return None
     assert found.browser_expires_at is not None and found.browser_auth_time is not None
     settings = ctx.settings
     opened = await session_store.create_session(
         session,
         session_id=sid,
-        user_id=row.user_id,
+        user_id=found.user.id,
         client_id=client.client_id,
-        scope=row.scope,
-        audiences=row.audiences,
+        scope=found.scope,
+        audiences=found.audiences,
         now=now,
         expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
         auth_time=found.browser_auth_time,
-        parent_id=row.browser_session_id,
+        parent_id=found.browser_session_id,
         amr=found.browser_amr or ["pwd"],
     )
     refresh = None
@@ -182,7 +179,7 @@ async def _use(
 
 
 def _tokens(
-    ctx: ServerContext, client: ClientRow, row: AuthorizationCodeRow, opened: Opened
+    ctx: ServerContext, client: ClientRow, nonce: str | None, opened: Opened
 ) -> TokenResponse:
     sess = opened.session
     access = ctx.issuer.access_token(
@@ -204,7 +201,7 @@ def _tokens(
             session_id=sess.id,
             auth_time=sess.auth_time,
             amr=sess.amr or ["pwd"],
-            nonce=row.nonce,
+            nonce=nonce,
             scopes=sess.scope.split(),
             access_token=access.token,
         )
@@ -214,21 +211,21 @@ def _tokens(
 
 
 async def _end_replayed(
-    ctx: ServerContext, session: AsyncSession, row: AuthorizationCodeRow, info: RequestInfo
+    ctx: ServerContext, session: AsyncSession, found: Exchange, info: RequestInfo
 ) -> list[int]:
     cursors: list[int] = []
-    if row.session_id is not None:
+    if found.session_id is not None:
         await session_store.end_session(
-            session, row.session_id, now=ctx.now(), reason="code_replay"
+            session, found.session_id, now=ctx.now(), reason="code_replay"
         )
-        cursors = await publish.revoke(ctx, session, "sid", [row.session_id])
+        cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
     await audit.record(
         ctx,
         session,
         "code_replay",
         outcome="revoked",
         info=info,
-        client_id=row.client_id,
-        session_id=row.session_id,
+        client_id=found.client_id,
+        session_id=found.session_id,
     )
     return cursors
