@@ -305,10 +305,11 @@ def _rest(cost: dict[str, dict[str, float]], argon_ms: float) -> str:
 #: Where the rest goes, from py-spy profiles of the servers (2026-11-30).
 _WHERE = (
     "The rest is mostly the database, statement by statement through SQLAlchemy and "
-    "the async driver: a statement costs about 0.3 ms of CPU on SQLite (aiosqlite "
-    "hands each cursor, execute, fetch and close to its thread) and 0.13 ms on "
-    "PostgreSQL, a transaction about 0.3 ms more on either (on PostgreSQL: a "
-    "one-round-trip ping of the pooled connection, BEGIN, COMMIT). Then uvicorn, the "
+    "the async driver: a statement costs a few tenths of a millisecond of CPU, about "
+    "twice as much on SQLite as on PostgreSQL (aiosqlite hands each cursor, execute, "
+    "fetch and close to its thread), and a transaction about as much again (on "
+    "PostgreSQL: a one-round-trip ping of the pooled connection, BEGIN, COMMIT). "
+    "Then uvicorn, the "
     "middleware, two EdDSA signatures per exchange and the page or JSON of each "
     "request. `/authorize` with the SSO cookie is one transaction of two statements "
     "(the client with the browser session and its user; the new code); the exchange, "
