@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import jwt
 import pytest
 
@@ -111,6 +114,39 @@ def test_replayed_code_is_refused_and_revokes_what_it_issued(api: Api, browser: 
     refreshed = api.refresh(body["refresh_token"], client_id="spa")
     assert refreshed.status_code == 400
     assert api.userinfo(body["access_token"]).status_code == 401
+
+
+def test_concurrent_exchanges_of_one_code_give_one_answer_then_end_its_session(
+    api: Api, browser: Browser
+) -> None:
+    query = browser.sign_in(*ALICE)
+    cursor = api.latest_cursor()
+    form = {
+        "grant_type": "authorization_code",
+        "code": query["code"],
+        "redirect_uri": SPA,
+        "client_id": "spa",
+        "code_verifier": browser.pkce.verifier,
+    }
+    start = threading.Barrier(2)
+
+    def exchange() -> httpx.Response:
+        with httpx.Client(base_url=api.url, timeout=20) as http:
+            start.wait()
+            return http.post("/oauth/token", data=form)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        responses = list(pool.map(lambda _: exchange(), range(2)))
+
+    assert sorted(r.status_code for r in responses) == [200, 400], [r.text for r in responses]
+    (won,) = (r.json() for r in responses if r.status_code == 200)
+    (lost,) = (r.json() for r in responses if r.status_code == 400)
+    assert lost["error"] == "invalid_grant"
+    # The loser is a replay: the session the winner opened ends with it.
+    sid = claims_of(won["access_token"])["sid"]
+    assert ("sid", sid) in api.events(after=cursor)
+    assert api.introspect(won["access_token"]) == {"active": False}
+    assert api.refresh(won["refresh_token"], client_id="spa").status_code == 400
 
 
 def test_wrong_verifier_is_refused_and_burns_the_code(browser: Browser) -> None:

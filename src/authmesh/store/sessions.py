@@ -19,11 +19,11 @@ __all__ = [
     "end_client_sessions",
     "end_session",
     "end_user_sessions",
-    "get_browser_session",
     "get_refresh_token",
     "get_session",
     "load_rotation",
     "mark_refresh_used",
+    "new_session_id",
     "open_sessions",
     "reread_use",
     "touch_session",
@@ -96,6 +96,11 @@ _TOUCH_SESSION = (
 )
 
 
+def new_session_id() -> str:
+    """A fresh session id (the ``sid`` of its tokens)."""
+    return str(uuid.uuid4())
+
+
 async def create_session(
     session: AsyncSession,
     *,
@@ -109,10 +114,14 @@ async def create_session(
     parent_id: str | None = None,
     browser_secret_hash: str | None = None,
     amr: Sequence[str] | None = None,
+    session_id: str | None = None,
 ) -> SessionRow:
-    """Open a session: a login, a browser sign-in, or one client's share of a sign-in."""
+    """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
+
+    ``session_id`` is the id to give it, when the caller had to name it first.
+    """
     values = {
-        "id": str(uuid.uuid4()),
+        "id": session_id or new_session_id(),
         "user_id": user_id,
         "client_id": client_id,
         "scope": scope,
@@ -153,18 +162,6 @@ async def end_session(session: AsyncSession, sid: str, *, now: float, reason: st
         .values(ended_at=now, end_reason=reason)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def get_browser_session(
-    session: AsyncSession, secret_hash: str, *, now: float
-) -> SessionRow | None:
-    """The open browser sign-in whose cookie secret has this hash, or ``None``."""
-    stmt = select(SessionRow).where(
-        SessionRow.browser_secret_hash == secret_hash,
-        SessionRow.ended_at.is_(None),
-        SessionRow.expires_at > now,
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def end_browser_session(
@@ -215,7 +212,7 @@ async def end_user_sessions(
 
 async def add_refresh_token(
     session: AsyncSession, *, token_hash: str, session_id: str, now: float, expires_at: float
-) -> RefreshTokenRow:
+) -> None:
     """Store a new refresh token (by hash)."""
     values = {
         "token_hash": token_hash,
@@ -224,7 +221,6 @@ async def add_refresh_token(
         "expires_at": expires_at,
     }
     await session.execute(insert(_RT), values)
-    return RefreshTokenRow(**values)
 
 
 async def get_refresh_token(

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
 from authmesh.server.oidc.pkce import check_challenge
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.server.oidc.scopes import resolve_requested_scope
-from authmesh.store import clients as client_store
 from authmesh.store.models import ClientRow
 
-__all__ = ["PROMPTS", "AuthorizationRequest", "validate_authorization_request"]
+__all__ = [
+    "PROMPTS",
+    "AuthorizationRequest",
+    "requested_client_id",
+    "validate_authorization_request",
+]
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 _MAX_PARAM = 1024  # state, nonce, login_hint: they travel through the sign-in form
@@ -70,19 +72,28 @@ def _opt(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-async def validate_authorization_request(
-    session: AsyncSession, params: Mapping[str, str]
-) -> tuple[AuthorizationRequest, ClientRow]:
-    """Check every parameter of an authorization request.
+def requested_client_id(params: Mapping[str, str]) -> str:
+    """The ``client_id`` an authorization request names.
+
+    Raises:
+        UntrustedRedirect: it names none.
+    """
+    client_id = params.get("client_id")
+    if not client_id:
+        raise UntrustedRedirect("the request names no client (client_id is missing)")
+    return client_id
+
+
+def validate_authorization_request(
+    params: Mapping[str, str], client: ClientRow | None
+) -> AuthorizationRequest:
+    """Check every parameter of an authorization request, ``client`` being the one it
+    names (:func:`requested_client_id`) as read from the store.
 
     Raises:
         UntrustedRedirect: no known client, or a redirect URI it did not register.
         AuthorizationError: anything else, to be sent to the redirect URI.
     """
-    client_id = params.get("client_id")
-    if not client_id:
-        raise UntrustedRedirect("the request names no client (client_id is missing)")
-    client = await client_store.get_client(session, client_id)
     if client is None:
         raise UntrustedRedirect("the application that sent you here is not registered")
     redirect_uri = params.get("redirect_uri")
@@ -90,7 +101,7 @@ async def validate_authorization_request(
         raise UntrustedRedirect("the request has no redirect_uri")
     if not redirect_uri_matches(client.redirect_uris, redirect_uri):
         raise UntrustedRedirect("the redirect_uri is not registered for this application")
-    return _validate_rest(params, client, redirect_uri), client
+    return _validate_rest(params, client, redirect_uri)
 
 
 def _validate_rest(

@@ -8,7 +8,9 @@ of the user, browser sign-ins included, so the cookie stops working with them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,17 +19,26 @@ from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret
+from authmesh.store import browser_sign_ins as sign_in_store
+from authmesh.store import clients as client_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
+from authmesh.store.browser_sign_ins import BrowserSignIn
+from authmesh.store.models import ClientRow, UserRow
 
 __all__ = [
     "BrowserSession",
     "SignedIn",
     "current_browser_session",
     "find_browser_session",
+    "find_client_and_browser_session",
+    "read_sign_in",
     "sign_in",
     "sign_out",
 ]
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,29 +60,48 @@ class SignedIn:
     cookie_secret: str
 
 
+async def read_sign_in(
+    ctx: ServerContext, client_id: str, username: str
+) -> tuple[ClientRow | None, UserRow | None]:
+    """The client a sign-in form continues and the user it names, in one statement.
+
+    No user is looked up for an unknown client: the form is refused before any
+    password is checked.
+    """
+    async with ctx.db.transaction() as session:
+        return await sign_in_store.load_client_and_user(session, client_id, username)
+
+
 async def sign_in(
-    ctx: ServerContext, username: str, password: str, *, client_id: str, info: RequestInfo
-) -> SignedIn:
-    """Check the password and open a browser session.
+    ctx: ServerContext,
+    user: UserRow | None,
+    username: str,
+    password: str,
+    *,
+    client_id: str,
+    info: RequestInfo,
+    then: Callable[[AsyncSession, BrowserSession], Awaitable[_T]],
+) -> tuple[SignedIn, _T]:
+    """Check the password of ``user`` (from :func:`read_sign_in`), open a browser session,
+    and run ``then`` in the transaction that opens it (a sign-in's next step, such as
+    issuing a code, costs no transaction of its own); returns its result too.
 
     Raises:
         RateLimited: too many recent failures for this account or address.
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
-    async with ctx.db.transaction() as session:
-        user, _roles = await user_store.get_user_and_roles(session, username)
     verified = await verify_login(ctx, user, username, password, info=info, client_id=client_id)
-    user = verified.user
+    found = verified.user
     secret = new_secret()
     now = ctx.now()
     async with ctx.db.transaction() as session:
         if verified.new_hash is not None:
-            row = await user_store.get_user_by_id(session, user.id, for_update=True)
+            row = await user_store.get_user_by_id(session, found.id, for_update=True)
             if row is not None:
                 row.password_hash = verified.new_hash
         opened = await session_store.create_session(
             session,
-            user_id=user.id,
+            user_id=found.id,
             client_id=client_id,
             scope="",
             audiences=[],
@@ -85,15 +115,16 @@ async def sign_in(
             session,
             "login",
             info=info,
-            subject=user.username,
+            subject=found.username,
             client_id=client_id,
             session_id=opened.id,
             method="browser",
         )
-    browser = BrowserSession(
-        id=opened.id, user_id=user.id, username=user.username, auth_time=now, amr=("pwd",)
-    )
-    return SignedIn(browser, secret)
+        browser = BrowserSession(
+            id=opened.id, user_id=found.id, username=found.username, auth_time=now, amr=("pwd",)
+        )
+        after = await then(session, browser)
+    return SignedIn(browser, secret), after
 
 
 async def current_browser_session(ctx: ServerContext, cookie: str | None) -> BrowserSession | None:
@@ -108,18 +139,40 @@ async def find_browser_session(
     session: AsyncSession, ctx: ServerContext, cookie: str | None
 ) -> BrowserSession | None:
     """:func:`current_browser_session` inside the caller's transaction."""
+    secret_hash = _secret_hash(cookie)
+    if secret_hash is None:
+        return None
+    return _live(await sign_in_store.load_browser_sign_in(session, secret_hash, now=ctx.now()))
+
+
+async def find_client_and_browser_session(
+    session: AsyncSession, ctx: ServerContext, client_id: str, cookie: str | None
+) -> tuple[ClientRow | None, BrowserSession | None]:
+    """The client and the cookie's live browser sign-in, in one statement when there is
+    a cookie (the authorization endpoint's read); ``None`` for either."""
+    secret_hash = _secret_hash(cookie)
+    if secret_hash is None:
+        return await client_store.get_client(session, client_id), None
+    client, row = await sign_in_store.load_client_and_sign_in(
+        session, client_id, secret_hash, now=ctx.now()
+    )
+    return client, _live(row)
+
+
+def _secret_hash(cookie: str | None) -> str | None:
+    """The stored hash of a cookie's secret; ``None`` for no cookie or a forged long one."""
     if not cookie or len(cookie) > 100:
         return None
-    row = await session_store.get_browser_session(session, hash_secret(cookie), now=ctx.now())
-    if row is None:
-        return None
-    user = await user_store.get_user_by_id(session, row.user_id)
-    if user is None or user.blocked:
+    return hash_secret(cookie)
+
+
+def _live(row: BrowserSignIn | None) -> BrowserSession | None:
+    if row is None or row.blocked:
         return None
     return BrowserSession(
         id=row.id,
-        user_id=user.id,
-        username=user.username,
+        user_id=row.user_id,
+        username=row.username,
         auth_time=row.auth_time,
         amr=tuple(row.amr or ("pwd",)),
     )

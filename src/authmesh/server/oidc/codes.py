@@ -25,8 +25,8 @@ from authmesh.server.oidc.pkce import verifier_matches
 from authmesh.server.secrets import hash_secret, new_secret
 from authmesh.store import codes as code_store
 from authmesh.store import sessions as session_store
-from authmesh.store import users as user_store
-from authmesh.store.models import AuthorizationCodeRow, ClientRow, SessionRow, UserRow
+from authmesh.store.codes import Exchange
+from authmesh.store.models import ClientRow, SessionRow, UserRow
 
 __all__ = ["authorization_code_grant", "issue_code"]
 
@@ -71,9 +71,10 @@ async def authorization_code_grant(
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
-    One transaction, the code row locked: it is marked used, checked, and the
-    session its tokens belong to is opened and bound to it, so a concurrent
-    replay either waits and then ends that session, or finds no code.
+    One transaction, the code row locked: one read of the code with its browser
+    sign-in, user and roles; one update marks it used and binds it to the
+    session its tokens belong to, which is then opened, so a concurrent replay
+    either waits and then ends that session, or finds no code.
 
     Raises:
         InvalidClient: the client credentials do not prove a registered client.
@@ -90,21 +91,18 @@ async def authorization_code_grant(
         code = _required(code, "code")
         redirect_uri = _required(redirect_uri, "redirect_uri")
         code_verifier = _required(code_verifier, "code_verifier")
-        info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-        code_hash = hash_secret(code)
-        row = await code_store.load_code(session, code_hash)
-        if row is not None and row.client_id == client.client_id:
-            if row.used_at is not None:
-                cursors = await _end_replayed(ctx, session, row, info)
+        found = await code_store.load_exchange(session, hash_secret(code))
+        if found is not None and found.client_id == client.client_id:
+            if found.used_at is not None:
+                info = RequestInfo(client_ip=client_ip, actor=client.client_id)
+                cursors = await _end_replayed(ctx, session, found, info)
             else:
-                await code_store.mark_code_used(session, code_hash, now=ctx.now())
-                if _matches(ctx, row, redirect_uri, code_verifier):
-                    opened = await _open_session(ctx, session, client, row)
+                opened = await _use(ctx, session, client, found, redirect_uri, code_verifier)
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
-    assert row is not None  # opened only from a found code
-    return _tokens(ctx, client, row, opened)
+    assert found is not None  # opened only from a found code
+    return _tokens(ctx, client, found.nonce, opened)
 
 
 def _required(value: str | None, name: str) -> str:
@@ -113,13 +111,16 @@ def _required(value: str | None, name: str) -> str:
     return value
 
 
-def _matches(
-    ctx: ServerContext, row: AuthorizationCodeRow, redirect_uri: str, verifier: str
-) -> bool:
+def _usable(found: Exchange, redirect_uri: str, verifier: str, now: float) -> bool:
+    """The code matches this request, and its sign-in and user are still good."""
     return (
-        row.expires_at > ctx.now()
-        and row.redirect_uri == redirect_uri
-        and verifier_matches(verifier, row.code_challenge)
+        found.expires_at > now
+        and found.redirect_uri == redirect_uri
+        and verifier_matches(verifier, found.code_challenge)
+        and found.browser_expires_at is not None
+        and found.browser_ended_at is None
+        and found.browser_expires_at > now
+        and not found.user.blocked
     )
 
 
@@ -133,31 +134,37 @@ class Opened:
     refresh_token: str | None
 
 
-async def _open_session(
-    ctx: ServerContext, session: AsyncSession, client: ClientRow, row: AuthorizationCodeRow
+async def _use(
+    ctx: ServerContext,
+    session: AsyncSession,
+    client: ClientRow,
+    found: Exchange,
+    redirect_uri: str,
+    verifier: str,
 ) -> Opened | None:
-    browser = await session_store.get_session(session, row.browser_session_id)
+    """Mark the code used and, if it is good, open its session: the session id is made
+    first so that one UPDATE both uses the code and binds it to the session."""
     now = ctx.now()
-    if browser is None or browser.ended_at is not None or browser.expires_at <= now:
+    good = _usable(found, redirect_uri, verifier, now)
+    sid = session_store.new_session_id() if good else None
+    # The row is locked, so this is the only use; the condition guards all the same.
+    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid) or not good:
         return None
-    user = await user_store.get_user_by_id(session, row.user_id)
-    if user is None or user.blocked:
-        return None
-    roles = await user_store.get_roles(session, user.id)
+    assert found.browser_expires_at is not None and found.browser_auth_time is not None
     settings = ctx.settings
     opened = await session_store.create_session(
         session,
-        user_id=user.id,
+        session_id=sid,
+        user_id=found.user.id,
         client_id=client.client_id,
-        scope=row.scope,
-        audiences=row.audiences,
+        scope=found.scope,
+        audiences=found.audiences,
         now=now,
-        expires_at=min(now + settings.refresh_absolute_ttl, browser.expires_at),
-        auth_time=browser.auth_time,
-        parent_id=browser.id,
-        amr=browser.amr or ["pwd"],
+        expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
+        auth_time=found.browser_auth_time,
+        parent_id=found.browser_session_id,
+        amr=found.browser_amr or ["pwd"],
     )
-    await code_store.bind_session(session, row.code_hash, opened.id)
     refresh = None
     if "refresh_token" in client.grant_types:
         refresh = new_secret()
@@ -168,11 +175,11 @@ async def _open_session(
             now=now,
             expires_at=min(now + settings.refresh_idle_ttl, opened.expires_at),
         )
-    return Opened(opened, user, roles, refresh)
+    return Opened(opened, found.user, found.roles, refresh)
 
 
 def _tokens(
-    ctx: ServerContext, client: ClientRow, row: AuthorizationCodeRow, opened: Opened
+    ctx: ServerContext, client: ClientRow, nonce: str | None, opened: Opened
 ) -> TokenResponse:
     sess = opened.session
     access = ctx.issuer.access_token(
@@ -194,7 +201,7 @@ def _tokens(
             session_id=sess.id,
             auth_time=sess.auth_time,
             amr=sess.amr or ["pwd"],
-            nonce=row.nonce,
+            nonce=nonce,
             scopes=sess.scope.split(),
             access_token=access.token,
         )
@@ -204,21 +211,21 @@ def _tokens(
 
 
 async def _end_replayed(
-    ctx: ServerContext, session: AsyncSession, row: AuthorizationCodeRow, info: RequestInfo
+    ctx: ServerContext, session: AsyncSession, found: Exchange, info: RequestInfo
 ) -> list[int]:
     cursors: list[int] = []
-    if row.session_id is not None:
+    if found.session_id is not None:
         await session_store.end_session(
-            session, row.session_id, now=ctx.now(), reason="code_replay"
+            session, found.session_id, now=ctx.now(), reason="code_replay"
         )
-        cursors = await publish.revoke(ctx, session, "sid", [row.session_id])
+        cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
     await audit.record(
         ctx,
         session,
         "code_replay",
         outcome="revoked",
         info=info,
-        client_id=row.client_id,
-        session_id=row.session_id,
+        client_id=found.client_id,
+        session_id=found.session_id,
     )
     return cursors

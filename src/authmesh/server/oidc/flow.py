@@ -12,9 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authmesh.server.context import ServerContext
 from authmesh.server.oidc.authorization import (
     AuthorizationRequest,
+    requested_client_id,
     validate_authorization_request,
 )
-from authmesh.server.oidc.browser_sessions import BrowserSession, find_browser_session
+from authmesh.server.oidc.browser_sessions import (
+    BrowserSession,
+    find_client_and_browser_session,
+)
 from authmesh.server.oidc.codes import issue_code
 from authmesh.server.oidc.consent import needs_consent
 from authmesh.server.oidc.errors import AuthorizationError
@@ -23,6 +27,7 @@ from authmesh.store.models import ClientRow
 __all__ = [
     "Next",
     "Started",
+    "after_sign_in",
     "client_redirect",
     "error_redirect",
     "next_step",
@@ -75,16 +80,21 @@ async def start_authorization(
     ctx: ServerContext, params: Mapping[str, str], cookie: str | None
 ) -> Started:
     """Validate a request at the authorization endpoint, find the browser's sign-in and
-    decide the next step, in one transaction (an SSO answer costs one, not three).
+    decide the next step, in one transaction (an SSO answer costs one, not three) of
+    at most two statements (the client with the sign-in; the code).
 
     Raises:
         UntrustedRedirect: no known client, or a redirect URI it did not register.
         AuthorizationError: anything else, to be sent to the redirect URI,
             including ``prompt=none`` when the user would have to act.
     """
+    client_id = requested_client_id(params)
     async with ctx.db.transaction() as session:
-        request, client = await validate_authorization_request(session, params)
-        browser = await find_browser_session(session, ctx, cookie)
+        # One read of the client and the SSO session; the client is checked before
+        # the sign-in is looked at.
+        client, browser = await find_client_and_browser_session(session, ctx, client_id, cookie)
+        request = validate_authorization_request(params, client)
+        assert client is not None  # validation refuses an unknown client
         step = await _decide(session, ctx, request, client, browser)
     return Started(request, client, browser, step)
 
@@ -95,7 +105,6 @@ async def next_step(
     client: ClientRow,
     browser: BrowserSession | None,
     *,
-    just_signed_in: bool = False,
     just_consented: bool = False,
 ) -> Next:
     """Decide the next step of an authorization request.
@@ -111,9 +120,26 @@ async def next_step(
             request,
             client,
             browser,
-            just_signed_in=just_signed_in,
             just_consented=just_consented,
         )
+
+
+async def after_sign_in(
+    session: AsyncSession,
+    ctx: ServerContext,
+    request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession,
+) -> Next | AuthorizationError:
+    """The next step once the user has just signed in, in the sign-in's own transaction.
+
+    An :class:`AuthorizationError` is returned, not raised: the sign-in stands
+    (and commits) whatever the request's answer is.
+    """
+    try:
+        return await _decide(session, ctx, request, client, browser, just_signed_in=True)
+    except AuthorizationError as exc:
+        return exc
 
 
 async def _decide(

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
@@ -17,11 +18,18 @@ from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import (
     BrowserSession,
     current_browser_session,
+    read_sign_in,
     sign_in,
 )
 from authmesh.server.oidc.consent import grant_consent
 from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
-from authmesh.server.oidc.flow import Next, error_redirect, next_step, start_authorization
+from authmesh.server.oidc.flow import (
+    Next,
+    after_sign_in,
+    error_redirect,
+    next_step,
+    start_authorization,
+)
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
 from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.cookies import CookieJar
@@ -127,21 +135,31 @@ async def _continue(
     *,
     status: int,
     message: str | None = None,
-    just_signed_in: bool = False,
     just_consented: bool = False,
 ) -> Response:
     try:
-        step = await next_step(
-            ctx,
-            auth_request,
-            client,
-            browser,
-            just_signed_in=just_signed_in,
-            just_consented=just_consented,
+        step: Next | AuthorizationError = await next_step(
+            ctx, auth_request, client, browser, just_consented=just_consented
         )
     except AuthorizationError as exc:
+        step = exc
+    return _answer(request, auth_request, client, browser, step, status=status, message=message)
+
+
+def _answer(
+    request: Request,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    browser: BrowserSession | None,
+    step: Next | AuthorizationError,
+    *,
+    status: int,
+    message: str | None = None,
+) -> Response:
+    if isinstance(step, AuthorizationError):
+        ctx = get_context(request)
         return RedirectResponse(
-            error_redirect(ctx, auth_request.redirect_uri, auth_request.state, exc), status
+            error_redirect(ctx, auth_request.redirect_uri, auth_request.state, step), status
         )
     return _respond(request, auth_request, client, browser, step, status=status, message=message)
 
@@ -224,10 +242,10 @@ def _form_page(
     return response
 
 
-async def _posted_request(
+async def _posted_form(
     request: Request, purpose: str
-) -> tuple[dict[str, str], dict[str, Any], AuthorizationRequest, ClientRow]:
-    """The posted form, its signed state, and the request and client it continues.
+) -> tuple[dict[str, str], dict[str, Any], AuthorizationRequest]:
+    """The posted form, its signed state, and the request it continues.
 
     Raises:
         InvalidForm: a forged, foreign, stale or cross-site form.
@@ -244,12 +262,18 @@ async def _posted_request(
         auth_request = AuthorizationRequest.from_json(state["req"])
     except (KeyError, TypeError, ValueError):
         raise InvalidForm("the form is incomplete") from None
-    async with ctx.db.transaction() as session:
-        client = await client_store.get_client(session, auth_request.client_id)
-    # The client may have changed since the form was shown.
+    return form.single, state, auth_request
+
+
+def _still_registered(client: ClientRow | None, auth_request: AuthorizationRequest) -> ClientRow:
+    """The client, unless it changed since the form was shown.
+
+    Raises:
+        InvalidForm: the client is gone or no longer has the redirect URI.
+    """
     if client is None or not redirect_uri_matches(client.redirect_uris, auth_request.redirect_uri):
         raise InvalidForm("the application is no longer registered for this sign-in")
-    return form.single, state, auth_request, client
+    return client
 
 
 @router.post("/login")
@@ -257,16 +281,25 @@ async def login(request: Request) -> Response:
     """The sign-in form: check the password, open the SSO session, continue the request."""
     ctx = get_context(request)
     try:
-        form, _state, auth_request, client = await _posted_request(request, "login")
+        form, _state, auth_request = await _posted_form(request, "login")
+        username = form.get("username", "")[:150]
+        password = form.get("password", "")[:1024]
+        # The client and the user in one transaction; the user is used only if it is good.
+        found, user = await read_sign_in(ctx, auth_request.client_id, username)
+        client = _still_registered(found, auth_request)
     except InvalidForm as exc:
         return error_page(f"{exc} Go back to the application and sign in again.")
-    username = form.get("username", "")[:150]
-    password = form.get("password", "")[:1024]
     info = request_info(request, actor=client.client_id)
+
+    async def then(session: AsyncSession, browser: BrowserSession) -> Next | AuthorizationError:
+        return await after_sign_in(session, ctx, auth_request, client, browser)
+
     try:
         if not username or not password:
             raise InvalidGrant("missing")
-        signed = await sign_in(ctx, username, password, client_id=client.client_id, info=info)
+        signed, step = await sign_in(
+            ctx, user, username, password, client_id=client.client_id, info=info, then=then
+        )
     except InvalidGrant:
         return await _continue(
             request,
@@ -288,9 +321,7 @@ async def login(request: Request) -> Response:
             status=303,
             message=f"Too many sign-in attempts. Try again in {wait} seconds.",
         )
-    response = await _continue(
-        request, ctx, auth_request, client, signed.session, status=303, just_signed_in=True
-    )
+    response = _answer(request, auth_request, client, signed.session, step, status=303)
     jar = cookie_jar(ctx)
     jar.set(response, jar.session_name, signed.cookie_secret)
     return response
@@ -301,7 +332,11 @@ async def consent(request: Request) -> Response:
     """The consent form: remember the answer, then continue the request."""
     ctx = get_context(request)
     try:
-        form, state, auth_request, client = await _posted_request(request, "consent")
+        form, state, auth_request = await _posted_form(request, "consent")
+        async with ctx.db.transaction() as session:
+            client = _still_registered(
+                await client_store.get_client(session, auth_request.client_id), auth_request
+            )
     except InvalidForm as exc:
         return error_page(f"{exc} Go back to the application and sign in again.")
     browser = await browser_session(request)

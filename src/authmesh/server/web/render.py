@@ -23,6 +23,8 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the package: no stat of their files on every page.
+        auto_reload=False,
     )
     env.globals["static"] = lambda name: f"/static/{name}"
     return env

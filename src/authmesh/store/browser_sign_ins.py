@@ -1,0 +1,129 @@
+"""Browser sign-ins (single sign-on sessions) and what the sign-in endpoints read with them.
+
+Each read is one statement: the client a request names is outer-joined with
+the sign-in or the user the request is about, so it comes back without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.users import username_key
+
+__all__ = [
+    "BrowserSignIn",
+    "load_browser_sign_in",
+    "load_client_and_sign_in",
+    "load_client_and_user",
+]
+
+_CLIENTS = ClientRow.__table__
+_USERS = UserRow.__table__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrowserSignIn:
+    """An open browser sign-in and what of its user the authorization endpoint needs."""
+
+    id: str
+    user_id: str
+    auth_time: float
+    amr: list[str] | None
+    username: str
+    blocked: bool
+
+
+_SIGN_IN_COLUMNS = (
+    SessionRow.id,
+    SessionRow.user_id,
+    SessionRow.auth_time,
+    SessionRow.amr,
+    UserRow.username,
+    UserRow.blocked,
+)
+_OPEN = and_(
+    SessionRow.browser_secret_hash == bindparam("secret_hash"),
+    SessionRow.ended_at.is_(None),
+    SessionRow.expires_at > bindparam("now"),
+)
+# The browser session and its user in one statement.
+_LOAD_SIGN_IN = (
+    select(*_SIGN_IN_COLUMNS).join(UserRow, UserRow.id == SessionRow.user_id).where(_OPEN)
+)
+# /authorize with a cookie.
+_LOAD_CLIENT_AND_SIGN_IN = (
+    select(*_CLIENTS.c, *_SIGN_IN_COLUMNS)
+    .select_from(
+        _CLIENTS.outerjoin(
+            SessionRow.__table__.join(UserRow.__table__, UserRow.id == SessionRow.user_id),
+            _OPEN,
+        )
+    )
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+)
+
+# The sign-in form's POST: the client it continues and the user it names.
+_LOAD_CLIENT_AND_USER = (
+    select(*_CLIENTS.c, *_USERS.c)
+    .select_from(_CLIENTS.outerjoin(_USERS, _USERS.c.username_key == bindparam("key")))
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+)
+
+
+def _client(row: Sequence[Any]) -> ClientRow:
+    return ClientRow(**{c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
+
+
+def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
+    if values[0] is None:
+        return None
+    sid, user_id, auth_time, amr, username, blocked = values
+    return BrowserSignIn(
+        id=sid,
+        user_id=user_id,
+        auth_time=auth_time,
+        amr=None if amr is None else list(amr),
+        username=username,
+        blocked=bool(blocked),
+    )
+
+
+async def load_browser_sign_in(
+    session: AsyncSession, secret_hash: str, *, now: float
+) -> BrowserSignIn | None:
+    """The open browser sign-in whose cookie secret has this hash, with its user; or ``None``."""
+    row = (await session.execute(_LOAD_SIGN_IN, {"secret_hash": secret_hash, "now": now})).first()
+    return None if row is None else _sign_in(row)
+
+
+async def load_client_and_sign_in(
+    session: AsyncSession, client_id: str, secret_hash: str, *, now: float
+) -> tuple[ClientRow | None, BrowserSignIn | None]:
+    """The client (detached, as ``clients.get_client`` gives it) and the open browser
+    sign-in whose cookie secret has this hash, in one statement; ``None`` for either."""
+    params = {"client_id": client_id, "secret_hash": secret_hash, "now": now}
+    row = (await session.execute(_LOAD_CLIENT_AND_SIGN_IN, params)).first()
+    if row is None:
+        return None, None
+    return _client(row), _sign_in(row[len(_CLIENTS.c) :])
+
+
+async def load_client_and_user(
+    session: AsyncSession, client_id: str, username: str
+) -> tuple[ClientRow | None, UserRow | None]:
+    """The client and the user with this username (case-insensitive), both detached, in
+    one statement; ``None`` for either. The user is not there without the client."""
+    params = {"client_id": client_id, "key": username_key(username)}
+    row = (await session.execute(_LOAD_CLIENT_AND_USER, params)).first()
+    if row is None:
+        return None, None
+    n = len(_CLIENTS.c)
+    if row[n] is None:
+        return _client(row), None
+    return _client(row), UserRow(**{c.key: row[n + i] for i, c in enumerate(_USERS.c)})
