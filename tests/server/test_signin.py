@@ -312,3 +312,10 @@ def test_non_ascii_csrf_token_is_refused_not_a_crash(browser: Browser) -> None:
     fields = browser.hidden(browser.authorize())
     response = browser.http.post("/login", data={**fields, "csrf_token": "é" * 64})
     assert response.status_code == 400 and "not sent from this site" in response.text
+
+
+def test_an_empty_csrf_cookie_is_replaced_so_the_form_still_works(browser: Browser) -> None:
+    browser.http.cookies.set("authmesh_csrf", "", domain="127.0.0.1", path="/")
+    page = browser.authorize()
+    assert "authmesh_csrf=" in page.headers.get("set-cookie", "")
+    assert browser.submit_login(page, *ALICE).status_code == 303

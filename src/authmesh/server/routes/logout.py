@@ -11,9 +11,15 @@ from authmesh.server.oidc.errors import LogoutRequestError
 from authmesh.server.oidc.flow import client_redirect
 from authmesh.server.oidc.logout import LogoutRequest, validate_logout_request
 from authmesh.server.routes.common import get_context, read_form, request_info
-from authmesh.server.routes.signin import browser_session, cookie_jar, error_page, form_signer
+from authmesh.server.routes.signin import (
+    browser_session,
+    cookie_jar,
+    error_page,
+    form_signer,
+    signed_form_page,
+)
 from authmesh.server.web.errors import InvalidForm
-from authmesh.server.web.render import origin_of, page
+from authmesh.server.web.render import page
 
 __all__ = ["router"]
 
@@ -85,26 +91,12 @@ async def _logout(request: Request, params: dict[str, str | None], *, confirmed:
 def _confirmation(
     request: Request, params: dict[str, str | None], checked: LogoutRequest, username: str
 ) -> Response:
-    ctx = get_context(request)
-    jar = cookie_jar(ctx)
-    signer = form_signer(request)
-    csrf_cookie = request.cookies.get(jar.csrf_name)
-    fresh = not csrf_cookie or len(csrf_cookie) > 100
-    if fresh:
-        csrf_cookie = signer.new_cookie_value()
-    assert csrf_cookie is not None
-    form = {
-        "csrf_token": signer.csrf_token(csrf_cookie),
-        "request": signer.dumps("logout", {k: v for k, v in params.items() if v is not None}),
-    }
-    target = origin_of(checked.redirect_to) if checked.redirect_to else None
-    response = page(
+    return signed_form_page(
+        request,
         "signin/logout.html",
-        form_targets=[target] if target else [],
-        form=form,
+        purpose="logout",
+        state={k: v for k, v in params.items() if v is not None},
+        answer_goes_to=checked.redirect_to,
         username=username,
         action="/logout",
     )
-    if fresh:
-        jar.set(response, jar.csrf_name, csrf_cookie)
-    return response

@@ -39,7 +39,14 @@ from authmesh.server.web.render import origin_of, page
 from authmesh.store import clients as client_store
 from authmesh.store.models import ClientRow
 
-__all__ = ["browser_session", "cookie_jar", "error_page", "form_signer", "router"]
+__all__ = [
+    "browser_session",
+    "cookie_jar",
+    "error_page",
+    "form_signer",
+    "router",
+    "signed_form_page",
+]
 
 router = APIRouter(tags=["sign-in"], include_in_schema=False)
 
@@ -216,25 +223,46 @@ def _form_page(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    ctx = get_context(request)
-    jar = cookie_jar(ctx)
+    return signed_form_page(
+        request,
+        template,
+        purpose=purpose,
+        state={"req": auth_request.to_json(), **(extra or {})},
+        answer_goes_to=auth_request.redirect_uri,
+        status_code=status_code,
+        client_name=client.name or client.client_id,
+        **context,
+    )
+
+
+def signed_form_page(
+    request: Request,
+    template: str,
+    *,
+    purpose: str,
+    state: dict[str, Any],
+    answer_goes_to: str | None,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """A page whose form carries ``state`` signed for ``purpose`` and a CSRF token.
+
+    The CSRF cookie is set when the browser has none (or a forged one); the page's
+    CSP lets the form's answer redirect to the origin of ``answer_goes_to``.
+    """
+    jar = cookie_jar(get_context(request))
     signer = form_signer(request)
-    csrf_cookie = request.cookies.get(jar.csrf_name)
-    fresh = csrf_cookie is None or len(csrf_cookie) > 100
+    csrf_cookie = request.cookies.get(jar.csrf_name) or ""
+    fresh = not csrf_cookie or len(csrf_cookie) > 100
     if fresh:
         csrf_cookie = signer.new_cookie_value()
-    assert csrf_cookie is not None
-    form = {
-        "csrf_token": signer.csrf_token(csrf_cookie),
-        "request": signer.dumps(purpose, {"req": auth_request.to_json(), **(extra or {})}),
-    }
-    target = origin_of(auth_request.redirect_uri)
+    form = {"csrf_token": signer.csrf_token(csrf_cookie), "request": signer.dumps(purpose, state)}
+    target = origin_of(answer_goes_to) if answer_goes_to else None
     response = page(
         template,
         status_code=status_code,
         form_targets=[target] if target else [],
         form=form,
-        client_name=client.name or client.client_id,
         **context,
     )
     if fresh:
@@ -300,26 +328,13 @@ async def login(request: Request) -> Response:
         signed, step = await sign_in(
             ctx, user, username, password, client_id=client.client_id, info=info, then=then
         )
-    except InvalidGrant:
+    except (InvalidGrant, RateLimited) as exc:
+        message = "Invalid username or password."
+        if isinstance(exc, RateLimited):
+            wait = int(exc.retry_after or 60)
+            message = f"Too many sign-in attempts. Try again in {wait} seconds."
         return await _continue(
-            request,
-            ctx,
-            auth_request,
-            client,
-            None,
-            status=303,
-            message="Invalid username or password.",
-        )
-    except RateLimited as exc:
-        wait = int(exc.retry_after or 60)
-        return await _continue(
-            request,
-            ctx,
-            auth_request,
-            client,
-            None,
-            status=303,
-            message=f"Too many sign-in attempts. Try again in {wait} seconds.",
+            request, ctx, auth_request, client, None, status=303, message=message
         )
     response = _answer(request, auth_request, client, signed.session, step, status=303)
     jar = cookie_jar(ctx)
