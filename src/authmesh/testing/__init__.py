@@ -6,6 +6,8 @@ Install ``authmesh[testing]``; pytest then offers the fixtures of
 * :class:`FakeIssuer`: an in-process auth server on a loopback port that
   publishes discovery and JWKS, mints access tokens with any claims, and serves
   the revocation feed, on which a test publishes any event.
+* :class:`TcpProxy`: a TCP proxy to kill or freeze, for outages of a database
+  or Redis under test.
 * :class:`FakeClock`, :func:`free_port`, :func:`wait_for` /
   :func:`async_wait_for`, :class:`UvicornThread` / :class:`WerkzeugThread`.
 * :mod:`authmesh.testing.authserver` (needs the ``server`` extra): the real
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from authmesh.testing.issuer import FakeIssuer, bearer
     from authmesh.testing.issuer_state import IssuerState
     from authmesh.testing.net import free_port
+    from authmesh.testing.proxy import TcpProxy
     from authmesh.testing.servers import UvicornThread, WerkzeugThread
     from authmesh.testing.waiting import async_wait_for, wait_for
 
@@ -33,6 +36,7 @@ __all__ = [
     "FakeClock",
     "FakeIssuer",
     "IssuerState",
+    "TcpProxy",
     "UvicornThread",
     "WerkzeugThread",
     "async_wait_for",
@@ -45,6 +49,7 @@ _HOMES = {
     "FakeClock": "clock",
     "FakeIssuer": "issuer",
     "IssuerState": "issuer_state",
+    "TcpProxy": "proxy",
     "UvicornThread": "servers",
     "WerkzeugThread": "servers",
     "async_wait_for": "waiting",
