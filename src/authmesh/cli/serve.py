@@ -16,6 +16,7 @@ from authmesh.cli.server_context import (
     run_with_context,
     settings_from,
 )
+from authmesh.server.config import ServerSettings
 
 __all__ = ["db_app", "serve"]
 
@@ -37,11 +38,16 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes (needs PostgreSQL and Redis) [1]"),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.workers import check_workers
 
     settings = settings_from(
         config,
@@ -52,7 +58,12 @@ def serve(
         issuer=issuer,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        workers=workers,
     )
+    check_workers(settings)
+    if settings.workers > 1:
+        _serve_workers(settings, log_level)
+        return
     app = create_app(settings)
     hub = app.state.context.hub
 
@@ -79,6 +90,39 @@ def serve(
         server.run()
     if not server.started:
         raise SystemExit(_STARTUP_FAILURE)
+
+
+def _serve_workers(settings: ServerSettings, log_level: str) -> None:
+    """uvicorn's process manager, each worker building the app from the parent's settings."""
+    import os
+
+    import uvicorn
+
+    from authmesh.server.workers import APP_FACTORY, worker_environment
+
+    async def prepare(_ctx: object) -> None:
+        return None
+
+    # Migrate and create the first signing key once, here, rather than racing in N workers.
+    run_with_context(settings, prepare)
+    os.environ.update(worker_environment(settings))
+    typer.echo(
+        f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)}, "
+        f"{settings.workers} workers)"
+    )
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        proxy_headers=False,
+        # Feed streams never end by themselves; subscribers reconnect to another worker.
+        timeout_graceful_shutdown=3,
+    )
 
 
 def _safe(url: str) -> str:
