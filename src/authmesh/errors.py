@@ -24,7 +24,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     ├── BearerError                   here: the other outcomes of RFC 6750 §3 (server and SDK)
     │   ├── MissingToken              401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest            401 error="invalid_request" (malformed Authorization)
-    │   └── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
+    │   ├── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
+    │   └── InsufficientUserAuthentication  401 (RFC 9470: a stronger or fresher sign-in)
     ├── OAuthError                    authmesh.server: RFC 6749 §5.2 JSON errors
     │   ├── InvalidRequest            400 (a form parameter missing, repeated or malformed)
     │   ├── InvalidClient             401 with a Basic challenge
@@ -67,6 +68,7 @@ __all__ = [
     "BearerError",
     "ConfigError",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidKey",
     "InvalidRequest",
     "MissingToken",
@@ -152,4 +154,27 @@ class InsufficientScope(BearerError):
                 parts.append("scope " + " ".join(sorted(self.missing_scopes)))
             if parts:
                 message = "the token lacks the required " + " and ".join(parts)
+        super().__init__(message)
+
+
+class InsufficientUserAuthentication(BearerError):
+    """The token's sign-in is too weak or too old for this resource (RFC 9470 §3: 401).
+
+    The challenge carries ``acr_values`` and/or ``max_age``: the client sends the
+    user back to the authorization endpoint with them, and the new token passes.
+    """
+
+    status = 401
+    error = "insufficient_user_authentication"
+    default_message = "a stronger or more recent sign-in is required"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        acr_values: Iterable[str] = (),
+        max_age: int | None = None,
+    ) -> None:
+        self.acr_values = tuple(acr_values)
+        self.max_age = max_age
         super().__init__(message)

@@ -10,6 +10,8 @@ no token                   401     nothing (§3.1: no error code)
 malformed header           401     ``error="invalid_request"``
 bad, expired, revoked…     401     ``error="invalid_token"``
 missing role or scope      403     ``error="insufficient_scope"`` (+ ``scope``)
+weak or old sign-in        401     ``error="insufficient_user_authentication"``
+                                   (+ ``acr_values``, ``max_age``; RFC 9470)
 =========================  ======  ==========================================
 
 §3.1 allows 400 for ``invalid_request``; authmesh answers 401 so every
@@ -30,7 +32,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authmesh.errors import BearerError, InsufficientScope, InvalidRequest
+from authmesh.errors import (
+    BearerError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidRequest,
+)
 
 __all__ = [
     "MAX_DESCRIPTION",
@@ -110,7 +117,12 @@ class Challenge:
 
 
 def _challenge(
-    realm: str, status: int, error: str | None, description: str, scope: str | None = None
+    realm: str,
+    status: int,
+    error: str | None,
+    description: str,
+    scope: str | None = None,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Challenge:
     params = [f"realm={quote_param(realm)}"]
     if error is not None:
@@ -118,6 +130,7 @@ def _challenge(
         params.append(f"error_description={quote_param(description)}")
     if scope is not None:
         params.append(f"scope={quote_param(scope, limit=1000)}")
+    params.extend(f"{name}={quote_param(value, limit=1000)}" for name, value in extra)
     return Challenge(
         status=status,
         error=error,
@@ -131,7 +144,14 @@ def bearer_challenge(exc: BearerError, realm: str) -> Challenge:
     scope = None
     if isinstance(exc, InsufficientScope) and exc.missing_scopes:
         scope = " ".join(sorted(exc.required_scopes))
-    return _challenge(realm, exc.status, exc.error, exc.message, scope)
+    extra: list[tuple[str, str]] = []
+    if isinstance(exc, InsufficientUserAuthentication):
+        # RFC 9470 §3: what the client asks the authorization server for next.
+        if exc.acr_values:
+            extra.append(("acr_values", " ".join(exc.acr_values)))
+        if exc.max_age is not None:
+            extra.append(("max_age", str(exc.max_age)))
+    return _challenge(realm, exc.status, exc.error, exc.message, scope, extra)
 
 
 def invalid_token_challenge(message: str, realm: str) -> Challenge:

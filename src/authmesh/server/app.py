@@ -39,6 +39,9 @@ from authmesh.server.routes import (
     feed,
     health,
     logout,
+    mfa_account,
+    mfa_admin,
+    mfa_signin,
     oauth,
     signin,
     static,
@@ -223,6 +226,8 @@ def create_app(
     )
     app.state.context = ctx
     app.state.metrics = metrics
+    for mfa_module in (mfa_signin, mfa_account, mfa_admin):
+        app.include_router(mfa_module.router)
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)

@@ -95,6 +95,20 @@ class ServerSettings(BaseSettings):
         default=600, ge=0, description="Requests per minute per address on public endpoints; 0=off"
     )
 
+    mfa_required_roles: list[str] = Field(
+        default_factory=list,
+        description="Users with any of these roles must sign in with a second factor",
+    )
+    mfa_fresh_sign_in: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="Adding or removing a factor needs a sign-in at most this old",
+    )
+    mfa_pending_ttl: int = Field(
+        default=300, ge=30, le=900, description="Time to give the second factor after the password"
+    )
+
     tls_cert: Path | None = None
     tls_key: Path | None = None
 

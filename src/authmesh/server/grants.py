@@ -17,6 +17,7 @@ from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
+from authmesh.server.mfa.verify import refuse_password_only
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
@@ -125,6 +126,8 @@ async def password_grant(
         ctx, user, username, password, info=info, client_id=client.client_id
     )
     user, new_hash = verified.user, verified.new_hash
+    # The password alone must not open an account that signs in with two factors.
+    await refuse_password_only(ctx, user, roles, info=info, client_id=client.client_id)
 
     now = ctx.now()
     settings = ctx.settings
@@ -168,6 +171,7 @@ async def password_grant(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=user.username,
+        amr=["pwd"],
     )
     return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
 

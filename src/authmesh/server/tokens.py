@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authmesh.acr import acr_for_amr
 from authmesh.jose import sign_jwt
 from authmesh.jose.policy import Clock
 from authmesh.server.keys import KeyManager
@@ -42,8 +43,13 @@ class TokenIssuer:
         session_id: str | None = None,
         auth_time: float | None = None,
         username: str | None = None,
+        amr: Sequence[str] | None = None,
     ) -> AccessToken:
-        """Sign an access token (``typ: at+jwt``) for a user session or a client."""
+        """Sign an access token (``typ: at+jwt``) for a user session or a client.
+
+        ``amr`` (a user's sign-in methods) adds ``amr`` and the ``acr`` they reach, so a
+        service can demand a strong or recent sign-in (RFC 9470).
+        """
         now = int(self._clock())
         jti = str(uuid.uuid4())
         claims: dict[str, object] = {
@@ -64,5 +70,8 @@ class TokenIssuer:
             claims["auth_time"] = int(auth_time)
         if username is not None:
             claims["preferred_username"] = username
+        if amr:
+            claims["amr"] = list(amr)
+            claims["acr"] = acr_for_amr(amr)
         token = sign_jwt(claims, self._keys.signing_key(), typ="at+jwt")
         return AccessToken(token=token, expires_in=self.lifetime, jti=jti)

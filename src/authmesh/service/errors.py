@@ -9,7 +9,9 @@ Tree::
     │                                  shared with the auth server)
     │   ├── MissingToken               401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest             401 error="invalid_request" (malformed Authorization)
-    │   └── InsufficientScope          403 error="insufficient_scope" (role or scope missing)
+    │   ├── InsufficientScope          403 error="insufficient_scope" (role or scope missing)
+    │   └── InsufficientUserAuthentication  401 error="insufficient_user_authentication"
+    │                                  (RFC 9470: the sign-in is too weak or too old)
     └── IssuerError                    talking to the auth server failed; never a 401 by itself
         ├── DiscoveryError             discovery or JWKS document unusable or unreachable
         ├── FeedError                  the revocation feed answered badly
@@ -25,6 +27,7 @@ from authmesh.errors import (
     AuthmeshError,
     BearerError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidRequest,
     MissingToken,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "FeedError",
     "FeedUnauthorized",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidRequest",
     "IssuerError",
     "MissingToken",

@@ -35,7 +35,7 @@ from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
-from authmesh.service.errors import InsufficientScope
+from authmesh.service.errors import BearerError
 from authmesh.service.principal import AccessRule, Principal
 from authmesh.service.starlette import (
     AuthHTTPException,
@@ -80,7 +80,7 @@ class _BearerDependency(SecurityBase):
         if principal is not None and self._checks_access:
             try:
                 self.rule.check(principal)
-            except InsufficientScope as exc:
+            except BearerError as exc:
                 raise AuthHTTPException(exc, realm_of(connection)) from None
         return principal
 
@@ -99,13 +99,19 @@ def require(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    acr: str | Iterable[str] | None = None,
+    max_age: int | None = None,
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
 
+    ``acr`` (e.g. ``"mfa"``) and ``max_age`` (seconds since the sign-in) demand a
+    strong or recent sign-in; else 401 ``insufficient_user_authentication`` with
+    ``acr_values``/``max_age`` in the challenge (RFC 9470), so the client steps up.
+
     The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age)
     return _BearerDependency(rule)  # type: ignore[return-value]
 
 
@@ -114,20 +120,23 @@ def protected(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    acr: str | Iterable[str] | None = None,
+    max_age: int | None = None,
 ) -> Callable[[_Endpoint], _Endpoint]:
     """Decorator: the endpoint needs a valid token with these roles and scopes.
 
     The same checks and answers as :func:`require` (401 ``invalid_token``, 403
-    ``insufficient_scope``), without a dependency: FastAPI hands the endpoint
-    its ``Request``, and the decorator authenticates it. A parameter annotated
-    :class:`Principal` receives the caller. Put it under the route decorator
-    (above it, FastAPI refuses the ``Principal`` parameter at start-up)::
+    ``insufficient_scope``, 401 ``insufficient_user_authentication``), without a
+    dependency: FastAPI hands the endpoint its ``Request``, and the decorator
+    authenticates it. A parameter annotated :class:`Principal` receives the caller.
+    Put it under the route decorator (above it, FastAPI refuses the ``Principal``
+    parameter at start-up)::
 
         @app.get("/me")
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age)
     checks_access = bool(rule)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:
@@ -154,7 +163,7 @@ def protected(
             if checks_access:
                 try:
                     rule.check(principal)
-                except InsufficientScope as exc:
+                except BearerError as exc:
                     raise AuthHTTPException(exc, realm_of(request)) from None
             for name in principal_names:
                 kwargs[name] = principal

@@ -103,10 +103,16 @@ class AuthMesh:
         roles: str | Iterable[str] | None = None,
         scopes: str | Iterable[str] | None = None,
         any_roles: str | Iterable[str] | None = None,
+        acr: str | Iterable[str] | None = None,
+        max_age: int | None = None,
     ) -> Callable[[F], F]:
-        """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise)."""
+        """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise),
+        from a sign-in of level ``acr`` at most ``max_age`` seconds old (else 401
+        ``insufficient_user_authentication``, RFC 9470)."""
 
-        rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+        rule = AccessRule.of(
+            roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age
+        )
 
         def decorator(view: F) -> F:
             @functools.wraps(view)

@@ -3,13 +3,15 @@ role/scope check every adapter applies (:class:`AccessRule`, :func:`check_access
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from authmesh.acr import satisfies
 from authmesh.jose.errors import InvalidClaim
-from authmesh.service.errors import InsufficientScope
+from authmesh.service.errors import InsufficientScope, InsufficientUserAuthentication
 
 __all__ = ["AccessRule", "Principal", "check_access"]
 
@@ -114,6 +116,26 @@ class Principal:
         """Whether the token carries at least one of ``roles``."""
         return not self.roles.isdisjoint(roles)
 
+    @property
+    def acr(self) -> str | None:
+        """``acr``: how strongly the user signed in (``pwd``, ``mfa``); ``None`` if unsaid."""
+        value = self.claims.get("acr")
+        return value if isinstance(value, str) else None
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        """``amr``: the methods the user signed in with (RFC 8176), if the token says."""
+        value = self.claims.get("amr")
+        if not isinstance(value, list | tuple):
+            return ()
+        return tuple(v for v in value if isinstance(v, str))
+
+    @property
+    def auth_time(self) -> float | None:
+        """``auth_time``: when the user last signed in, if the token says."""
+        value = self.claims.get("auth_time")
+        return float(value) if isinstance(value, int | float) else None
+
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope``."""
         return scope in self.scopes
@@ -141,6 +163,10 @@ class AccessRule:
     """Every one of these scopes."""
     any_roles: frozenset[str] = frozenset()
     """At least one of these roles (when not empty)."""
+    acr: tuple[str, ...] = ()
+    """The sign-in reached one of these levels (``acr``, e.g. ``mfa``), when not empty."""
+    max_age: int | None = None
+    """The sign-in (``auth_time``) is at most this many seconds old."""
 
     @classmethod
     def of(
@@ -149,20 +175,53 @@ class AccessRule:
         roles: str | Iterable[str] | None = None,
         scopes: str | Iterable[str] | None = None,
         any_roles: str | Iterable[str] | None = None,
+        acr: str | Iterable[str] | None = None,
+        max_age: int | None = None,
     ) -> AccessRule:
-        """The rule for these names; a string is split on spaces."""
-        return cls(_names(roles), _names(scopes), _names(any_roles))
+        """The rule for these names; a string is split on spaces.
+
+        Raises:
+            ValueError: ``max_age`` is negative.
+        """
+        if max_age is not None and max_age < 0:
+            raise ValueError("max_age must be a non-negative number of seconds")
+        levels = tuple(dict.fromkeys(acr.split() if isinstance(acr, str) else acr or ()))
+        return cls(_names(roles), _names(scopes), _names(any_roles), levels, max_age)
 
     def __bool__(self) -> bool:
         """Whether the rule demands anything beyond a valid token."""
-        return bool(self.roles or self.scopes or self.any_roles)
+        return bool(
+            self.roles or self.scopes or self.any_roles or self.acr or self.max_age is not None
+        )
 
-    def check(self, principal: Principal) -> None:
+    def check(self, principal: Principal, *, now: float | None = None) -> None:
         """Demand the rule of ``principal``.
 
+        Roles and scopes come first: signing in again would not grant them.
+
         Raises:
-            InsufficientScope: something is missing (RFC 6750 §3.1: 403).
+            InsufficientScope: a role or scope is missing (RFC 6750 §3.1: 403).
+            InsufficientUserAuthentication: the sign-in is too weak or too old
+                (RFC 9470: 401 with ``acr_values``/``max_age``).
         """
+        self._check_grants(principal)
+        if self.acr or self.max_age is not None:
+            self._check_authentication(principal, time.time() if now is None else now)
+
+    def _check_authentication(self, principal: Principal, now: float) -> None:
+        weak = bool(self.acr) and not satisfies(principal.acr, self.acr)
+        auth_time = principal.auth_time
+        old = self.max_age is not None and (auth_time is None or now - auth_time > self.max_age)
+        if not (weak or old):
+            return
+        message = (
+            f"this resource needs a sign-in of level {' or '.join(self.acr)}"
+            if weak
+            else f"this resource needs a sign-in at most {self.max_age} seconds old"
+        )
+        raise InsufficientUserAuthentication(message, acr_values=self.acr, max_age=self.max_age)
+
+    def _check_grants(self, principal: Principal) -> None:
         missing_roles = self.roles - principal.roles
         missing_scopes = self.scopes - principal.scopes
         one_of = self.any_roles
@@ -190,12 +249,18 @@ def check_access(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    acr: str | Iterable[str] | None = None,
+    max_age: int | None = None,
 ) -> None:
-    """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``.
+    """Demand every role of ``roles``, every scope of ``scopes``, one of ``any_roles``,
+    a sign-in of one of the ``acr`` levels, and one at most ``max_age`` seconds old.
 
     A string is split on spaces, so ``scopes="orders:read orders:write"`` works.
 
     Raises:
-        InsufficientScope: something is missing (RFC 6750 §3.1: 403).
+        InsufficientScope: a role or scope is missing (RFC 6750 §3.1: 403).
+        InsufficientUserAuthentication: the sign-in is too weak or too old (RFC 9470).
     """
-    AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles).check(principal)
+    AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age).check(
+        principal
+    )

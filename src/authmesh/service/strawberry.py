@@ -35,8 +35,15 @@ from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 
-from authmesh.service.principal import Principal
-from authmesh.service.starlette import AsyncTokenVerifier, install, principal_from_connection
+from authmesh.service.bearer import challenge_for
+from authmesh.service.errors import InsufficientUserAuthentication
+from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.starlette import (
+    AsyncTokenVerifier,
+    install,
+    principal_from_connection,
+    realm_of,
+)
 
 __all__ = [
     "FORBIDDEN",
@@ -45,6 +52,7 @@ __all__ = [
     "HasRole",
     "HasScope",
     "IsAuthenticated",
+    "RecentSignIn",
     "Schema",
     "context_getter",
     "install",
@@ -54,6 +62,7 @@ __all__ = [
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+INSUFFICIENT_USER_AUTHENTICATION = "INSUFFICIENT_USER_AUTHENTICATION"
 
 
 def context_getter(
@@ -161,10 +170,75 @@ def HasScope(*scopes: str) -> type[BasePermission]:
     return _make("HasScope", scopes, scopes=frozenset(scopes))
 
 
+@functools.cache
+def RecentSignIn(
+    acr: str | tuple[str, ...] | None = None, max_age: int | None = None
+) -> type[BasePermission]:
+    """A permission class: the user signed in at level ``acr`` (e.g. ``"mfa"``) at most
+    ``max_age`` seconds ago.
+
+    Refused, the error's extensions carry ``code`` ``INSUFFICIENT_USER_AUTHENTICATION``,
+    ``acr_values`` and ``max_age``; with Strawberry's FastAPI or Starlette integration the
+    HTTP answer also becomes RFC 9470's 401 with its ``WWW-Authenticate`` challenge, so
+    an OAuth client steps up as it would for a REST endpoint.
+    """
+    rule = AccessRule.of(acr=acr, max_age=max_age)
+    if not rule:
+        raise ValueError("RecentSignIn needs acr or max_age")
+
+    def has_permission(self: BasePermission, source: Any, info: Info[Any, Any], **kw: Any) -> bool:
+        principal = principal_from_info(info)
+        if principal is None:
+            raise _unauthenticated()
+        try:
+            rule.check(principal)
+        except InsufficientUserAuthentication as exc:
+            _answer_step_up(info, exc)
+            raise StrawberryGraphQLError(
+                exc.message,
+                extensions={
+                    "code": INSUFFICIENT_USER_AUTHENTICATION,
+                    "acr_values": list(exc.acr_values),
+                    "max_age": exc.max_age,
+                },
+            ) from None
+        return True
+
+    slug = re.sub(r"\W", "_", "_".join(rule.acr) or "any") + f"_{rule.max_age or 0}"
+    return type(
+        f"RecentSignIn_{slug}",
+        (BasePermission,),
+        {
+            "has_permission": has_permission,
+            "message": "a stronger or more recent sign-in is required",
+            "__doc__": "The user signed in strongly and recently enough.",
+            "__module__": __name__,
+        },
+    )
+
+
+def _answer_step_up(info: Info[Any, Any], exc: InsufficientUserAuthentication) -> None:
+    """Make the HTTP answer RFC 9470's 401 when the integration exposes the response."""
+    context = info.context
+    response = context.get("response") if isinstance(context, dict) else None
+    response = response or getattr(context, "response", None)
+    request = context.get("request") if isinstance(context, dict) else None
+    if response is None or not hasattr(response, "headers"):
+        return
+    realm = "authmesh"
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):
+        realm = realm_of(request)
+    challenge = challenge_for(exc, realm)
+    response.status_code = challenge.status
+    response.headers["WWW-Authenticate"] = challenge.www_authenticate
+
+
 def is_auth_denial(error: GraphQLError) -> bool:
-    """Whether a GraphQL error is one of ours: a missing token, role or scope."""
+    """Whether a GraphQL error is one of ours: a missing token, role or scope, or a sign-in
+    too weak or too old."""
     code = (error.extensions or {}).get("code")
-    return code in (UNAUTHENTICATED, FORBIDDEN)
+    return code in (UNAUTHENTICATED, FORBIDDEN, INSUFFICIENT_USER_AUTHENTICATION)
 
 
 class Schema(strawberry.Schema):

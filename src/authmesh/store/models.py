@@ -28,7 +28,10 @@ __all__ = [
     "Base",
     "ClientRow",
     "ConsentRow",
+    "FactorRow",
     "MetaRow",
+    "MfaChallengeRow",
+    "RecoveryCodeRow",
     "RefreshTokenRow",
     "RevocationRow",
     "SessionRow",
@@ -236,3 +239,57 @@ class MetaRow(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FactorRow(Base):
+    """A second factor of a user: a TOTP authenticator or a passkey (WebAuthn credential)."""
+
+    __tablename__ = "mfa_factors"
+    __table_args__ = (Index("ix_mfa_factors_credential", "credential_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))  # "totp" or "passkey"
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # TOTP: the base32 secret, and the last time step accepted (each code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Passkey: base64url credential id, COSE public key, signature counter, and whether
+    # the credential is synced (backed up): "swk" in amr, else "hwk".
+    credential_id: Mapped[str | None] = mapped_column(String(1400), nullable=True)
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The user may start a sign-in with this passkey alone (passwordless).
+    passwordless: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RecoveryCodeRow(Base):
+    """A single-use recovery code, stored as its keyed hash."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MfaChallengeRow(Base):
+    """A WebAuthn challenge handed to a browser: consumed by its one answer, or expired."""
+
+    __tablename__ = "mfa_challenges"
+    __table_args__ = (Index("ix_mfa_challenges_expires", "expires_at"),)
+
+    # SHA-256 of the challenge: the browser holds the challenge itself.
+    challenge_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # "register" or "authenticate"
+    # The user the answer must be for; NULL for a passwordless sign-in (anyone's passkey).
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float)

@@ -40,6 +40,7 @@ class AuthorizationRequest:
     prompt: tuple[str, ...] = ()
     max_age: int | None = None
     login_hint: str | None = None
+    acr_values: tuple[str, ...] = ()
 
     @property
     def scopes(self) -> list[str]:
@@ -55,6 +56,7 @@ class AuthorizationRequest:
         """The inverse of :meth:`to_json` (the data comes from a signed form field)."""
         prompt = data.get("prompt") or ()
         max_age = data.get("max_age")
+        acr_values = data.get("acr_values") or ()
         return cls(
             client_id=str(data["client_id"]),
             redirect_uri=str(data["redirect_uri"]),
@@ -65,6 +67,9 @@ class AuthorizationRequest:
             prompt=tuple(str(p) for p in prompt) if isinstance(prompt, list | tuple) else (),
             max_age=max_age if isinstance(max_age, int) else None,
             login_hint=_opt(data.get("login_hint")),
+            acr_values=(
+                tuple(str(a) for a in acr_values) if isinstance(acr_values, list | tuple) else ()
+            ),
         )
 
 
@@ -125,7 +130,7 @@ def _validate_rest(
         raise AuthorizationError(
             "unauthorized_client", "this client may not use the authorization code flow"
         )
-    for name in ("state", "nonce", "login_hint"):
+    for name in ("state", "nonce", "login_hint", "acr_values"):
         if len(params.get(name, "")) > _MAX_PARAM:
             raise AuthorizationError("invalid_request", f"{name} is too long")
     try:
@@ -153,6 +158,8 @@ def _validate_rest(
         prompt=prompt,
         max_age=_max_age(params.get("max_age")),
         login_hint=params.get("login_hint"),
+        # OIDC Core §3.1.2.1: voluntary, in order of preference; see flow.py for their use.
+        acr_values=tuple(dict.fromkeys(params.get("acr_values", "").split()))[:10],
     )
 
 

@@ -8,7 +8,7 @@ of the user, browser sign-ins included, so the cookie stops working with them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ __all__ = [
     "current_browser_session",
     "find_browser_session",
     "find_client_and_browser_session",
+    "open_sign_in",
     "read_sign_in",
     "sign_in",
     "sign_out",
@@ -91,14 +92,36 @@ async def sign_in(
         InvalidGrant: unknown user, wrong password or blocked account, all alike.
     """
     verified = await verify_login(ctx, user, username, password, info=info, client_id=client_id)
-    found = verified.user
+    return await open_sign_in(
+        ctx,
+        verified.user,
+        amr=["pwd"],
+        client_id=client_id,
+        info=info,
+        then=then,
+        new_hash=verified.new_hash,
+    )
+
+
+async def open_sign_in(
+    ctx: ServerContext,
+    found: UserRow,
+    *,
+    amr: Sequence[str],
+    client_id: str,
+    info: RequestInfo,
+    then: Callable[[AsyncSession, BrowserSession], Awaitable[_T]],
+    new_hash: str | None = None,
+) -> tuple[SignedIn, _T]:
+    """Open a browser session for a user who passed every step (``amr`` says which), and
+    run ``then`` in its transaction (see :func:`sign_in`)."""
     secret = new_secret()
     now = ctx.now()
     async with ctx.db.transaction() as session:
-        if verified.new_hash is not None:
+        if new_hash is not None:
             row = await user_store.get_user_by_id(session, found.id, for_update=True)
             if row is not None:
-                row.password_hash = verified.new_hash
+                row.password_hash = new_hash
         opened = await session_store.create_session(
             session,
             user_id=found.id,
@@ -108,7 +131,7 @@ async def sign_in(
             now=now,
             expires_at=now + ctx.settings.browser_session_ttl,
             browser_secret_hash=hash_secret(secret),
-            amr=["pwd"],
+            amr=list(amr),
         )
         await audit.record(
             ctx,
@@ -119,9 +142,10 @@ async def sign_in(
             client_id=client_id,
             session_id=opened.id,
             method="browser",
+            amr=list(amr),
         )
         browser = BrowserSession(
-            id=opened.id, user_id=found.id, username=found.username, auth_time=now, amr=("pwd",)
+            id=opened.id, user_id=found.id, username=found.username, auth_time=now, amr=tuple(amr)
         )
         after = await then(session, browser)
     return SignedIn(browser, secret), after

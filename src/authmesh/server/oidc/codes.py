@@ -191,6 +191,7 @@ def _tokens(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=opened.user.username,
+        amr=sess.amr or ["pwd"],
     )
     id_token = None
     if "openid" in sess.scope.split():

@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.context import ServerContext
+from authmesh.server.mfa.policy import wants_mfa
 from authmesh.server.oidc.authorization import (
     AuthorizationRequest,
     requested_client_id,
@@ -37,9 +38,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Next:
-    """The next step: show the sign-in or consent page, or redirect to the client."""
+    """The next step: show the sign-in or consent page, ask the signed-in user for a
+    second factor (``step_up``), or redirect to the client."""
 
-    action: Literal["login", "consent", "redirect"]
+    action: Literal["login", "consent", "redirect", "step_up"]
     location: str | None = None
 
 
@@ -157,6 +159,11 @@ async def _decide(
         if silent:
             raise AuthorizationError("login_required", "the user must sign in")
         return Next("login")
+    if not just_signed_in and wants_mfa(request.acr_values, browser.amr):
+        # acr_values asks for more than this sign-in reached: a second factor now.
+        if silent:
+            raise AuthorizationError("interaction_required", "the user must sign in again")
+        return Next("step_up")
     if not just_consented and await needs_consent(
         session, client, browser.user_id, request.scopes, forced="consent" in request.prompt
     ):

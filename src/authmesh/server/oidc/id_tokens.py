@@ -6,6 +6,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 
+from authmesh.acr import acr_for_amr
 from authmesh.jose import sign_jwt
 from authmesh.server.context import ServerContext
 from authmesh.store.models import UserRow
@@ -63,6 +64,7 @@ def mint_id_token(
         "auth_time": int(auth_time),
         "sid": session_id,
         "amr": list(amr),
+        "acr": acr_for_amr(amr),
         "at_hash": token_hash(access_token, key.alg),
     }
     if nonce is not None:

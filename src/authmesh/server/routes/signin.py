@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
+from authmesh.server.login import verify_login
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import (
     BrowserSession,
     current_browser_session,
+    open_sign_in,
     read_sign_in,
-    sign_in,
 )
 from authmesh.server.oidc.consent import grant_consent
 from authmesh.server.oidc.errors import AuthorizationError, UntrustedRedirect
@@ -31,6 +32,7 @@ from authmesh.server.oidc.flow import (
     start_authorization,
 )
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
+from authmesh.server.routes import mfa_signin
 from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.cookies import CookieJar
 from authmesh.server.web.errors import InvalidForm
@@ -128,7 +130,7 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(
             error_redirect(ctx, params["redirect_uri"], params.get("state"), exc), 302
         )
-    return _respond(
+    return await _respond(
         request, started.request, started.client, started.browser, started.step, status=302
     )
 
@@ -150,10 +152,12 @@ async def _continue(
         )
     except AuthorizationError as exc:
         step = exc
-    return _answer(request, auth_request, client, browser, step, status=status, message=message)
+    return await _answer(
+        request, auth_request, client, browser, step, status=status, message=message
+    )
 
 
-def _answer(
+async def _answer(
     request: Request,
     auth_request: AuthorizationRequest,
     client: ClientRow,
@@ -168,10 +172,12 @@ def _answer(
         return RedirectResponse(
             error_redirect(ctx, auth_request.redirect_uri, auth_request.state, step), status
         )
-    return _respond(request, auth_request, client, browser, step, status=status, message=message)
+    return await _respond(
+        request, auth_request, client, browser, step, status=status, message=message
+    )
 
 
-def _respond(
+async def _respond(
     request: Request,
     auth_request: AuthorizationRequest,
     client: ClientRow,
@@ -184,6 +190,9 @@ def _respond(
     if step.action == "redirect":
         assert step.location is not None
         return RedirectResponse(step.location, status)
+    if step.action == "step_up":
+        assert browser is not None
+        return await mfa_signin.step_up_page(request, auth_request, client, browser)
     if step.action == "consent":
         assert browser is not None
         return _form_page(
@@ -318,6 +327,10 @@ async def login(request: Request) -> Response:
     except InvalidForm as exc:
         return error_page(f"{exc} Go back to the application and sign in again.")
     info = request_info(request, actor=client.client_id)
+    if form.get("method") == "passkey":
+        return mfa_signin.passkey_sign_in_page(
+            request, mfa_signin.Continuation(auth_request), client
+        )
 
     async def then(session: AsyncSession, browser: BrowserSession) -> Next | AuthorizationError:
         return await after_sign_in(session, ctx, auth_request, client, browser)
@@ -325,8 +338,22 @@ async def login(request: Request) -> Response:
     try:
         if not username or not password:
             raise InvalidGrant("missing")
-        signed, step = await sign_in(
-            ctx, user, username, password, client_id=client.client_id, info=info, then=then
+        verified = await verify_login(
+            ctx, user, username, password, info=info, client_id=client.client_id
+        )
+        second_step = await mfa_signin.after_password(
+            request, verified.user, mfa_signin.Continuation(auth_request), client
+        )
+        if second_step is not None:
+            return second_step
+        signed, step = await open_sign_in(
+            ctx,
+            verified.user,
+            amr=["pwd"],
+            client_id=client.client_id,
+            info=info,
+            then=then,
+            new_hash=verified.new_hash,
         )
     except (InvalidGrant, RateLimited) as exc:
         message = "Invalid username or password."
@@ -336,7 +363,7 @@ async def login(request: Request) -> Response:
         return await _continue(
             request, ctx, auth_request, client, None, status=303, message=message
         )
-    response = _answer(request, auth_request, client, signed.session, step, status=303)
+    response = await _answer(request, auth_request, client, signed.session, step, status=303)
     jar = cookie_jar(ctx)
     jar.set(response, jar.session_name, signed.cookie_secret)
     return response

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from authmesh.acr import ACR_LEVELS
 from authmesh.jose import ASYMMETRIC_ALGORITHMS
 from authmesh.server.oidc.authorization import PROMPTS
 from authmesh.server.oidc.scopes import OIDC_SCOPES
@@ -60,6 +61,7 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
         "id_token_signing_alg_values_supported": algs,
         "access_token_signing_alg_values_supported": algs,
         "subject_types_supported": ["public"],
+        "acr_values_supported": list(ACR_LEVELS),
         "claims_supported": [
             "iss",
             "sub",
@@ -79,6 +81,7 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
             "email_verified",
             "nonce",
             "amr",
+            "acr",
             "azp",
             "at_hash",
         ],

@@ -1,0 +1,425 @@
+"""The account's sign-in security pages (``/account/security``): set up an authenticator
+app or a passkey, name and remove them, make new recovery codes.
+
+The pages belong to the browser sign-in of this server (its SSO cookie). Adding
+or removing a factor and new recovery codes need a sign-in younger than
+``mfa_fresh_sign_in``; else the user signs in again (password and second factor).
+Every form carries a CSRF token; every refusal is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authmesh.server import audit
+from authmesh.server.errors import (
+    AccessDenied,
+    InvalidGrant,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+)
+from authmesh.server.login import verify_login
+from authmesh.server.mfa import factors, totp
+from authmesh.server.oidc.browser_sessions import BrowserSession, open_sign_in
+from authmesh.server.oidc.flow import Next
+from authmesh.server.routes import signin
+from authmesh.server.routes.common import get_context, read_form, request_info
+from authmesh.server.routes.mfa_signin import (
+    ACCOUNT_CLIENT,
+    Continuation,
+    after_password,
+    passkey_sign_in_page,
+    with_own_script,
+)
+from authmesh.server.web.errors import InvalidForm
+from authmesh.server.web.render import page
+from authmesh.store import users as user_store
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+HOME = "/account/security"
+_LOGIN = "account_login"
+_PAGE = "account_security"
+_TOTP = "account_totp"
+_PASSKEY = "account_passkey"
+
+
+def _sign_in_page(
+    request: Request, *, message: str | None = None, username: str = "", status_code: int = 200
+) -> Response:
+    return signin.signed_form_page(
+        request,
+        "signin/login.html",
+        purpose=_LOGIN,
+        state={"cont": Continuation(None, HOME).to_json()},
+        answer_goes_to=None,
+        status_code=status_code,
+        client_name="your account settings",
+        username=username,
+        message=message,
+        action="/account/security/signin",
+    )
+
+
+async def _refused(
+    request: Request, action: str, reason: str, browser: BrowserSession | None
+) -> None:
+    ctx = get_context(request)
+    subject = browser.username if browser else None
+    async with ctx.db.transaction() as session:
+        await audit.record(
+            ctx,
+            session,
+            action,
+            outcome="failure",
+            info=request_info(request, actor=subject),
+            subject=subject,
+            reason=reason[:200],
+        )
+
+
+async def _form(
+    request: Request, purpose: str, action: str
+) -> tuple[dict[str, str], dict[str, Any], BrowserSession] | Response:
+    """The posted form of a signed-in page: CSRF token, signed state, the same live
+    sign-in that was shown the page. A refusal is audited and answered with a page."""
+    ctx = get_context(request)
+    browser = await signin.browser_session(request)
+    try:
+        try:
+            form = await read_form(request)
+        except InvalidRequest as exc:
+            raise InvalidForm(exc.description) from None
+        signer = signin.form_signer(request)
+        signer.check_csrf(
+            request.cookies.get(signin.cookie_jar(ctx).csrf_name), form.get("csrf_token")
+        )
+        state = signer.loads(purpose, form.get("request"))
+        if browser is None or state.get("sid") != browser.id:
+            raise InvalidForm("your sign-in changed since the page was shown")
+    except InvalidForm as exc:
+        await _refused(request, action, f"form: {exc}", browser)
+        return signin.error_page(f"{exc} Open your security settings again.", heading="Not changed")
+    return form.single, state, browser
+
+
+async def _fresh(request: Request, browser: BrowserSession, action: str) -> Response | None:
+    """A page asking to sign in again if the sign-in is too old for ``action``."""
+    ctx = get_context(request)
+    if ctx.now() - browser.auth_time <= ctx.settings.mfa_fresh_sign_in:
+        return None
+    await _refused(request, action, "stale_sign_in", browser)
+    return page(
+        "mfa/reauth.html",
+        status_code=403,
+        message="To change how you sign in, sign in again first.",
+    )
+
+
+def _page_state(browser: BrowserSession, **extra: Any) -> dict[str, Any]:
+    return {"uid": browser.user_id, "sid": browser.id, **extra}
+
+
+@router.get("/account/security")
+async def security(request: Request) -> Response:
+    """The user's second factors and recovery codes, with what can be done about them."""
+    browser = await signin.browser_session(request)
+    if browser is None:
+        return _sign_in_page(request)
+    found = await factors.list_factors(get_context(request), browser.user_id)
+    return signin.signed_form_page(
+        request,
+        "mfa/security.html",
+        purpose=_PAGE,
+        state=_page_state(browser),
+        answer_goes_to=None,
+        username=browser.username,
+        factors=found.factors,
+        recovery_left=found.recovery_codes_left,
+    )
+
+
+@router.get("/account/security/signin")
+async def sign_in_again(request: Request) -> Response:
+    """The sign-in form of the security pages (also to sign in again)."""
+    browser = await signin.browser_session(request)
+    return _sign_in_page(request, username=browser.username if browser else "")
+
+
+@router.post("/account/security/signin")
+async def sign_in(request: Request) -> Response:
+    """Password, then the second factor if the user has one, then the security page."""
+    ctx = get_context(request)
+    try:
+        try:
+            form = await read_form(request)
+        except InvalidRequest as exc:
+            raise InvalidForm(exc.description) from None
+        signer = signin.form_signer(request)
+        signer.check_csrf(
+            request.cookies.get(signin.cookie_jar(ctx).csrf_name), form.get("csrf_token")
+        )
+        signer.loads(_LOGIN, form.get("request"))
+    except InvalidForm as exc:
+        return signin.error_page(f"{exc} Open your security settings again.")
+    cont = Continuation(None, HOME)
+    if form.get("method") == "passkey":
+        return passkey_sign_in_page(request, cont, None)
+    username = (form.get("username") or "")[:150]
+    password = (form.get("password") or "")[:1024]
+    info = request_info(request, actor=ACCOUNT_CLIENT)
+    try:
+        if not username or not password:
+            raise InvalidGrant("missing")
+        async with ctx.db.transaction() as session:
+            user = await user_store.get_user(session, username)
+        verified = await verify_login(
+            ctx, user, username, password, info=info, client_id=ACCOUNT_CLIENT
+        )
+    except (InvalidGrant, RateLimited) as exc:
+        message = "Invalid username or password."
+        if isinstance(exc, RateLimited):
+            message = (
+                f"Too many sign-in attempts. Try again in {int(exc.retry_after or 60)} seconds."
+            )
+        return _sign_in_page(
+            request,
+            message=message,
+            username=username,
+            status_code=429 if isinstance(exc, RateLimited) else 200,
+        )
+    second_step = await after_password(request, verified.user, cont, None)
+    if second_step is not None:
+        return second_step
+
+    async def then(session: AsyncSession, browser: BrowserSession) -> Next:
+        return Next("redirect", HOME)
+
+    signed, _ = await open_sign_in(
+        ctx,
+        verified.user,
+        amr=["pwd"],
+        client_id=ACCOUNT_CLIENT,
+        info=info,
+        then=then,
+        new_hash=verified.new_hash,
+    )
+    response = RedirectResponse(HOME, 303)
+    jar = signin.cookie_jar(ctx)
+    jar.set(response, jar.session_name, signed.cookie_secret)
+    return response
+
+
+@router.post("/account/security/factors/{factor_id}/remove")
+async def remove(request: Request, factor_id: str) -> Response:
+    """Remove a factor (a recent sign-in needed); the user's other sessions end."""
+    checked = await _form(request, _PAGE, "mfa_remove")
+    if isinstance(checked, Response):
+        return checked
+    _form_fields, _state, browser = checked
+    stale = await _fresh(request, browser, "mfa_remove")
+    if stale is not None:
+        return stale
+    try:
+        await factors.remove_factor(
+            get_context(request),
+            browser.user_id,
+            browser.username,
+            factor_id[:40],
+            keep_session=browser.id,
+            info=request_info(request, actor=browser.username),
+        )
+    except NotFound:
+        return signin.error_page(
+            "That factor is not yours or is gone.", status_code=404, heading="Not changed"
+        )
+    return RedirectResponse(HOME, 303)
+
+
+@router.post("/account/security/factors/{factor_id}/rename")
+async def rename(request: Request, factor_id: str) -> Response:
+    """Give a factor a name the user recognises."""
+    checked = await _form(request, _PAGE, "mfa_rename")
+    if isinstance(checked, Response):
+        return checked
+    fields, _state, browser = checked
+    try:
+        await factors.rename_factor(
+            get_context(request),
+            browser.user_id,
+            browser.username,
+            factor_id[:40],
+            fields.get("name", ""),
+            info=request_info(request, actor=browser.username),
+        )
+    except NotFound:
+        return signin.error_page(
+            "That factor is not yours or is gone.", status_code=404, heading="Not changed"
+        )
+    return RedirectResponse(HOME, 303)
+
+
+@router.post("/account/security/recovery-codes")
+async def new_recovery_codes(request: Request) -> Response:
+    """Ten new recovery codes (a recent sign-in needed); the old ones stop working."""
+    checked = await _form(request, _PAGE, "mfa_recovery_codes")
+    if isinstance(checked, Response):
+        return checked
+    _fields, _state, browser = checked
+    stale = await _fresh(request, browser, "mfa_recovery_codes")
+    if stale is not None:
+        return stale
+    try:
+        codes = await factors.regenerate_recovery_codes(
+            get_context(request),
+            browser.user_id,
+            browser.username,
+            info=request_info(request, actor=browser.username),
+        )
+    except AccessDenied as exc:  # no factor to back up
+        return signin.error_page(exc.description, status_code=403, heading="Not changed")
+    return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
+
+
+def _totp_page(
+    request: Request,
+    browser: BrowserSession,
+    *,
+    secret: str | None = None,
+    message: str | None = None,
+) -> Response:
+    ctx = get_context(request)
+    offer = factors.start_totp(ctx, browser.username)
+    if secret is not None:
+        uri = totp.provisioning_uri(
+            secret, username=browser.username, issuer_name=ctx.settings.realm
+        )
+        offer = factors.TotpEnrolment(secret, uri, totp.qr_svg(uri))
+    return signin.signed_form_page(
+        request,
+        "mfa/enrol_totp.html",
+        purpose=_TOTP,
+        state=_page_state(browser, secret=offer.secret),
+        answer_goes_to=None,
+        qr_svg=offer.qr_svg,
+        secret_display=" ".join(offer.secret[i : i + 4] for i in range(0, len(offer.secret), 4)),
+        required=False,
+        named=True,
+        cancel=HOME,
+        message=message,
+        action="/account/security/totp",
+    )
+
+
+@router.get("/account/security/totp")
+async def totp_form(request: Request) -> Response:
+    """A new authenticator secret to scan (a recent sign-in needed)."""
+    browser = await signin.browser_session(request)
+    if browser is None:
+        return _sign_in_page(request)
+    stale = await _fresh(request, browser, "mfa_enrol")
+    return stale or _totp_page(request, browser)
+
+
+@router.post("/account/security/totp")
+async def totp_confirm(request: Request) -> Response:
+    """The code proves the app has the secret: the authenticator is on."""
+    checked = await _form(request, _TOTP, "mfa_enrol")
+    if isinstance(checked, Response):
+        return checked
+    fields, state, browser = checked
+    stale = await _fresh(request, browser, "mfa_enrol")
+    if stale is not None:
+        return stale
+    secret = str(state.get("secret") or "")
+    try:
+        codes = await factors.confirm_totp(
+            get_context(request),
+            browser.user_id,
+            browser.username,
+            secret=secret,
+            code=fields.get("code", ""),
+            name=fields.get("name", ""),
+            info=request_info(request, actor=browser.username),
+        )
+    except InvalidRequest as exc:
+        return _totp_page(request, browser, secret=secret, message=exc.description)
+    if codes:
+        return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
+    return RedirectResponse(HOME, 303)
+
+
+def _passkey_page(
+    request: Request,
+    browser: BrowserSession,
+    options: factors.PasskeyChallenge,
+    message: str | None = None,
+) -> Response:
+    response = signin.signed_form_page(
+        request,
+        "mfa/passkey_new.html",
+        purpose=_PASSKEY,
+        state=_page_state(browser, ch=options.challenge),
+        answer_goes_to=None,
+        options=options.options_json,
+        back=HOME,
+        message=message,
+        action="/account/security/passkeys",
+    )
+    return with_own_script(response)
+
+
+@router.get("/account/security/passkeys/new")
+async def passkey_form(request: Request) -> Response:
+    """The page that asks the browser to create a passkey (a recent sign-in needed)."""
+    browser = await signin.browser_session(request)
+    if browser is None:
+        return _sign_in_page(request)
+    stale = await _fresh(request, browser, "mfa_enrol")
+    if stale is not None:
+        return stale
+    options = await factors.passkey_registration(
+        get_context(request), browser.user_id, browser.username, discoverable=True
+    )
+    return _passkey_page(request, browser, options)
+
+
+@router.post("/account/security/passkeys")
+async def passkey_register(request: Request) -> Response:
+    """Verify the new passkey against this page's challenge and store it."""
+    ctx = get_context(request)
+    checked = await _form(request, _PASSKEY, "mfa_enrol")
+    if isinstance(checked, Response):
+        return checked
+    fields, state, browser = checked
+    stale = await _fresh(request, browser, "mfa_enrol")
+    if stale is not None:
+        return stale
+    try:
+        codes = await factors.register_passkey(
+            ctx,
+            browser.user_id,
+            browser.username,
+            credential_json=fields.get("credential", ""),
+            challenge_hex=str(state.get("ch") or ""),
+            name=fields.get("name", ""),
+            passwordless=fields.get("passwordless") == "yes",
+            info=request_info(request, actor=browser.username),
+        )
+    except InvalidRequest:
+        options = await factors.passkey_registration(
+            ctx, browser.user_id, browser.username, discoverable=True
+        )
+        return _passkey_page(
+            request, browser, options, message="The passkey could not be added. Try again."
+        )
+    if codes:
+        return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
+    return RedirectResponse(HOME, 303)
