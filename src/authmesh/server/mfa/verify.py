@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import InvalidGrant
+from authmesh.server.errors import InvalidGrant, RateLimited
 from authmesh.server.mfa import recovery, totp
 from authmesh.server.mfa.factors import relying_party, spend_passkey_challenge
 from authmesh.server.mfa.passkeys import PasskeyError, credential_id_of
@@ -69,6 +69,33 @@ async def second_factor_state(ctx: ServerContext, user_id: str) -> SecondFactorS
     )
 
 
+async def _before(
+    ctx: ServerContext,
+    limit: str,
+    username: str,
+    info: RequestInfo,
+    client_id: str | None,
+    method: str,
+) -> None:
+    """The brute-force guard, with refusals audited like failures."""
+    try:
+        await ctx.guard.before_login(limit, info.client_ip)
+    except RateLimited:
+        async with ctx.db.transaction() as session:
+            await audit.record(
+                ctx,
+                session,
+                "mfa_verify",
+                outcome="failure",
+                info=info,
+                subject=username,
+                client_id=client_id,
+                reason="rate_limited",
+                method=method,
+            )
+        raise
+
+
 async def _failed(
     ctx: ServerContext,
     limit: str,
@@ -118,7 +145,7 @@ async def check_code(
         RateLimited: too many wrong codes lately, for this account or address.
         InvalidGrant: wrong, reused or malformed code (audited).
     """
-    await ctx.guard.before_login(_limit_key(username), info.client_ip)
+    await _before(ctx, _limit_key(username), username, info, client_id, "code")
     now = ctx.now()
     code = code.strip()[:64]
     method: str | None = None
@@ -200,7 +227,7 @@ async def check_passkey(
     # A passwordless attempt names no account until it verifies: its failures count
     # against the address only, so no one can lock everybody's passkeys out.
     limit = _limit_key(username or f"passkey@{info.client_ip}")
-    await ctx.guard.before_login(limit, info.client_ip)
+    await _before(ctx, limit, username or "passkey", info, client_id, "passkey")
     purpose = "authenticate" if user_id else "passwordless"
     reason: str | None = None
     found: FactorRow | None = None

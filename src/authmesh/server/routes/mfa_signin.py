@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.server import audit
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
 from authmesh.server.mfa import factors, totp, verify
@@ -319,8 +320,11 @@ async def _finish(
 ) -> Response:
     """Every step passed: open the browser sign-in (or step the live one up) and continue."""
     ctx = get_context(request)
-    cont = Continuation.from_json(state.get("cont"))
-    client = await _client_of(ctx, cont)
+    try:
+        cont = Continuation.from_json(state.get("cont"))
+        client = await _client_of(ctx, cont)
+    except InvalidForm as exc:
+        return signin.error_page(f"{exc} Go back to the application and sign in again.")
     info = request_info(request, actor=client.client_id if client else ACCOUNT_CLIENT)
     now = ctx.now()
     step_up = state.get("sid")
@@ -368,7 +372,19 @@ async def _finish(
 # --- routes ----------------------------------------------------------------------
 
 
-def _refused(exc: InvalidForm) -> Response:
+async def _refused(request: Request, exc: InvalidForm, step: str) -> Response:
+    """A forged, foreign, cross-site or stale second-step form: audited, then a plain page."""
+    ctx = get_context(request)
+    async with ctx.db.transaction() as session:
+        await audit.record(
+            ctx,
+            session,
+            "mfa_verify",
+            outcome="failure",
+            info=request_info(request),
+            reason=f"form: {exc}"[:200],
+            step=step,
+        )
     return signin.error_page(f"{exc} Go back to the application and sign in again.")
 
 
@@ -381,7 +397,7 @@ async def second_factor(request: Request) -> Response:
         cont = Continuation.from_json(state.get("cont"))
         client = await _client_of(ctx, cont)
     except InvalidForm as exc:
-        return _refused(exc)
+        return await _refused(request, exc, "second_factor")
     user_id, username = str(state.get("uid")), str(state.get("name"))
     info = request_info(request, actor=client.client_id if client else ACCOUNT_CLIENT)
     client_id = client.client_id if client else None
@@ -434,7 +450,7 @@ async def enrol(request: Request) -> Response:
         form, state = await _posted(request, _ENROL)
         cont = Continuation.from_json(state.get("cont"))
     except InvalidForm as exc:
-        return _refused(exc)
+        return await _refused(request, exc, "enrol")
     user_id, username = str(state.get("uid")), str(state.get("name"))
     amr = [str(a) for a in state.get("amr") or []]
     info = request_info(request, actor=username)
@@ -477,7 +493,7 @@ async def continue_after_enrolment(request: Request) -> Response:
     try:
         _form, state = await _posted(request, _DONE)
     except InvalidForm as exc:
-        return _refused(exc)
+        return await _refused(request, exc, "continue")
     return await _finish(request, state, [str(a) for a in state.get("amr") or []])
 
 
@@ -490,7 +506,7 @@ async def passkey_login(request: Request) -> Response:
         cont = Continuation.from_json(state.get("cont"))
         client = await _client_of(ctx, cont)
     except InvalidForm as exc:
-        return _refused(exc)
+        return await _refused(request, exc, "passkey")
     info = request_info(request, actor=client.client_id if client else ACCOUNT_CLIENT)
     try:
         passed = await verify.check_passkey(
