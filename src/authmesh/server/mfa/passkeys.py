@@ -8,6 +8,7 @@ user, and are spent once (see :mod:`authmesh.store.factors`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -100,6 +101,16 @@ class RelyingParty:
         """The RP of an issuer URL: its host is the RP ID, its origin the expected one."""
         parts = urlsplit(issuer)
         return cls(rp_id=parts.hostname or "", origin=f"{parts.scheme}://{parts.netloc}", name=name)
+
+    @property
+    def usable(self) -> bool:
+        """Whether browsers will use passkeys here: the RP ID must be a domain name
+        (``localhost`` counts), never an IP address."""
+        try:
+            ipaddress.ip_address(self.rp_id)
+        except ValueError:
+            return bool(self.rp_id)
+        return False
 
     def registration_options(
         self,

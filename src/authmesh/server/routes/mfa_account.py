@@ -65,6 +65,7 @@ def _sign_in_page(
         username=username,
         message=message,
         action="/account/security/signin",
+        passkeys=factors.relying_party(get_context(request)).usable,
     )
 
 
@@ -143,6 +144,7 @@ async def security(request: Request) -> Response:
         username=browser.username,
         factors=found.factors,
         recovery_left=found.recovery_codes_left,
+        passkeys=factors.relying_party(get_context(request)).usable,
     )
 
 

@@ -36,7 +36,14 @@ from authmesh.store import factors as factor_store
 from authmesh.store import users as user_store
 from authmesh.store.models import ClientRow, UserRow
 
-__all__ = ["ACCOUNT_CLIENT", "Continuation", "after_password", "router", "with_own_script"]
+__all__ = [
+    "ACCOUNT_CLIENT",
+    "Continuation",
+    "after_password",
+    "passkeys_usable",
+    "router",
+    "with_own_script",
+]
 
 router = APIRouter(tags=["sign-in"], include_in_schema=False)
 
@@ -46,6 +53,11 @@ _CODE = "mfa_code"
 _ENROL = "mfa_enrol"
 _DONE = "mfa_done"
 _PASSKEY = "passkey_login"
+
+
+def passkeys_usable(request: Request) -> bool:
+    """Whether the sign-in pages offer passkeys (not when the issuer is an IP address)."""
+    return factors.relying_party(get_context(request)).usable
 
 
 def with_own_script(response: Response) -> Response:

@@ -218,6 +218,7 @@ async def _respond(
         message=message,
         username=auth_request.login_hint or "",
         action="/login",
+        passkeys=mfa_signin.passkeys_usable(request),
     )
 
 
