@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from authmesh.server.mfa.admin import mfa_enabled_users
 from support.databases import db_target
 from support.harness import Api, claims_of, launch
 from support.mfa import MfaBrowser, ShiftedClock, code_at, recovery_codes_of, secret_of, text_of
@@ -318,6 +319,8 @@ def test_recovery_codes_can_be_made_anew(mfa_api: Api, clock: ShiftedClock) -> N
 
 def test_admin_sees_and_resets_a_users_factors(mfa_api: Api, clock: ShiftedClock) -> None:
     name, password, secret, _ = _enrolled(mfa_api, clock)
+    ids = [mfa_api.user_id(name), mfa_api.user_id("alice")]
+    assert mfa_api.server.call(mfa_enabled_users(mfa_api.core, ids)) == {ids[0]}
     seen = mfa_api.admin("GET", f"/admin/users/{name}/mfa").json()
     assert seen["mfa_enabled"] is True and seen["recovery_codes_left"] == 10
     assert seen["factors"][0]["kind"] == "totp" and "totp_secret" not in seen["factors"][0]

@@ -24,6 +24,7 @@ __all__ = [
     "use_passkey",
     "use_recovery_code",
     "use_totp_step",
+    "users_with_factors",
 ]
 
 
@@ -33,6 +34,16 @@ async def list_factors(session: AsyncSession, user_id: str) -> list[FactorRow]:
         select(FactorRow).where(FactorRow.user_id == user_id).order_by(FactorRow.created_at)
     )
     return list(rows)
+
+
+async def users_with_factors(session: AsyncSession, user_ids: Sequence[str]) -> set[str]:
+    """Which of these users have at least one factor (one statement for a page of users)."""
+    if not user_ids:
+        return set()
+    rows = await session.scalars(
+        select(FactorRow.user_id).where(FactorRow.user_id.in_(list(user_ids))).distinct()
+    )
+    return set(rows)
 
 
 async def add_factor(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import NotFound
@@ -11,7 +13,7 @@ from authmesh.store import factors as factor_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 
-__all__ = ["reset_user_factors", "user_factors"]
+__all__ = ["mfa_enabled_users", "reset_user_factors", "user_factors"]
 
 
 async def _user_id(ctx: ServerContext, username: str) -> tuple[str, str]:
@@ -20,6 +22,12 @@ async def _user_id(ctx: ServerContext, username: str) -> tuple[str, str]:
     if user is None:
         raise NotFound(f"no user {username[:150]!r}")
     return user.id, user.username
+
+
+async def mfa_enabled_users(ctx: ServerContext, user_ids: Sequence[str]) -> set[str]:
+    """Which of these users (ids) sign in with a second factor: for the console's user list."""
+    async with ctx.db.transaction() as session:
+        return await factor_store.users_with_factors(session, user_ids)
 
 
 async def user_factors(ctx: ServerContext, username: str) -> Factors:
