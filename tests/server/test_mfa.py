@@ -122,6 +122,8 @@ def test_sign_in_asks_the_code_after_the_password_and_tokens_say_mfa(
     access = claims_of(tokens["access_token"])
     assert access["acr"] == "mfa" and "otp" in access["amr"]
     assert _audit(mfa_api, "mfa_verify", name)[0]["details"]["method"] == "totp"
+    refreshed = mfa_api.refresh(tokens["refresh_token"], client_id="spa").json()
+    assert claims_of(refreshed["access_token"])["acr"] == "mfa"
 
 
 def test_a_totp_code_works_once(mfa_api: Api, clock: ShiftedClock) -> None:

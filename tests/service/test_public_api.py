@@ -55,6 +55,7 @@ FACADE = {
     "FeedError",
     "FeedUnauthorized",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidRequest",
     "IssuerError",
     "MissingToken",

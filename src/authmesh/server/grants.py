@@ -145,6 +145,7 @@ async def password_grant(
             audiences=auds,
             now=now,
             expires_at=now + settings.refresh_absolute_ttl,
+            amr=["pwd"],
         )
         await session_store.add_refresh_token(
             session,
@@ -268,6 +269,7 @@ async def refresh_grant(
         session_id=found.session_id,
         auth_time=found.auth_time,
         username=found.username,
+        amr=found.amr,
     )
     return TokenResponse(access.token, access.expires_in, granted_scope, successor)
 

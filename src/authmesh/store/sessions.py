@@ -51,6 +51,8 @@ class Rotation:
     username: str
     blocked: bool
     roles: list[str]
+    #: The session's sign-in methods, so a refreshed access token keeps its ``acr``.
+    amr: list[str] | None = None
 
 
 # One statement instead of four (token, session, user, roles). The outer join on
@@ -73,6 +75,7 @@ _LOAD_ROTATION = (
         UserRow.username,
         UserRow.blocked,
         UserRoleRow.role,
+        SessionRow.amr,
     )
     .select_from(RefreshTokenRow)
     .join(SessionRow, SessionRow.id == RefreshTokenRow.session_id)
@@ -271,6 +274,7 @@ async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | No
         username=first[11],
         blocked=bool(first[12]),
         roles=sorted(row[13] for row in rows if row[13] is not None),
+        amr=list(first[14]) if first[14] else None,
     )
 
 
