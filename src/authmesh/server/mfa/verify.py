@@ -42,11 +42,10 @@ def _limit_key(username: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SecondFactorState:
-    """What a user can answer the second step with, and whether they must enrol first."""
+    """What a user can answer the second step with, and the roles the policy looks at."""
 
     has_totp: bool
     passkeys: list[str]
-    recovery_codes_left: int
     roles: list[str]
 
     @property
@@ -55,16 +54,16 @@ class SecondFactorState:
         return self.has_totp or bool(self.passkeys)
 
 
-async def second_factor_state(ctx: ServerContext, user_id: str) -> SecondFactorState:
-    """The user's factors and roles, in one transaction."""
+async def second_factor_state(
+    ctx: ServerContext, user_id: str, *, with_roles: bool = True
+) -> SecondFactorState:
+    """The user's factors (one statement) and, if asked, roles (a second one)."""
     async with ctx.db.transaction() as session:
         rows = await factor_store.list_factors(session, user_id)
-        left = await factor_store.count_recovery_codes(session, user_id)
-        roles = await user_store.get_roles(session, user_id)
+        roles = await user_store.get_roles(session, user_id) if with_roles else []
     return SecondFactorState(
         has_totp=any(r.kind == "totp" for r in rows),
         passkeys=[r.credential_id for r in rows if r.kind == "passkey" and r.credential_id],
-        recovery_codes_left=left,
         roles=roles,
     )
 

@@ -188,7 +188,7 @@ async def _second_factor_page(
     status_code: int = 200,
 ) -> Response:
     ctx = get_context(request)
-    state = await verify.second_factor_state(ctx, user_id)
+    state = await verify.second_factor_state(ctx, user_id, with_roles=False)
     options = None
     extra: dict[str, Any] = {}
     if state.passkeys:
@@ -266,7 +266,11 @@ async def after_password(
     when the password is enough: a code/passkey page if they have a factor, enrolment
     if their roles or the request demand one."""
     ctx = get_context(request)
-    state = await verify.second_factor_state(ctx, user.id)
+    # The roles matter only when a policy names some: a sign-in without one costs a
+    # single extra statement.
+    state = await verify.second_factor_state(
+        ctx, user.id, with_roles=bool(ctx.settings.mfa_required_roles)
+    )
     amr = list(step_up.amr) if step_up else ["pwd"]
     asked = cont.request is not None and wants_mfa(cont.request.acr_values, amr)
     sid = step_up.id if step_up else None
