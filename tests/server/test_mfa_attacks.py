@@ -341,3 +341,45 @@ def test_csrf_on_every_sign_in_factor_form(api: Api, clock: ShiftedClock) -> Non
     reasons = [e["details"].get("reason", "") for e in _audit(api, "mfa_verify")]
     assert any("not sent from this site" in r for r in reasons)
     assert any("not made for this browser" in r for r in reasons)
+
+
+def test_a_passkey_is_named_renamed_and_removed(api: Api) -> None:
+    name, _, passkey, b = _with_passkey(api)
+    try:
+        page = b.security_page()
+        assert "laptop" in page.text
+        (factor,) = b.factor_ids()
+        renamed = b.http.post(
+            f"/account/security/factors/{factor}/rename",
+            data={**b.hidden(page), "name": "  work   laptop "},
+        )
+        assert renamed.status_code == 303
+        page = b.security_page()
+        assert "work laptop" in page.text
+        # Another user's factor id is not found, and nothing changes.
+        other = b.http.post(
+            "/account/security/factors/00000000-0000-0000-0000-000000000000/remove",
+            data=b.hidden(page),
+        )
+        assert other.status_code == 404
+        removed = b.http.post(f"/account/security/factors/{factor}/remove", data=b.hidden(page))
+        assert removed.status_code == 303 and b.factor_ids() == []
+        assert "only a password" in b.security_page().text
+    finally:
+        b.close()
+    # The removed passkey no longer signs in, and the user signs in with a password alone.
+    browser = MfaBrowser(api)
+    try:
+        page = browser.http.post(
+            "/login", data={**browser.hidden(browser.authorize()), "method": "passkey"}
+        )
+        credential = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        refused = browser.http.post(
+            "/login/passkey", data={**browser.hidden(page), "credential": credential}
+        )
+        assert "could not be used" in text_of(refused)
+    finally:
+        browser.close()
+    actions = [e["outcome"] for e in _audit(api, "mfa_remove", name)]
+    assert actions == ["success", "failure"]
+    assert _audit(api, "mfa_rename", name)
