@@ -220,15 +220,18 @@ def RecentSignIn(
 def _answer_step_up(info: Info[Any, Any], exc: InsufficientUserAuthentication) -> None:
     """Make the HTTP answer RFC 9470's 401 when the integration exposes the response."""
     context = info.context
-    response = context.get("response") if isinstance(context, dict) else None
-    response = response or getattr(context, "response", None)
-    request = context.get("request") if isinstance(context, dict) else None
+    if isinstance(context, dict):
+        response, request = context.get("response"), context.get("request")
+    else:
+        response, request = getattr(context, "response", None), getattr(context, "request", None)
     if response is None or not hasattr(response, "headers"):
         return
     realm = "authmesh"
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, dict):
-        realm = realm_of(request)
+    if isinstance(request, HTTPConnection):
+        try:
+            realm = realm_of(request)
+        except RuntimeError:  # a context getter with its own verifier, no install()
+            pass
     challenge = challenge_for(exc, realm)
     response.status_code = challenge.status
     response.headers["WWW-Authenticate"] = challenge.www_authenticate

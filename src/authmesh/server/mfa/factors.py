@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
@@ -126,10 +127,10 @@ def start_totp(ctx: ServerContext, username: str) -> TotpEnrolment:
     return TotpEnrolment(secret, uri, totp.qr_svg(uri))
 
 
-async def _new_codes(ctx: ServerContext, session: object, user_id: str) -> list[str]:
+async def _new_codes(ctx: ServerContext, session: AsyncSession, user_id: str) -> list[str]:
     codes = recovery.new_recovery_codes()
     await factor_store.replace_recovery_codes(
-        session,  # type: ignore[arg-type]
+        session,
         user_id,
         [recovery.recovery_code_hash(ctx.pepper, c) for c in codes],
         now=ctx.now(),
