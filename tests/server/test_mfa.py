@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from authmesh.server.mfa.admin import mfa_enabled_users
+from authmesh.store import factors as factor_store
 from support.databases import db_target
 from support.harness import Api, claims_of, launch
 from support.mfa import MfaBrowser, ShiftedClock, code_at, recovery_codes_of, secret_of, text_of
@@ -353,3 +354,27 @@ def test_admin_sees_and_resets_a_users_factors(mfa_api: Api, clock: ShiftedClock
 def test_discovery_lists_the_acr_values(mfa_api: Api) -> None:
     doc = mfa_api.http.get("/.well-known/openid-configuration").json()
     assert doc["acr_values_supported"] == ["pwd", "mfa"] and "acr" in doc["claims_supported"]
+
+
+def test_totp_secrets_are_sealed_under_the_master_key(start_server: Any) -> None:
+    clock = ShiftedClock()
+    api: Api = start_server(clock=clock, master_key="m" * 32)
+    register_browser_clients(api)
+    name, password, secret, _ = _enrolled(api, clock)
+    user_id = api.user_id(name)
+
+    async def stored() -> list[str | None]:
+        async with api.core.db.transaction() as session:
+            rows = await factor_store.list_factors(session, user_id)
+            return [r.totp_secret for r in rows]
+
+    (value,) = api.server.call(stored())
+    assert value is not None and value.startswith("enc:") and secret not in value
+    b = MfaBrowser(api)
+    try:
+        done = b.submit_code(
+            b.submit_login(b.authorize(), name, password), code_at(secret, clock())
+        )
+        assert done.status_code == 303
+    finally:
+        b.close()

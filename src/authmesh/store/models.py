@@ -255,8 +255,9 @@ class FactorRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # TOTP: the base32 secret, and the last time step accepted (each code works once).
-    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # TOTP: the base32 secret (sealed with the master key when one is set), and the last
+    # time step accepted (each code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Passkey: base64url credential id, COSE public key, signature counter, and whether
     # the credential is synced (backed up): "swk" in amr, else "hwk".

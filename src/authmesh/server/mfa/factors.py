@@ -6,6 +6,7 @@ through the revocation feed (the browser sign-in that asked keeps going).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -13,12 +14,14 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.errors import ConfigError
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound
 from authmesh.server.feed import publish
 from authmesh.server.mfa import recovery, totp
 from authmesh.server.mfa.passkeys import PasskeyError, RelyingParty
+from authmesh.server.secrets import KeyEncryptor
 from authmesh.store import factors as factor_store
 from authmesh.store.models import FactorRow
 
@@ -38,6 +41,8 @@ __all__ = [
     "rename_factor",
     "spend_passkey_challenge",
     "start_totp",
+    "stored_totp_secret",
+    "totp_secret_of",
 ]
 
 _MAX_NAME = 100
@@ -85,6 +90,42 @@ class Factors:
             "factors": [f.to_json() for f in self.factors],
             "recovery_codes_left": self.recovery_codes_left,
         }
+
+
+_SEALED = "enc:"
+
+
+@functools.cache
+def _sealer(master_key: str) -> KeyEncryptor:
+    return KeyEncryptor(master_key)
+
+
+def stored_totp_secret(ctx: ServerContext, user_id: str, secret: str) -> str:
+    """How a TOTP secret is stored: sealed (AES-GCM, bound to the user) under the master
+    key when one is set, so a database read alone does not give the codes."""
+    master = ctx.settings.master_key
+    if master is None:
+        return secret
+    sealed = _sealer(master.get_secret_value()).encrypt({"s": secret}, aad=f"totp:{user_id}")
+    return _SEALED + sealed
+
+
+def totp_secret_of(ctx: ServerContext, row: FactorRow) -> str:
+    """The TOTP secret of a stored authenticator.
+
+    Raises:
+        ConfigError: sealed, and the master key is missing or wrong.
+    """
+    stored = row.totp_secret or ""
+    if not stored.startswith(_SEALED):
+        return stored
+    master = ctx.settings.master_key
+    if master is None:
+        raise ConfigError("a TOTP secret is sealed but AUTHMESH_MASTER_KEY is not set")
+    opened = _sealer(master.get_secret_value()).decrypt(
+        stored[len(_SEALED) :], aad=f"totp:{row.user_id}"
+    )
+    return str(opened["s"])
 
 
 def _view(row: FactorRow) -> FactorView:
@@ -179,7 +220,7 @@ async def confirm_totp(
             kind="totp",
             name=_name(name, "Authenticator app"),
             now=ctx.now(),
-            totp_secret=secret,
+            totp_secret=stored_totp_secret(ctx, user_id, secret),
             last_step=step,  # the code just typed is spent
         )
         codes = await _new_codes(ctx, session, user_id) if first else []

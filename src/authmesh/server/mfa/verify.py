@@ -14,7 +14,7 @@ from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, RateLimited
 from authmesh.server.mfa import recovery, totp
-from authmesh.server.mfa.factors import relying_party, spend_passkey_challenge
+from authmesh.server.mfa.factors import relying_party, spend_passkey_challenge, totp_secret_of
 from authmesh.server.mfa.passkeys import PasskeyError, credential_id_of
 from authmesh.server.mfa.policy import mfa_required
 from authmesh.store import factors as factor_store
@@ -152,8 +152,7 @@ async def check_code(
     async with ctx.db.transaction() as session:
         rows = [r for r in await factor_store.list_factors(session, user_id) if r.kind == "totp"]
         for row in rows:
-            assert row.totp_secret is not None
-            step = totp.matching_step(row.totp_secret, code, now)
+            step = totp.matching_step(totp_secret_of(ctx, row), code, now)
             if step is None:
                 continue
             if await factor_store.use_totp_step(session, row.id, step, now=now):

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("last_used_at", sa.Float(), nullable=True),
-        sa.Column("totp_secret", sa.String(length=64), nullable=True),
+        sa.Column("totp_secret", sa.String(length=255), nullable=True),
         sa.Column("last_step", sa.BigInteger(), nullable=True),
         sa.Column("credential_id", sa.String(length=1400), nullable=True),
         sa.Column("public_key", sa.Text(), nullable=True),
