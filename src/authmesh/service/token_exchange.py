@@ -229,4 +229,3 @@ class _OnBehalfOf(httpx.Auth):
             renewed = await self._exchanger.aexchange(self._subject_token, rejected=token)
             request.headers["Authorization"] = f"Bearer {renewed}"
             yield request
-
