@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from authmesh.dpop import ReplayCache
 from authmesh.jose.policy import Clock
 from authmesh.server.config import ServerSettings
 from authmesh.server.feed.hub import FeedHub
@@ -65,6 +66,8 @@ class ServerContext:
     clock: Clock
     pepper: bytes = b""
     web_key: bytes = b""
+    #: DPoP proofs seen at the token endpoint of this process (RFC 9449 §11.1).
+    dpop_replay: ReplayCache = field(default_factory=ReplayCache)
 
     @classmethod
     def build(cls, settings: ServerSettings, *, clock: Clock = time.time) -> ServerContext:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from authmesh.server import audit
-from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
+from authmesh.server.clients import (
+    ClientCredentials,
+    authenticate_client,
+    check_dpop_requirement,
+    check_grant_type,
+)
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from authmesh.server.feed import publish
@@ -44,12 +49,14 @@ class TokenResponse:
     scope: str
     refresh_token: str | None = None
     id_token: str | None = None
+    token_type: str = "Bearer"
+    """``DPoP`` when the access token is bound to the client's key (RFC 9449 §5)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body."""
         body: dict[str, Any] = {
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": self.expires_in,
             "scope": self.scope,
         }
@@ -100,6 +107,7 @@ async def password_grant(
     scope: str | None,
     audiences: Sequence[str],
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Log a user in: check the password, open a session, issue both tokens.
 
@@ -114,6 +122,7 @@ async def password_grant(
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "password")
+        check_dpop_requirement(client, dpop_jkt)
         username = _required(username, "username")
         password = _required(password, "password")
         granted_scope = resolve_scope(scope, client.scopes)
@@ -168,8 +177,11 @@ async def password_grant(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=user.username,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, refresh, token_type=_type_of(dpop_jkt)
+    )
 
 
 async def refresh_grant(
@@ -179,6 +191,7 @@ async def refresh_grant(
     refresh_token: str | None,
     scope: str | None,
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Rotate a refresh token and issue a fresh access token with current roles.
 
@@ -197,6 +210,7 @@ async def refresh_grant(
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "refresh_token")
+        check_dpop_requirement(client, dpop_jkt)
         refresh_token = _required(refresh_token, "refresh_token")
         now = ctx.now()
         token_hash = hash_secret(refresh_token)
@@ -264,8 +278,11 @@ async def refresh_grant(
         session_id=found.session_id,
         auth_time=found.auth_time,
         username=found.username,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope, successor)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, successor, token_type=_type_of(dpop_jkt)
+    )
 
 
 def _required(value: str | None, name: str) -> str:
@@ -278,8 +295,17 @@ def _rotation_usable(found: Rotation, now: float) -> bool:
     return not found.blocked and found.ended_at is None and found.session_expires_at > now
 
 
+def _type_of(dpop_jkt: str | None) -> str:
+    return "Bearer" if dpop_jkt is None else "DPoP"
+
+
 async def client_credentials_grant(
-    ctx: ServerContext, client: ClientRow, *, scope: str | None, audiences: Sequence[str]
+    ctx: ServerContext,
+    client: ClientRow,
+    *,
+    scope: str | None,
+    audiences: Sequence[str],
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """A service's own token (RFC 6749 §4.4): ``sub`` is the client id, no refresh token.
 
@@ -296,5 +322,8 @@ async def client_credentials_grant(
         audiences=auds,
         scope=granted_scope,
         roles=client.roles,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, token_type=_type_of(dpop_jkt)
+    )
