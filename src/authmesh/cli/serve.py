@@ -14,6 +14,7 @@ from authmesh.cli.server_context import (
     DatabaseOpt,
     DataDirOpt,
     run_with_context,
+    safe_url,
     settings_from,
 )
 
@@ -53,6 +54,9 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
+    # Open (or create) and migrate the database first: a database that is down or
+    # unusable is then one line on stderr, not a traceback from the ASGI lifespan.
+    run_with_context(settings, _nothing, create=True)
     app = create_app(settings)
     hub = app.state.context.hub
 
@@ -63,7 +67,8 @@ def serve(
             hub.drain()
             await super().shutdown(sockets)
 
-    typer.echo(f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)})")
+    where = safe_url(settings.db_url)
+    typer.echo(f"authmesh auth server: {settings.issuer_url} (database {where})")
     server = Server(
         uvicorn.Config(
             app,
@@ -81,10 +86,8 @@ def serve(
         raise SystemExit(_STARTUP_FAILURE)
 
 
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+async def _nothing(_ctx: object) -> None:
+    return None
 
 
 @db_app.command("upgrade")
@@ -93,9 +96,6 @@ def upgrade(
 ) -> None:
     """Apply the database migrations (the server also does this on start)."""
 
-    async def noop(_ctx: object) -> None:
-        return None
-
     settings = settings_from(config, database_url, data_dir)
-    run_with_context(settings, noop)
-    typer.echo(f"database is up to date: {_safe(settings.db_url)}")
+    run_with_context(settings, _nothing, create=True)
+    typer.echo(f"database is up to date: {safe_url(settings.db_url)}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -241,6 +241,11 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def has_tables(self) -> bool:
+        """Whether migrations ever ran here (the Alembic version table exists)."""
+        async with self.engine.connect() as conn:
+            return bool(await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")))
 
     async def upgrade(self) -> None:
         """Apply every Alembic migration up to head (idempotent)."""

@@ -16,12 +16,16 @@ from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["database_outage", "describe_outage"]
+from authmesh.errors import OperatorError
+
+__all__ = ["DatabaseUnavailable", "database_outage", "describe_outage"]
 
 #: SQLSTATE classes of a database that cannot serve now (PostgreSQL appendix A):
 #: 08 connection exception, 53 insufficient resources, 57 operator intervention
-#: (57014 is a statement_timeout), 58 system error.
-_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+#: (57014 is a statement_timeout), 58 system error; and, at connect, 28 (the
+#: login was refused) and 3D (no such database): nothing a caller did, and
+#: nothing the server can serve until an operator acts.
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58", "28", "3D"})
 #: SQLSTATEs outside those classes that are still "try again shortly".
 _OUTAGE_SQLSTATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
 _NETWORK_ERRNOS = frozenset(
@@ -39,6 +43,10 @@ _NETWORK_ERRNOS = frozenset(
 #: Where a bare OSError or TimeoutError must come from to count as the database's.
 _DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "authmesh.store.")
 _MAX_MESSAGE = 160
+
+
+class DatabaseUnavailable(OperatorError):
+    """The database cannot be reached or does not answer in time (for the CLI's one line)."""
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -116,21 +124,15 @@ def _first_line(text: str) -> str:
 
 
 def describe_outage(exc: BaseException) -> str:
-    """``Type: short message`` of an outage: never SQL, parameters or a traceback."""
-    names = [type(exc).__name__]
-    message = ""
-    if isinstance(exc, sa_exc.DBAPIError):
-        # The driver's own exception, not SQLAlchemy's text (which holds the SQL).
-        cause = exc.orig.__cause__ if exc.orig is not None else None
-        driver = cause or exc.orig
-        if driver is not None:
-            names.append(type(driver).__name__)
-            message = str(driver)
-    elif isinstance(exc, sa_exc.StatementError):
-        message = ""
-    else:
-        message = str(exc)
-    label = " / ".join(dict.fromkeys(names))
-    silent = "timed out" if isinstance(exc, TimeoutError) else "no message"
-    detail = _first_line(message) or silent
-    return f"{label}: {detail}"
+    """``Type / DriverType: short message`` of an outage: never SQL, parameters or a traceback."""
+    # The driver's own exception says what happened; SQLAlchemy's text would add
+    # the statement and its parameters.
+    root = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+    for _ in range(10):
+        if root.__cause__ is None:
+            break
+        root = root.__cause__
+    label = " / ".join(dict.fromkeys((type(exc).__name__, type(root).__name__)))
+    message = "" if isinstance(root, sa_exc.StatementError) else str(root)
+    silent = "timed out" if isinstance(root, TimeoutError) else "no message"
+    return f"{label}: {_first_line(message) or silent}"
