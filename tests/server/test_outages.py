@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import statistics
 import threading
 import time
@@ -30,8 +31,7 @@ from authmesh.testing import TcpProxy, wait_for
 from authmesh.testing.databases import PG_URL, DbTarget
 from support.databases import db_target
 from support.harness import ALICE, Api, launch
-
-pytestmark = pytest.mark.postgres
+from support.oidc_flow import Browser, register_browser_clients
 
 #: Short bounds, so an outage costs each request about a second, not the defaults' 3-5 s.
 FAST_TIMEOUTS = {
@@ -226,6 +226,7 @@ def _assert_kept(api: Api, committed: Committed) -> None:
 _FAILURES_WANTED = {"kill": 60, "freeze": 12}
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("fault", ["kill", "freeze"])
 def test_database_fault_under_load_answers_503_then_recovers(outage: Outage, fault: str) -> None:
     api, proxy = outage.api, outage.proxy
@@ -253,6 +254,7 @@ def test_database_fault_under_load_answers_503_then_recovers(outage: Outage, fau
     _assert_kept(api, committed)
 
 
+@pytest.mark.postgres
 def test_frozen_database_answers_503_within_the_bound(outage: Outage) -> None:
     api, proxy = outage.api, outage.proxy
     committed = _commit_before(api)
@@ -365,6 +367,7 @@ def _lock_refresh_tokens(schema: str, locked: threading.Event, release: threadin
     asyncio.run(hold())
 
 
+@pytest.mark.postgres
 def test_outage_logs_name_the_error_without_sql_or_secrets(outage: Outage) -> None:
     api, proxy = outage.api, outage.proxy
     refresh_token = api.login()["refresh_token"]
@@ -415,3 +418,67 @@ def test_outage_logs_name_the_error_without_sql_or_secrets(outage: Outage) -> No
         assert marker not in text, marker
     for name, secret in secrets.items():
         assert secret not in text, name
+
+
+@pytest.mark.postgres
+def test_every_kind_of_endpoint_answers_503_during_an_outage(outage: Outage) -> None:
+    api, proxy = outage.api, outage.proxy
+    register_browser_clients(api)
+    browser = Browser(api)
+    admin = api.bearer(api.admin_token())
+    user_token = api.login()["access_token"]
+    service = {"Authorization": api.service_basic}
+    proxy.kill()
+    try:
+        page = browser.authorize()
+        answers = {
+            "token": api.token({"grant_type": "client_credentials"}, headers=service),
+            "revoke": api.http.post("/oauth/revoke", data={"token": "x"}, headers=service),
+            "introspect": api.http.post("/oauth/introspect", data={"token": "x"}, headers=service),
+            "admin": api.http.get("/admin/users", headers=admin),
+            "userinfo": api.userinfo(user_token),
+            "account": api.http.get("/account/consents", headers=api.bearer(user_token)),
+            "feed page": api.http.get("/revocations", headers=service),
+            "feed stream": api.http.get("/revocations/stream", headers=service),
+        }
+        health = api.http.get("/healthz")
+    finally:
+        proxy.restore()
+        browser.close()
+
+    assert page.status_code == 503
+    assert page.headers["retry-after"] == "5"
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Temporarily unavailable" in page.text
+    for name, response in answers.items():
+        assert response.status_code == 503, (name, response.text)
+        assert response.headers["retry-after"] == "5", name
+        assert response.json()["error"] == "temporarily_unavailable", name
+        assert response.headers["x-content-type-options"] == "nosniff", name
+    assert health.status_code == 200
+    assert api.http.get("/admin/users", headers=admin).status_code == 200
+
+
+def test_a_locked_sqlite_database_answers_503_after_the_busy_timeout(tmp_path: Path) -> None:
+    with db_target("sqlite", tmp_path) as target:
+        api = launch(target, database_statement_timeout=1.0)
+        try:
+            holder = sqlite3.connect(target.data_dir / "authmesh.db", isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            try:
+                sent = time.monotonic()
+                locked = api.password_grant()
+                took = time.monotonic() - sent
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            after = api.password_grant()
+        finally:
+            api.close()
+            api.server.stop()
+
+    assert locked.status_code == 503, locked.text
+    assert locked.headers["retry-after"] == "5"
+    assert locked.json()["error"] == "temporarily_unavailable"
+    assert 0.5 < took < ANSWER_BOUND
+    assert after.status_code == 200

@@ -40,6 +40,10 @@ _NETWORK_ERRNOS = frozenset(
         errno.EADDRNOTAVAIL,
     }
 )
+#: SQLite's primary result codes that mean "not now": BUSY, LOCKED (the lock was
+#: not freed within busy_timeout), IOERR, FULL, CANTOPEN (the file or its folder
+#: is gone or unreadable), PROTOCOL. An error like "no such table" is a bug.
+_SQLITE_OUTAGE_CODES = frozenset({5, 6, 10, 13, 14, 15})
 #: Where a bare OSError or TimeoutError must come from to count as the database's.
 _DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "authmesh.store.")
 _MAX_MESSAGE = 160
@@ -75,15 +79,26 @@ def _raised_in_database_code(tb: TracebackType | None) -> bool:
     return False
 
 
+def _sqlite_code(exc: BaseException | None) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection freed in time
         return True
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
+        sqlite_code = _sqlite_code(exc.orig)
+        if sqlite_code is not None:
+            return sqlite_code in _SQLITE_OUTAGE_CODES
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
             return True
         return False  # a driver error behind it is judged on its own (its SQLSTATE)
+    sqlite_code = _sqlite_code(exc)
+    if sqlite_code is not None:  # raised outside SQLAlchemy (the BEGIN IMMEDIATE hook)
+        return sqlite_code in _SQLITE_OUTAGE_CODES
     if isinstance(exc, sa_exc.DisconnectionError):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
