@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from authmesh.store.db import Database, DatabaseTimeouts
 from authmesh.store.outages import database_outage, describe_outage
+from authmesh.testing.databases import PG_URL, postgres_available
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -108,3 +110,30 @@ def test_describe_names_types_and_message_never_sql_or_parameters() -> None:
     )
     assert pool.startswith("TimeoutError: QueuePool limit")
     assert "Background on this error" not in pool
+
+
+@pytest.mark.postgres
+def test_a_slow_postgres_statement_is_cancelled_at_the_statement_timeout() -> None:
+    async def run() -> tuple[str, BaseException, float]:
+        database = Database(PG_URL, timeouts=DatabaseTimeouts(statement=0.5))
+        try:
+            async with database.engine.connect() as conn:
+                setting = str((await conn.execute(text("SHOW statement_timeout"))).scalar())
+            started = time.monotonic()
+            try:
+                async with database.engine.connect() as conn:
+                    await conn.execute(text("SELECT pg_sleep(5)"))
+            except Exception as exc:
+                return setting, exc, time.monotonic() - started
+            raise AssertionError("pg_sleep(5) was not cancelled")
+        finally:
+            await database.dispose()
+
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not running")
+    setting, failure, took = asyncio.run(run())
+
+    assert setting == "500ms"
+    assert database_outage(failure) is not None
+    assert "QueryCanceledError" in describe_outage(database_outage(failure) or failure)
+    assert took < 4

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
 
 from authmesh.errors import ConfigError
@@ -168,18 +169,11 @@ class Database:
                     )
             kwargs["connect_args"] = {"timeout": statement}
         else:
-            server_settings = {"statement_timeout": str(round(statement * 1000))}
-            if schema:
-                server_settings["search_path"] = schema
             kwargs.update(
                 pool_size=10,
                 max_overflow=20,
                 pool_timeout=self.timeouts.checkout,
-                connect_args={
-                    "timeout": self.timeouts.connect,
-                    "command_timeout": statement + _CLIENT_MARGIN,
-                    "server_settings": server_settings,
-                },
+                connect_args=self._pg_connect_args(bounded=True),
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         sync_engine = self.engine.sync_engine
@@ -191,6 +185,16 @@ class Database:
             event.listen(sync_engine.pool, "checkout", self._ping)
         event.listen(sync_engine, "handle_error", self._on_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def _pg_connect_args(self, *, bounded: bool) -> dict[str, Any]:
+        """asyncpg's arguments; ``bounded`` adds the statement timeouts."""
+        server_settings = {"search_path": self.schema} if self.schema else {}
+        args: dict[str, Any] = {"timeout": self.timeouts.connect}
+        if bounded:
+            statement = self.timeouts.statement
+            server_settings["statement_timeout"] = str(round(statement * 1000))
+            args["command_timeout"] = statement + _CLIENT_MARGIN
+        return {**args, "server_settings": server_settings}
 
     def _answered(self, _dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         self.reachable = True
@@ -249,11 +253,26 @@ class Database:
 
     async def upgrade(self) -> None:
         """Apply every Alembic migration up to head (idempotent)."""
-        async with self.engine.begin() as conn:
-            if not self.is_sqlite:
+        if self.is_sqlite:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(self._run_upgrade)
+            return
+        # A migration may rewrite a large table, and a second process starting at
+        # once waits for the first one's: no statement timeout here, only the
+        # connect timeout, on a connection of its own.
+        engine = create_async_engine(
+            self.url,
+            hide_parameters=True,
+            poolclass=NullPool,
+            connect_args=self._pg_connect_args(bounded=False),
+        )
+        try:
+            async with engine.begin() as conn:
                 # Two processes starting at once must not both run the migrations.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(427001)"))
-            await conn.run_sync(self._run_upgrade)
+                await conn.run_sync(self._run_upgrade)
+        finally:
+            await engine.dispose()
 
     def _run_upgrade(self, connection: Connection) -> None:
         command.upgrade(self._alembic_config(connection), "head")
