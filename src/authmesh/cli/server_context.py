@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 from authmesh.errors import ConfigError
 from authmesh.server.config import ServerSettings, load_settings
 from authmesh.server.context import ServerContext
-from authmesh.store.outages import DatabaseUnavailable, database_outage, describe_outage
+from authmesh.store.errors import DatabaseUnavailable
+from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = [
     "ConfigOpt",

@@ -16,9 +16,7 @@ from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
 
-from authmesh.errors import OperatorError
-
-__all__ = ["DatabaseUnavailable", "database_outage", "describe_outage"]
+__all__ = ["database_outage", "describe_outage"]
 
 #: SQLSTATE classes of a database that cannot serve now (PostgreSQL appendix A):
 #: 08 connection exception, 53 insufficient resources, 57 operator intervention
@@ -47,10 +45,6 @@ _SQLITE_OUTAGE_CODES = frozenset({5, 6, 10, 13, 14, 15})
 #: Where a bare OSError or TimeoutError must come from to count as the database's.
 _DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "authmesh.store.")
 _MAX_MESSAGE = 160
-
-
-class DatabaseUnavailable(OperatorError):
-    """The database cannot be reached or does not answer in time (for the CLI's one line)."""
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
