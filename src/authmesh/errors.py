@@ -53,7 +53,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     └── OperatorError                 bad configuration, missing or unusable key: never a 401
         ├── ConfigError               here
         ├── InvalidKey                here
-        └── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        ├── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        └── DatabaseUnavailable       authmesh.store: the database is unreachable or too slow
 
 Each package keeps its classes in its ``errors`` module. The messages of
 ``TokenRejected`` and ``BearerError`` are safe to show the client that sent the token.

@@ -53,6 +53,19 @@ class ServerSettings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema (search_path) holding authmesh's tables",
     )
+    # Every wait on the database is bounded, so an outage is a 503 within seconds.
+    database_connect_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Opening a database connection"
+    )
+    database_pool_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Waiting for a free pooled connection"
+    )
+    database_statement_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="One statement (PostgreSQL statement_timeout; SQLite busy_timeout)",
+    )
 
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
     refresh_idle_ttl: int = Field(default=7 * 86400, ge=60)

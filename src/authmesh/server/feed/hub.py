@@ -22,6 +22,7 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.feed.tail import FeedTail
 from authmesh.store import revocations
 from authmesh.store.db import Database
+from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = ["CHANNEL", "FeedHub"]
 
@@ -102,8 +103,8 @@ class FeedHub:
                     await raw.driver_connection.execute(  # type: ignore[union-attr]
                         "SELECT pg_notify($1, $2)", self.channel, str(cursor)
                     )
-        except Exception:  # the event is durable; listeners also re-read on heartbeats
-            log.warning("could not broadcast revocation cursor %s", cursor, exc_info=True)
+        except Exception as exc:  # the event is durable; listeners also re-read on heartbeats
+            _warn(f"could not broadcast revocation cursor {cursor}", exc)
 
     async def wait(self, seen: int, timeout: float) -> None:
         """Return when a cursor newer than ``seen`` is known, or after ``timeout``."""
@@ -134,7 +135,7 @@ class FeedHub:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(dsn)
+                conn = await asyncpg.connect(dsn, timeout=self._db.timeouts.connect)
                 await conn.add_listener(self.channel, self._on_pg_notify)
                 # Anything written while we were not listening.
                 await self._refresh_latest()
@@ -142,8 +143,8 @@ class FeedHub:
                     await asyncio.sleep(5)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("revocation LISTEN connection lost; reconnecting", exc_info=True)
+            except Exception as exc:
+                _warn("revocation LISTEN connection lost; reconnecting", exc)
                 await asyncio.sleep(1)
             finally:
                 if conn is not None and not conn.is_closed():
@@ -169,3 +170,12 @@ class FeedHub:
             except Exception:
                 log.warning("revocation pub/sub connection lost; reconnecting", exc_info=True)
                 await asyncio.sleep(1)
+
+
+def _warn(what: str, exc: Exception) -> None:
+    """A database outage in one line (it is expected, and a traceback says no more)."""
+    outage = database_outage(exc)
+    if outage is None:
+        log.warning(what, exc_info=True)
+    else:
+        log.warning("%s: %s", what, describe_outage(outage))
