@@ -54,7 +54,16 @@ class ServerSettings(BaseSettings):
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
     refresh_idle_ttl: int = Field(default=7 * 86400, ge=60)
     refresh_absolute_ttl: int = Field(default=30 * 86400, ge=60)
-    refresh_reuse_grace: float = Field(default=5.0, ge=0, le=60)
+    refresh_reuse_grace: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        description=(
+            "Retry window: a used refresh token presented again within this long of its "
+            "first use, while its successor is unused, gets that same successor back "
+            "(a lost answer); any other reuse ends the session. 0 = no retries"
+        ),
+    )
     leeway: int = Field(default=30, ge=0, le=300)
     authorization_code_ttl: int = Field(default=60, ge=5, le=60)
     browser_session_ttl: int = Field(
