@@ -83,6 +83,19 @@ class ServerSettings(BaseSettings):
     )
 
     redis_url: str | None = None
+    redis_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="Connect and read timeout of each Redis call: what a hung Redis costs",
+    )
+    sign_in_limits_on_redis_outage: Literal["per_process", "refuse"] = Field(
+        default="per_process",
+        description=(
+            "While Redis is down, sign-ins are limited by each process on its own "
+            "(per_process, a warning is logged) or refused with 503 and Retry-After (refuse)"
+        ),
+    )
     feed_heartbeat: float = Field(default=2.0, gt=0, le=60)
     feed_poll_interval: float = Field(
         default=1.0, gt=0, description="Safety-net poll of the revocation log on SQLite"

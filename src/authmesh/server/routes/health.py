@@ -16,21 +16,27 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="Liveness and database reachability")
 async def healthz(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers, 503 otherwise; says whether Redis answers, when used."""
     ctx = get_context(request)
     try:
         async with ctx.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-    return JSONResponse(
-        {
-            "status": "ok",
-            "database": "up",
-            "feed_backend": ctx.hub.backend,
-            "latest_cursor": ctx.hub.latest,
-        }
-    )
+    body: dict[str, object] = {
+        "status": "ok",
+        "database": "up",
+        "feed_backend": ctx.hub.backend,
+        "latest_cursor": ctx.hub.latest,
+    }
+    # Still 200 while Redis is down (the process serves, refresh and client
+    # credentials need no Redis), but never a claim that Redis is fine.
+    redis_up = await ctx.guard.redis_reachable()
+    if redis_up is not None:
+        body["redis"] = "up" if redis_up else "down"
+        if not redis_up:
+            body["status"] = "degraded"
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
