@@ -16,6 +16,8 @@ from authmesh.server.login_limits.failover import FailoverRateLimiter
 from authmesh.testing import FakeClock, TcpProxy
 from support.login_limits import ACCOUNT, CONFIG, delete_prefixed, redis_or_skip
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 async def proxied() -> AsyncIterator[tuple[TcpProxy, RedisRateLimiter]]:

@@ -33,6 +33,8 @@ FAST = 2.0
 #: The one request that meets an outage first pays one Redis timeout (0.5 s).
 ONE_TIMEOUT = 3.0
 
+pytestmark = pytest.mark.redis
+
 
 def _redis_running() -> bool:
     with socket.socket() as sock:
