@@ -46,8 +46,13 @@ class LoginGuard:
         if limiter is not None:
             self.limiter = limiter
         elif settings.redis_url:
+            # One namespace per schema, as for the feed's channel: deployments sharing a
+            # Redis keep their own counts.
+            prefix = "authmesh:rl:" + (
+                f"{settings.database_schema}:" if settings.database_schema else ""
+            )
             shared = RedisRateLimiter.from_url(
-                settings.redis_url, config, timeout=settings.redis_timeout
+                settings.redis_url, config, prefix=prefix, timeout=settings.redis_timeout
             )
             per_process = settings.sign_in_limits_on_redis_outage == "per_process"
             self.limiter = FailoverRateLimiter(shared, self.local if per_process else None)
