@@ -24,7 +24,7 @@ import pytest
 
 from authmesh.testing import TcpProxy, wait_for
 from support.databases import db_target
-from support.harness import Api, launch
+from support.harness import Api, claims_of, launch
 from support.oidc_flow import Browser, register_browser_clients
 
 #: A request that waits on Redis at all costs at least a timeout (0.5 s); answers
@@ -190,11 +190,18 @@ def test_a_hung_redis_costs_at_most_one_short_timeout(
     _, refresh_took = _refresh_chain(api, token, 5)
     service_took = _service_tokens(api, 5)
     logins = [_timed(lambda: api.password_grant(name, password)) for _ in range(3)]
+    before = api.latest_cursor()
+    access = logins[0][0].json()["access_token"]
+    logout, logout_took = _timed(
+        lambda: api.http.post("/account/logout", headers=api.bearer(access))
+    )
     block_took = _block_then_unblock(api, admin, name)
     health, health_took = _timed(lambda: api.http.get("/healthz"))
 
     assert refresh_took < FAST and service_took < FAST
     assert [r.status_code for r, _ in logins] == [200, 200, 200]
+    assert logout.status_code == 204 and logout_took < ONE_TIMEOUT
+    assert ("sid", claims_of(access)["sid"]) in api.events(before)
     # The first sign-in meets the outage; the next ones don't wait for Redis again.
     assert logins[0][1] < ONE_TIMEOUT and max(t for _, t in logins[1:]) < FAST
     assert block_took < ONE_TIMEOUT and health_took < ONE_TIMEOUT
@@ -202,7 +209,8 @@ def test_a_hung_redis_costs_at_most_one_short_timeout(
     print(
         f"\nredis hung: refresh ≤ {refresh_took * 1000:.0f} ms, client_credentials ≤ "
         f"{service_took * 1000:.0f} ms, first login {logins[0][1] * 1000:.0f} ms, next ≤ "
-        f"{max(t for _, t in logins[1:]) * 1000:.0f} ms, block/unblock ≤ "
+        f"{max(t for _, t in logins[1:]) * 1000:.0f} ms, logout {logout_took * 1000:.0f} ms, "
+        f"block/unblock ≤ "
         f"{block_took * 1000:.0f} ms, /healthz {health_took * 1000:.0f} ms"
     )
 
