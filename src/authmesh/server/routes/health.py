@@ -17,20 +17,25 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="Liveness: the process serves requests")
 async def healthz(request: Request) -> JSONResponse:
-    """200 while the process runs; no I/O, so an outage elsewhere never restarts it.
+    """200 while the process runs, so an outage elsewhere never restarts it.
 
-    ``database`` is what the last use of the database showed (``/readyz`` asks it).
+    ``database`` is what the last use of the database showed (``/readyz`` asks it);
+    ``redis``, when used, is asked within its short timeout: a process without Redis
+    still serves (refresh and client credentials need none) but says it is degraded.
     """
     ctx = get_context(request)
-    return JSONResponse(
-        {
-            "status": "ok",
-            "database": "up" if ctx.db.reachable else "down",
-            "feed_backend": ctx.hub.backend,
-            "latest_cursor": ctx.hub.latest,
-        },
-        headers=NO_STORE,
-    )
+    body: dict[str, object] = {
+        "status": "ok",
+        "database": "up" if ctx.db.reachable else "down",
+        "feed_backend": ctx.hub.backend,
+        "latest_cursor": ctx.hub.latest,
+    }
+    redis_up = await ctx.guard.redis_reachable()
+    if redis_up is not None:
+        body["redis"] = "up" if redis_up else "down"
+        if not redis_up:
+            body["status"] = "degraded"
+    return JSONResponse(body, headers=NO_STORE)
 
 
 @router.get("/readyz", summary="Readiness: the database and Redis answer")

@@ -140,8 +140,12 @@ async def token(request: Request) -> Response:
     started = time.perf_counter()
     grant_type = "unknown"
     try:
-        await ctx.guard.hit("token", request_info(request).client_ip)
         form = await read_form(request)
+        # Only a sign-in (the password grant) is counted in the limits every
+        # process shares, in Redis; the other grants prove a token or a secret,
+        # are counted by this process alone and never wait on Redis.
+        signs_in = form.get("grant_type") == "password"
+        await ctx.guard.hit("token", request_info(request).client_ip, signs_in=signs_in)
         grant_type = form.require("grant_type")
         if grant_type not in GRANT_TYPES:
             grant_type = "unsupported"
