@@ -37,11 +37,24 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines as timestamped text or JSON objects [text]"),
+    ] = None,
+    otel: Annotated[
+        bool | None,
+        typer.Option(
+            "--otel/--no-otel",
+            help="OpenTelemetry traces (authmesh[otel]; exporter from OTEL_* variables)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.logs import logging_config
 
     settings = settings_from(
         config,
@@ -52,7 +65,13 @@ def serve(
         issuer=issuer,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        log_format=log_format,
+        otel=otel,
     )
+    if settings.otel:
+        from authmesh.server.tracing import configure_tracing
+
+        configure_tracing()
     app = create_app(settings)
     hub = app.state.context.hub
 
@@ -70,6 +89,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=log_level,
+            log_config=logging_config(settings.log_format, log_level),
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
             proxy_headers=False,
