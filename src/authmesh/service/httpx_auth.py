@@ -101,6 +101,7 @@ class ClientCredentialsAuth(httpx.Auth):
         """Send with a token; on 401 renew it and retry once."""
         token = self._sync_token(None)
         request.headers["Authorization"] = f"Bearer {token}"
+        self._propagate(request)
         response = yield request
         if response.status_code == 401:
             request.headers["Authorization"] = f"Bearer {self._sync_token(token)}"
@@ -112,10 +113,19 @@ class ClientCredentialsAuth(httpx.Auth):
         """Async :meth:`sync_auth_flow`."""
         token = await self._async_token(None)
         request.headers["Authorization"] = f"Bearer {token}"
+        self._propagate(request)
         response = yield request
         if response.status_code == 401:
             request.headers["Authorization"] = f"Bearer {await self._async_token(token)}"
             yield request
+
+    def _propagate(self, request: httpx.Request) -> None:
+        # The callee's spans join the caller's trace (W3C Trace Context), even
+        # when the application's own httpx client is not instrumented.
+        if self._config.otel:
+            from authmesh.tracing import inject_trace_context
+
+            inject_trace_context(request.headers)
 
     # -- tokens ------------------------------------------------------------------------
 

@@ -54,6 +54,8 @@ __all__ = [
 CHECKED = "authmesh.checked"
 #: app.state attribute holding the ServiceAuth (set by the adapters' install helpers).
 STATE_ATTR = "authmesh"
+#: Probes and scrapes are not traced (``otel``): they would drown the requests that matter.
+UNTRACED_URLS = "/healthz,/readyz,/metrics"
 
 
 class AsyncTokenVerifier(Protocol):
@@ -125,6 +127,9 @@ def install(
         lifespan: wrap the app's lifespan to start/stop the JWKS cache and feed
             (leave false if you pass ``auth.lifespan`` yourself).
 
+    With ``otel`` in the config, the app's requests become OpenTelemetry server
+    spans that continue the caller's trace.
+
     Returns:
         the :class:`ServiceAuth` now serving the app (for health and metrics).
     """
@@ -133,6 +138,10 @@ def install(
     if middleware:
         app.add_middleware(BearerAuthMiddleware, auth=auth, required=required)
     install_error_handlers(app, auth.realm)
+    if auth.config.otel:
+        from authmesh.tracing import instrument_asgi_app
+
+        instrument_asgi_app(app, excluded_urls=UNTRACED_URLS)
     if lifespan:
         inner = app.router.lifespan_context
 
