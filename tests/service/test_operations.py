@@ -1,4 +1,6 @@
-"""``mount_operations``: /healthz, /readyz and /metrics over real HTTP in every adapter."""
+"""``mount_operations``: /healthz, /readyz and /metrics over real HTTP in every adapter.
+
+The probes answer without a token even where the app requires one everywhere else."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from authmesh.service import fastapi as fastapi_adapter
 from authmesh.service import flask as flask_adapter
 from authmesh.service import starlette as starlette_adapter
 from authmesh.service import strawberry as strawberry_adapter
+from authmesh.service import wsgi as wsgi_adapter
 from authmesh.service.operations import operation_paths, readiness
 from authmesh.testing import FakeClock, FakeIssuer, UvicornThread, WerkzeugThread
 from authmesh.testing.issuer import bearer
@@ -66,11 +69,21 @@ def _flask(auth: ServiceAuth) -> Any:
     return WerkzeugThread(app)
 
 
+def _wsgi(auth: ServiceAuth) -> Any:
+    def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    app = wsgi_adapter.install(hello, auth, start=False, required=True)
+    return WerkzeugThread(wsgi_adapter.mount_operations(app))
+
+
 ADAPTERS: dict[str, Callable[[ServiceAuth], Any]] = {
     "starlette": _starlette,
     "fastapi": _fastapi,
     "strawberry": _strawberry,
     "flask": _flask,
+    "wsgi": _wsgi,
 }
 
 
@@ -165,3 +178,5 @@ def test_mounting_before_install_is_refused() -> None:
         starlette_adapter.mount_operations(Starlette())
     with pytest.raises(RuntimeError, match="install"):
         flask_adapter.mount_operations(Flask(__name__))
+    with pytest.raises(RuntimeError, match="install"):
+        wsgi_adapter.mount_operations(lambda environ, start_response: [])
