@@ -55,6 +55,18 @@ def test_json_line_has_time_level_logger_message_and_extra_fields() -> None:
     assert not {"args", "msg", "pathname", "lineno", "created", "exc_info"} & set(line)
 
 
+def test_json_line_inside_a_span_names_its_trace() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        line = json.loads(JsonFormatter().format(_record()))
+    context = span.get_span_context()
+    assert line["trace_id"] == f"{context.trace_id:032x}"
+    assert line["span_id"] == f"{context.span_id:016x}"
+    assert "trace_id" not in json.loads(JsonFormatter().format(_record()))
+
+
 def test_json_line_of_an_exception_has_its_traceback_but_no_locals() -> None:
     secret = "hunter2-local-value"
     try:

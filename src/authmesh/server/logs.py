@@ -5,7 +5,8 @@ uvicorn applies at start (``uvicorn.Config(log_config=...)``), so the server's
 own loggers and uvicorn's error and access loggers share one format.
 
 Every line carries its time in ISO 8601 UTC with milliseconds. A JSON line has
-``time``, ``level``, ``logger`` and ``message``, then the record's extra fields
+``time``, ``level``, ``logger`` and ``message``, ``trace_id`` and ``span_id``
+inside a traced request (``--otel``), then the record's extra fields
 (``log.info("...", extra={"client_id": ...})``); uvicorn's access lines also
 get ``client``, ``method``, ``path``, ``http_version`` and ``status``. An
 exception is written as its formatted traceback, which holds no local values.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -65,6 +67,7 @@ class JsonFormatter(logging.Formatter):
         if record.name == _ACCESS_LOGGER and isinstance(record.args, tuple):
             if len(record.args) == len(_ACCESS_FIELDS):
                 line.update(zip(_ACCESS_FIELDS, record.args, strict=True))
+        line.update(_trace_ids())
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and key not in line:
                 line[key] = value
@@ -75,6 +78,20 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             line["exc"] = record.exc_text
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def _trace_ids() -> dict[str, str]:
+    """The current OpenTelemetry span's ids, to find a line's trace (``--otel``).
+
+    Read only if OpenTelemetry is already loaded: logging never imports it.
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 def logging_config(fmt: LogFormat = "text", level: str = "info") -> dict[str, Any]:
