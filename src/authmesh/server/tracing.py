@@ -48,8 +48,8 @@ def instrument_server(app: Any, db: Database) -> None:
     require_otel("the otel setting", _SERVER_MODULES)
     from opentelemetry import metrics, trace
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.instrumentation.sqlalchemy import __version__
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__
 
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=_UNTRACED_URLS, exclude_spans=["receive", "send"]
@@ -61,4 +61,6 @@ def instrument_server(app: Any, db: Database) -> None:
     usage = metrics.get_meter(name, __version__).create_up_down_counter(
         name="db.client.connections.usage", unit="connections"
     )
-    EngineTracer(trace.get_tracer(name, __version__), db.engine.sync_engine, usage)
+    EngineTracer(  # type: ignore[no-untyped-call]
+        trace.get_tracer(name, __version__), db.engine.sync_engine, usage
+    )
