@@ -1,9 +1,12 @@
 """Spans of the test process in memory, recorded only while a test captures them.
 
-OpenTelemetry's global tracer provider can be set once per process, and once it
-is, FastAPI's native telemetry traces every FastAPI app of the process. A
-sampler that drops everything outside :func:`capture_spans` keeps the other
-tests of the run from filling the exporter.
+The global tracer provider is set only inside :func:`capture_spans` and unset
+again after: once one is set, FastAPI's native telemetry traces every FastAPI
+app of the process, and the rest of the run should not pay for it. The API
+allows setting it once per process, so the reset goes through the same private
+globals as OpenTelemetry's own test utilities (``reset_trace_globals``). Tracers
+handed out during a capture stay bound to the provider, so its sampler drops
+whatever they start outside one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
+from opentelemetry.util._once import Once
 from opentelemetry.util.types import Attributes
 
 __all__ = ["capture_spans", "server_spans"]
@@ -52,28 +56,37 @@ class _Switch(Sampler):
 _state: dict[str, Any] = {}
 
 
-def _exporter() -> tuple[_Switch, InMemorySpanExporter]:
+def _parts() -> tuple[TracerProvider, _Switch, InMemorySpanExporter]:
     if not _state:
         switch = _Switch()
         provider = TracerProvider(sampler=switch)
         exporter = InMemorySpanExporter()
         # Simple, not batched: a span is readable as soon as it ends.
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+        _state.update(provider=provider, switch=switch, exporter=exporter)
+    return _state["provider"], _state["switch"], _state["exporter"]
+
+
+def _set_global(provider: TracerProvider | None) -> None:
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    if provider is not None:
         trace.set_tracer_provider(provider)
-        _state.update(switch=switch, exporter=exporter)
-    return _state["switch"], _state["exporter"]
 
 
 @contextmanager
 def capture_spans() -> Iterator[InMemorySpanExporter]:
     """Record the process's spans into a fresh in-memory exporter while inside."""
-    switch, exporter = _exporter()
+    provider, switch, exporter = _parts()
+    assert trace._TRACER_PROVIDER is None, "another tracer provider is set"
     exporter.clear()
+    _set_global(provider)
     switch.on = True
     try:
         yield exporter
     finally:
         switch.on = False
+        _set_global(None)
         exporter.clear()
 
 
