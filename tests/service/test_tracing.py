@@ -201,3 +201,50 @@ def test_otel_reads_from_the_environment() -> None:
         fail_open=True,
     )
     assert config.otel is True
+
+
+def _recording_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
+    """The token endpoint and a target service in memory; the target's requests are kept."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            return httpx.Response(
+                200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 300}
+            )
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("otel", [True, False])
+def test_both_outgoing_auths_forward_the_trace_context(otel: bool) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from authmesh.service import TokenExchanger
+
+    issuer = "http://127.0.0.1:9"
+    config = ServiceConfig(
+        issuer=issuer, audience="orders", client_id="orders", client_secret="s", otel=otel
+    )
+    seen: list[httpx.Request] = []
+    transport = _recording_transport(seen)
+    endpoint = f"{issuer}/token"
+    auths: list[httpx.Auth] = [
+        ClientCredentialsAuth(config, token_endpoint=endpoint, transport=transport),
+        TokenExchanger(
+            config, audience="catalog", token_endpoint=endpoint, transport=transport
+        ).for_user("user-token"),
+    ]
+    tracer = TracerProvider().get_tracer("test")
+    for auth in auths:
+        with (
+            tracer.start_as_current_span("caller") as span,
+            httpx.Client(transport=transport, auth=auth) as client,
+        ):
+            assert client.get("http://catalog.test/items").status_code == 200
+        context = span.get_span_context()
+        flags = f"{int(context.trace_flags):02x}"
+        expected = f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags}"
+        assert seen[-1].headers.get("traceparent") == (expected if otel else None)
+    assert len(seen) == 2

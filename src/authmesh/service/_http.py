@@ -29,6 +29,7 @@ __all__ = [
     "basic_authorization",
     "fetch",
     "parse_json",
+    "propagate_trace",
 ]
 
 #: Discovery, JWKS and feed pages are small; refuse anything bigger than this.
@@ -190,6 +191,18 @@ def parse_json(fetched: Fetched, *, what: str, error: type[IssuerError] = Issuer
         return json.loads(fetched.body)
     except ValueError:
         raise error(f"{what}: the response is not JSON") from None
+
+
+def propagate_trace(config: ServiceConfig, request: httpx.Request) -> None:
+    """With ``otel``, put the current trace context (``traceparent``) on a call to another service.
+
+    The callee's spans then join the caller's trace (W3C Trace Context), even
+    when the application's own httpx client is not instrumented.
+    """
+    if config.otel:
+        from authmesh.tracing import inject_trace_context
+
+        inject_trace_context(request.headers)
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:
