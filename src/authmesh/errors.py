@@ -25,6 +25,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── MissingToken              401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest            401 error="invalid_request" (malformed Authorization)
     │   ├── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
+    │   ├── InvalidDpopProof          401 DPoP error="invalid_dpop_proof" (RFC 9449 §7.1)
+    │   ├── DpopRequired              401 DPoP error="invalid_token": a bound token as bearer
     │   └── InsufficientUserAuthentication  401 (RFC 9470: a stronger or fresher sign-in)
     ├── OAuthError                    authmesh.server: RFC 6749 §5.2 JSON errors
     │   ├── InvalidRequest            400 (a form parameter missing, repeated or malformed)
@@ -34,6 +36,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── UnsupportedGrantType
     │   ├── InvalidScope
     │   ├── InvalidTarget
+    │   ├── InvalidDpopProofError     400 invalid_dpop_proof (RFC 9449 §5)
     │   ├── UnsupportedTokenType
     │   ├── AccessDenied              403
     │   ├── NotFound                  404 (admin API)
@@ -52,7 +55,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     └── OperatorError                 bad configuration, missing or unusable key: never a 401
         ├── ConfigError               here
         ├── InvalidKey                here
-        └── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        ├── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        └── DatabaseUnavailable       authmesh.store: the database is unreachable or too slow
 
 Each package keeps its classes in its ``errors`` module. The messages of
 ``TokenRejected`` and ``BearerError`` are safe to show the client that sent the token.
@@ -67,8 +71,10 @@ __all__ = [
     "AuthmeshError",
     "BearerError",
     "ConfigError",
+    "DpopRequired",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "InvalidDpopProof",
     "InvalidKey",
     "InvalidRequest",
     "MissingToken",
@@ -98,6 +104,8 @@ class BearerError(AuthmeshError):
     status: ClassVar[int] = 401
     #: The RFC 6750 §3.1 error code; ``None`` when the challenge must carry none.
     error: ClassVar[str | None] = None
+    #: The authentication scheme of the challenge (RFC 9449 adds ``DPoP``).
+    scheme: ClassVar[str] = "Bearer"
     default_message: ClassVar[str] = "the request is not authorized"
 
     def __init__(self, message: str | None = None) -> None:
@@ -155,6 +163,32 @@ class InsufficientScope(BearerError):
             if parts:
                 message = "the token lacks the required " + " and ".join(parts)
         super().__init__(message)
+
+
+class InvalidDpopProof(BearerError):
+    """A DPoP proof is missing, malformed, badly signed, stale, replayed or for another request.
+
+    ``invalid_dpop_proof``: 400 at the token endpoint (RFC 9449 §5), 401 with a
+    ``DPoP`` challenge at a service (§7.1). The message is safe to show the client.
+    """
+
+    status = 401
+    error = "invalid_dpop_proof"
+    scheme = "DPoP"
+    default_message = "the DPoP proof is not valid for this request"
+
+
+class DpopRequired(BearerError):
+    """A DPoP-bound token came as a bearer token, or an unbound one with the DPoP scheme.
+
+    RFC 9449 §7.1: a stolen bound token must not pass as a bearer token; 401
+    ``invalid_token`` with a ``DPoP`` challenge.
+    """
+
+    status = 401
+    error = "invalid_token"
+    scheme = "DPoP"
+    default_message = "this token is bound to a DPoP key: send 'DPoP <token>' and a DPoP proof"
 
 
 class InsufficientUserAuthentication(BearerError):

@@ -10,6 +10,8 @@ Tree::
     │   ├── MissingToken               401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest             401 error="invalid_request" (malformed Authorization)
     │   ├── InsufficientScope          403 error="insufficient_scope" (role or scope missing)
+    │   ├── InvalidDpopProof           401 DPoP error="invalid_dpop_proof" (RFC 9449 §7.1)
+    │   ├── DpopRequired               401 DPoP error="invalid_token" (a bound token as bearer)
     │   └── InsufficientUserAuthentication  401 error="insufficient_user_authentication"
     │                                  (RFC 9470: the sign-in is too weak or too old)
     └── IssuerError                    talking to the auth server failed; never a 401 by itself
@@ -26,8 +28,10 @@ from __future__ import annotations
 from authmesh.errors import (
     AuthmeshError,
     BearerError,
+    DpopRequired,
     InsufficientScope,
     InsufficientUserAuthentication,
+    InvalidDpopProof,
     InvalidRequest,
     MissingToken,
 )
@@ -35,10 +39,12 @@ from authmesh.errors import (
 __all__ = [
     "BearerError",
     "DiscoveryError",
+    "DpopRequired",
     "FeedError",
     "FeedUnauthorized",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "InvalidDpopProof",
     "InvalidRequest",
     "IssuerError",
     "MissingToken",

@@ -36,10 +36,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from authmesh.service.errors import BearerError
-from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.starlette import (
     AuthHTTPException,
     install,
+    mount_operations,
     principal_from_connection,
     realm_of,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "CurrentPrincipal",
     "authenticated",
     "install",
+    "mount_operations",
     "optional_principal",
     "protected",
     "require",
@@ -99,11 +101,16 @@ def require(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
     acr: str | Iterable[str] | None = None,
     max_age: int | None = None,
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
+    ``delegation`` accepts (``allow``), needs (``require``) or refuses (``refuse``) a
+    token a service obtained for the user by token exchange; ``actors`` names the
+    services that may act for users here.
 
     ``acr`` (e.g. ``"mfa"``) and ``max_age`` (seconds since the sign-in) demand a
     strong or recent sign-in; else 401 ``insufficient_user_authentication`` with
@@ -111,7 +118,15 @@ def require(
 
     The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age)
+    rule = AccessRule.of(
+        roles=roles,
+        scopes=scopes,
+        any_roles=any_roles,
+        delegation=delegation,
+        actors=actors,
+        acr=acr,
+        max_age=max_age,
+    )
     return _BearerDependency(rule)  # type: ignore[return-value]
 
 
@@ -120,6 +135,8 @@ def protected(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
     acr: str | Iterable[str] | None = None,
     max_age: int | None = None,
 ) -> Callable[[_Endpoint], _Endpoint]:
@@ -136,7 +153,15 @@ def protected(
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age)
+    rule = AccessRule.of(
+        roles=roles,
+        scopes=scopes,
+        any_roles=any_roles,
+        delegation=delegation,
+        actors=actors,
+        acr=acr,
+        max_age=max_age,
+    )
     checks_access = bool(rule)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:

@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from authmesh.acr import satisfies
 from authmesh.jose.errors import InvalidClaim
 from authmesh.service.errors import InsufficientScope, InsufficientUserAuthentication
 
-__all__ = ["AccessRule", "Principal", "check_access"]
+__all__ = ["AccessRule", "Delegation", "Principal", "check_access"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +43,11 @@ class Principal:
     """Every claim of the token (read-only)."""
     token: str = field(repr=False)
     """The raw access token, e.g. to forward it downstream."""
+    dpop_jkt: str | None = None
+    """``cnf.jkt``: the DPoP key the token is bound to (RFC 9449 §6); ``None`` when unbound."""
+    actor_chain: tuple[str, ...] = ()
+    """The services acting for the subject (``act``, RFC 8693 §4.1), the one calling now
+    first; empty when the token was not delegated through token exchange."""
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], token: str) -> Principal:
@@ -69,6 +74,8 @@ class Principal:
             # verify_jwt's dict is fresh and ours: a read-only view, no copy.
             claims=MappingProxyType(claims if isinstance(claims, dict) else dict(claims)),
             token=token,
+            actor_chain=_actor_chain(claims["act"]) if "act" in claims else (),
+            dpop_jkt=_jkt(claims["cnf"]) if "cnf" in claims else None,
         )
 
     @classmethod
@@ -98,6 +105,16 @@ class Principal:
     def identity(self) -> str:
         """The subject (Starlette ``BaseUser``)."""
         return self.subject
+
+    @property
+    def actor(self) -> str | None:
+        """The service calling on the subject's behalf (``act.sub``), or ``None``."""
+        return self.actor_chain[0] if self.actor_chain else None
+
+    @property
+    def is_delegated(self) -> bool:
+        """Whether a service is acting for the subject (a token from token exchange)."""
+        return bool(self.actor_chain)
 
     @property
     def is_client(self) -> bool:
@@ -145,6 +162,44 @@ class Principal:
         return self.scopes.issuperset(scopes)
 
 
+#: Deeper ``act`` nesting than any real call chain; refused rather than walked.
+_MAX_ACTORS = 16
+
+
+def _actor_chain(act: object) -> tuple[str, ...]:
+    """``act.sub``, ``act.act.sub``, …: the current actor first (RFC 8693 §4.1).
+
+    Raises:
+        InvalidClaim: ``act`` is not a chain of objects with a string ``sub``.
+    """
+    chain: list[str] = []
+    while act is not None:
+        if not isinstance(act, Mapping) or not isinstance(act.get("sub"), str):
+            raise InvalidClaim("the 'act' claim must be an object with a string 'sub'")
+        if len(chain) == _MAX_ACTORS:
+            raise InvalidClaim("the 'act' claim nests too deep")
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
+
+
+def _jkt(cnf: object) -> str | None:
+    """``cnf.jkt`` (RFC 9449 §6.1).
+
+    Raises:
+        InvalidClaim: a ``cnf`` that is not an object, or a ``jkt`` that is not a string.
+    """
+    if not isinstance(cnf, Mapping):
+        raise InvalidClaim("the 'cnf' claim must be an object")
+    jkt = cnf.get("jkt")
+    if jkt is not None and not isinstance(jkt, str):
+        raise InvalidClaim("the 'cnf.jkt' claim must be a string")
+    return jkt
+
+
+Delegation = Literal["allow", "require", "refuse"]
+
+
 def _names(value: str | Iterable[str] | None) -> frozenset[str]:
     if value is None:
         return frozenset()
@@ -163,6 +218,11 @@ class AccessRule:
     """Every one of these scopes."""
     any_roles: frozenset[str] = frozenset()
     """At least one of these roles (when not empty)."""
+    delegation: Delegation = "allow"
+    """Whether a token a service obtained for the user by token exchange is accepted
+    (``allow``), needed (``require``) or refused (``refuse``)."""
+    actors: frozenset[str] = frozenset()
+    """When not empty, a delegated token must come through one of these services."""
     acr: tuple[str, ...] = ()
     """The sign-in reached one of these levels (``acr``, e.g. ``mfa``), when not empty."""
     max_age: int | None = None
@@ -175,23 +235,38 @@ class AccessRule:
         roles: str | Iterable[str] | None = None,
         scopes: str | Iterable[str] | None = None,
         any_roles: str | Iterable[str] | None = None,
+        delegation: Delegation = "allow",
+        actors: str | Iterable[str] | None = None,
         acr: str | Iterable[str] | None = None,
         max_age: int | None = None,
     ) -> AccessRule:
         """The rule for these names; a string is split on spaces.
 
         Raises:
-            ValueError: ``max_age`` is negative.
+            ValueError: ``delegation`` is not one of allow, require, refuse, or
+                ``max_age`` is negative.
         """
+        if delegation not in ("allow", "require", "refuse"):
+            raise ValueError("delegation must be 'allow', 'require' or 'refuse'")
         if max_age is not None and max_age < 0:
             raise ValueError("max_age must be a non-negative number of seconds")
         levels = tuple(dict.fromkeys(acr.split() if isinstance(acr, str) else acr or ()))
-        return cls(_names(roles), _names(scopes), _names(any_roles), levels, max_age)
+        return cls(
+            _names(roles),
+            _names(scopes),
+            _names(any_roles),
+            delegation,
+            _names(actors),
+            levels,
+            max_age,
+        )
 
     def __bool__(self) -> bool:
         """Whether the rule demands anything beyond a valid token."""
-        return bool(
-            self.roles or self.scopes or self.any_roles or self.acr or self.max_age is not None
+        return (
+            bool(self.roles or self.scopes or self.any_roles or self.actors or self.acr)
+            or self.delegation != "allow"
+            or self.max_age is not None
         )
 
     def check(self, principal: Principal, *, now: float | None = None) -> None:
@@ -204,6 +279,8 @@ class AccessRule:
             InsufficientUserAuthentication: the sign-in is too weak or too old
                 (RFC 9470: 401 with ``acr_values``/``max_age``).
         """
+        if self.delegation != "allow" or self.actors:
+            self._check_delegation(principal)
         self._check_grants(principal)
         if self.acr or self.max_age is not None:
             self._check_authentication(principal, time.time() if now is None else now)
@@ -242,6 +319,17 @@ class AccessRule:
             required_scopes=self.scopes if missing_scopes else (),
         )
 
+    def _check_delegation(self, principal: Principal) -> None:
+        actor = principal.actor
+        if actor is not None and self.delegation == "refuse":
+            raise InsufficientScope("this endpoint does not accept a token acting for a user")
+        if actor is None and self.delegation == "require":
+            raise InsufficientScope(
+                "this endpoint needs a token a service obtained for the user (token exchange)"
+            )
+        if actor is not None and self.actors and actor not in self.actors:
+            raise InsufficientScope(f"the service {actor!r} may not act for users here")
+
 
 def check_access(
     principal: Principal,
@@ -249,11 +337,14 @@ def check_access(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
     acr: str | Iterable[str] | None = None,
     max_age: int | None = None,
 ) -> None:
-    """Demand every role of ``roles``, every scope of ``scopes``, one of ``any_roles``,
-    a sign-in of one of the ``acr`` levels, and one at most ``max_age`` seconds old.
+    """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``;
+    of a token a service obtained for the user, what ``delegation`` and ``actors`` say;
+    and a sign-in of one of the ``acr`` levels, at most ``max_age`` seconds old.
 
     A string is split on spaces, so ``scopes="orders:read orders:write"`` works.
 
@@ -261,6 +352,12 @@ def check_access(
         InsufficientScope: a role or scope is missing (RFC 6750 §3.1: 403).
         InsufficientUserAuthentication: the sign-in is too weak or too old (RFC 9470).
     """
-    AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles, acr=acr, max_age=max_age).check(
-        principal
-    )
+    AccessRule.of(
+        roles=roles,
+        scopes=scopes,
+        any_roles=any_roles,
+        delegation=delegation,
+        actors=actors,
+        acr=acr,
+        max_age=max_age,
+    ).check(principal)
