@@ -85,6 +85,7 @@ def test_the_exchanged_token_names_the_user_and_the_acting_service(api: Api, ord
     assert claims["client_id"] == orders_client_id(orders)
     assert claims["scope"] == "catalog:read"
     assert claims["exp"] <= original["exp"]
+    assert (claims["amr"], claims["acr"]) == (original["amr"], original["acr"])
     assert api.introspect(body["access_token"])["active"] is True
 
 

@@ -138,6 +138,9 @@ async def exchange_token(
     granted_scope = " ".join(granted)
     auds = sorted(set(audiences))
     auth_time = claims.get("auth_time")
+    # The user signed in as strongly as the subject token says: a service downstream
+    # that asks for a two-factor sign-in sees the same acr.
+    amr = claims.get("amr")
     access = ctx.issuer.access_token(
         subject=principal.subject,
         client_id=client.client_id,
@@ -150,6 +153,7 @@ async def exchange_token(
         actor=actor_chain(claims, client.client_id),
         expires_by=int(claims["exp"]),
         dpop_jkt=dpop_jkt,
+        amr=[a for a in amr if isinstance(a, str)] if isinstance(amr, list) else None,
     )
     async with ctx.db.transaction() as session:
         await audit.record(
