@@ -150,7 +150,11 @@ def test_private_keys_are_encrypted_at_rest_with_a_master_key(
         KeyEncryptor(MASTER).decrypt(row.private_jwk, aad="another-kid")
 
 
-def test_without_a_master_key_keys_are_stored_plain(api: Api) -> None:
+def test_keys_are_stored_plain_only_when_the_operator_chose_it(
+    start_server: Callable[..., Api],
+) -> None:
+    api = start_server(insecure_plaintext_keys=True)
+
     (row,) = _key_rows(api)
 
     assert row.encrypted is False

@@ -31,6 +31,7 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
+from authmesh.server.retention import RetentionJob
 from authmesh.server.routes import (
     account,
     admin,
@@ -43,7 +44,6 @@ from authmesh.server.routes import (
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
-from authmesh.store import revocations
 
 __all__ = ["create_app"]
 
@@ -176,7 +176,7 @@ def _install_error_handlers(app: FastAPI, realm: str) -> None:
 
 
 async def _maintenance(ctx: ServerContext) -> None:
-    """Scheduled key rotation and pruning of expired revocation events."""
+    """Scheduled key rotation (pruning is the retention job's)."""
     while True:
         await asyncio.sleep(_MAINTENANCE_SECONDS)
         try:
@@ -184,8 +184,6 @@ async def _maintenance(ctx: ServerContext) -> None:
             if rotated is not None:
                 async with ctx.db.transaction() as session:
                     await audit.record(ctx, session, "key_rotate", kid=rotated.kid, scheduled=True)
-            async with ctx.db.transaction() as session:
-                await revocations.prune_expired(session, now=ctx.now())
         except Exception:
             log.warning("maintenance pass failed", exc_info=True)
 
@@ -199,12 +197,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await ctx.start()
+        await ctx.start(seal_plaintext_keys=True)
         await ctx.hub.start()
         task = asyncio.create_task(_maintenance(ctx))
+        pruning = RetentionJob(ctx)
+        pruning.start()
+        _app.state.retention = pruning
         try:
             yield {}
         finally:
+            await pruning.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -70,7 +70,13 @@ class ServerSettings(BaseSettings):
     )
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
     master_key: SecretStr | None = Field(
-        default=None, description="Encrypts private keys at rest when set"
+        default=None,
+        description="Encrypts private keys at rest; unset, one is kept in data_dir/master.key",
+    )
+    insecure_plaintext_keys: bool = Field(
+        default=False,
+        description="Without a master key, store private keys unencrypted instead of "
+        "creating data_dir/master.key",
     )
 
     redis_url: str | None = None
@@ -94,6 +100,22 @@ class ServerSettings(BaseSettings):
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    retention_interval: float = Field(
+        default=300.0, ge=0, description="Prune expired rows this often; 0 = only by hand"
+    )
+    retention_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows deleted per transaction when pruning"
+    )
+    audit_retention: int = Field(
+        default=90 * 86400, ge=0, description="Keep audit events this long; 0 = forever"
+    )
+    feed_retention: int = Field(
+        default=0,
+        ge=0,
+        description="Keep revocation events at least this long; they are always kept "
+        "until every token they cover has expired (access_token_ttl + leeway)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:

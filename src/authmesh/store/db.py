@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from authmesh.errors import ConfigError
+from authmesh.store.private_files import create_private_file, private_dir
 
 __all__ = ["Database", "default_sqlite_url", "normalize_url"]
 
@@ -103,7 +104,9 @@ class Database:
         if self.is_sqlite:
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                # Made here with owner-only modes; SQLite gives its -wal and -shm
+                # files the database file's mode.
+                create_private_file(private_dir(Path(db_path).parent) / Path(db_path).name)
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=10, max_overflow=20)
