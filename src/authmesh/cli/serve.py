@@ -1,4 +1,4 @@
-"""``authmesh serve`` and ``authmesh db upgrade``."""
+"""``authmesh serve`` and ``authmesh db upgrade`` (``db prune`` is in its own module)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from authmesh.cli.prune import prune
 from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
@@ -23,6 +24,7 @@ __all__ = ["db_app", "serve"]
 _STARTUP_FAILURE = 3
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app.command("prune")(prune)
 
 
 def serve(
@@ -37,11 +39,21 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    insecure_plaintext_keys: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-plaintext-keys",
+            help="Without AUTHMESH_MASTER_KEY, store private signing keys unencrypted "
+            "instead of keeping a master key in the data folder",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.config import check_issuer_for_host
 
     settings = settings_from(
         config,
@@ -52,7 +64,9 @@ def serve(
         issuer=issuer,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        insecure_plaintext_keys=insecure_plaintext_keys,
     )
+    check_issuer_for_host(settings)
     app = create_app(settings)
     hub = app.state.context.hub
 

@@ -6,6 +6,7 @@ the TOML file, defaults. Everything is validated at start with a clear message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic_settings import (
 
 from authmesh.errors import ConfigError
 
-__all__ = ["ServerSettings", "load_settings"]
+__all__ = ["ServerSettings", "check_issuer_for_host", "is_wildcard_host", "load_settings"]
 
 _CONFIG_FILE_ENV = "AUTHMESH_CONFIG"
 
@@ -194,3 +195,31 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
                 os.environ.pop(_CONFIG_FILE_ENV, None)
             else:
                 os.environ[_CONFIG_FILE_ENV] = previous
+
+
+def is_wildcard_host(host: str) -> bool:
+    """Whether listening on ``host`` means every interface (``0.0.0.0``, ``::``)."""
+    if host in ("", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def check_issuer_for_host(settings: ServerSettings) -> None:
+    """Refuse a wildcard host without an explicit issuer.
+
+    The issuer is in every token and every endpoint URL; ``http://0.0.0.0:8000``
+    is an address no client can use, and a guess (the machine's name) could be
+    the wrong one behind a proxy.
+
+    Raises:
+        ConfigError: the host is a wildcard and no issuer was given.
+    """
+    if settings.issuer is None and is_wildcard_host(settings.host):
+        host = settings.host or "''"
+        raise ConfigError(
+            f"--host {host} listens on every interface: give the public URL "
+            "clients use with --issuer (or AUTHMESH_ISSUER), e.g. --issuer https://auth.example.com"
+        )
