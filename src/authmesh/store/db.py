@@ -24,7 +24,7 @@ from sqlalchemy.util import await_only
 from authmesh.errors import ConfigError
 from authmesh.store.private_files import create_private_file, private_dir
 
-__all__ = ["Database", "default_sqlite_url", "normalize_url"]
+__all__ = ["Database", "default_sqlite_url", "latest_revision", "normalize_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -146,3 +146,14 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def latest_revision() -> str:
+    """The newest migration's revision: what ``upgrade`` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
