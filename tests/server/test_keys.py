@@ -205,7 +205,8 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
         "was altered"
     )
     assert str(missing.value) == (
-        f"signing key {kid} is encrypted: set AUTHMESH_MASTER_KEY to use it"
+        f"signing key {kid} is encrypted: set AUTHMESH_MASTER_KEY (or --data-dir to the "
+        "folder holding master.key) to use it"
     )
     # And the right key still opens it.
     await _start_context(db, master_key=MASTER)

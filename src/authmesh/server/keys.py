@@ -18,7 +18,7 @@ from sqlalchemy import text
 from authmesh.errors import ConfigError
 from authmesh.jose import Key, KeySet
 from authmesh.jose.policy import Clock
-from authmesh.server.master_key import MasterKey
+from authmesh.server.master_key import MASTER_KEY_FILE, MasterKey
 from authmesh.store import signing_keys
 from authmesh.store.db import Database
 from authmesh.store.models import SigningKeyRow
@@ -169,7 +169,8 @@ class KeyManager:
             encryptor = self.master_key.for_reading()
             if encryptor is None:
                 raise ConfigError(
-                    f"signing key {row.kid} is encrypted: set AUTHMESH_MASTER_KEY to use it"
+                    f"signing key {row.kid} is encrypted: set AUTHMESH_MASTER_KEY (or --data-dir "
+                    f"to the folder holding {MASTER_KEY_FILE}) to use it"
                 )
             jwk: dict[str, Any] = encryptor.decrypt(row.private_jwk, aad=row.kid)
         else:
