@@ -80,13 +80,20 @@ def test_serve_on_every_interface_with_an_issuer_and_plaintext_keys_by_choice(
     env = server_env(host="0.0.0.0", port=port, issuer=issuer, data_dir=data, **FAST_ARGON2)
     args = [str(EXE), "serve", "--insecure-plaintext-keys", "--log-level", "warning"]
     server = ServerProcess(args, url=issuer, env=env)
+    data.mkdir(mode=0o755)  # made by hand, open to other users
+    data.chmod(0o755)
     try:
         server.start()
         discovery = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=5).json()
+        assert server.proc is not None and server.proc.stderr is not None
+        server.proc.terminate()
+        server.proc.wait(timeout=15)
+        stderr = server.proc.stderr.read().decode()
     finally:
         server.stop()
 
     assert discovery["issuer"] == issuer
+    assert f"authmesh: warning: {data} is 0755: other users can look inside" in stderr
     # The explicit choice: no master key made, the private key stored as it is.
     assert not (data / MASTER_KEY_FILE).exists()
     with sqlite3.connect(data / "authmesh.db") as conn:

@@ -17,6 +17,7 @@ from authmesh.cli.server_context import (
     run_with_context,
     settings_from,
 )
+from authmesh.server.config import ServerSettings
 
 __all__ = ["db_app", "serve"]
 
@@ -67,6 +68,7 @@ def serve(
         insecure_plaintext_keys=insecure_plaintext_keys,
     )
     check_issuer_for_host(settings)
+    _warn_about_open_files(settings)
     app = create_app(settings)
     hub = app.state.context.hub
 
@@ -93,6 +95,16 @@ def serve(
         server.run()
     if not server.started:
         raise SystemExit(_STARTUP_FAILURE)
+
+
+def _warn_about_open_files(settings: ServerSettings) -> None:
+    """Say at start what ``authmesh doctor`` would: files other users can read."""
+    from authmesh.server.doctor.files import check_file_modes
+    from authmesh.server.doctor.findings import Status
+
+    for finding in check_file_modes(settings):
+        if finding.status is not Status.OK:
+            typer.echo(f"authmesh: warning: {finding.message}", err=True)
 
 
 def _safe(url: str) -> str:
