@@ -11,27 +11,23 @@ each one.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, or_, select
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy import ColumnElement, FromClause, delete, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from authmesh.store import revocations
 from authmesh.store.db import Database
 from authmesh.store.models import (
     AuditRow,
     AuthorizationCodeRow,
+    Base,
     RefreshTokenRow,
     RevocationRow,
     SessionRow,
 )
 
 __all__ = ["Cutoffs", "PruneCounts", "prune"]
-
-_RT = RefreshTokenRow.__table__
-_SESSIONS = SessionRow.__table__
-_CODES = AuthorizationCodeRow.__table__
-_EVENTS = RevocationRow.__table__
-_AUDIT = AuditRow.__table__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,29 +77,33 @@ class PruneCounts:
 
 
 def _ended_sessions(cutoff: float) -> ColumnElement[bool]:
-    return or_(_SESSIONS.c.ended_at < cutoff, _SESSIONS.c.expires_at < cutoff)
+    return or_(SessionRow.ended_at < cutoff, SessionRow.expires_at < cutoff)
 
 
 async def _delete_batches(
     db: Database,
-    table: Table,
-    key: ColumnClause[str] | ColumnClause[int],
+    model: type[Base],
+    key: InstrumentedAttribute[Any],
     picked: ColumnElement[bool],
     *,
     batch_size: int,
-    source: object = None,
+    source: FromClause | None = None,
 ) -> int:
-    """Delete the rows ``picked`` selects, ``batch_size`` per transaction; how many.
+    """Delete the rows of ``model`` that ``picked`` selects, ``batch_size`` per
+    transaction; how many.
 
-    ``source`` is what the selection reads from when it is not ``table`` alone
-    (a join).
+    ``source`` is what the selection reads from when it is not the model's table
+    alone (a join).
     """
     total = 0
     while True:
-        chosen = select(key).select_from(source if source is not None else table)
+        chosen = select(key).select_from(source if source is not None else model)
         chosen = chosen.where(picked).limit(batch_size)
+        # No objects of these rows live in any session: nothing to synchronize.
+        stmt = delete(model).where(key.in_(chosen.scalar_subquery()))
+        stmt = stmt.execution_options(synchronize_session=False)
         async with db.transaction() as session:
-            result = await session.execute(delete(table).where(key.in_(chosen.scalar_subquery())))
+            result = await session.execute(stmt)
         deleted = int(result.rowcount)  # type: ignore[attr-defined]
         total += deleted
         if deleted < batch_size:
@@ -117,23 +117,31 @@ async def prune(db: Database, cutoffs: Cutoffs, *, batch_size: int) -> PruneCoun
     session's removal would otherwise take with it (``ON DELETE CASCADE``) and no
     cascade ever deletes more than a batch.
     """
+    n = batch_size
     counts = PruneCounts()
-    counts.refresh_tokens = await _delete_batches(
-        db, _RT, _RT.c.token_hash, _RT.c.expires_at < cutoffs.refresh_tokens, batch_size=batch_size
+    token = RefreshTokenRow.token_hash
+    expired = RefreshTokenRow.expires_at < cutoffs.refresh_tokens
+    counts.refresh_tokens = await _delete_batches(db, RefreshTokenRow, token, expired, batch_size=n)
+    of_ended_sessions = RefreshTokenRow.__table__.join(
+        SessionRow.__table__, SessionRow.id == RefreshTokenRow.session_id
     )
     counts.refresh_tokens += await _delete_batches(
         db,
-        _RT,
-        _RT.c.token_hash,
+        RefreshTokenRow,
+        token,
         _ended_sessions(cutoffs.sessions),
-        batch_size=batch_size,
-        source=_RT.join(_SESSIONS, _SESSIONS.c.id == _RT.c.session_id),
+        batch_size=n,
+        source=of_ended_sessions,
     )
     counts.sessions = await _delete_batches(
-        db, _SESSIONS, _SESSIONS.c.id, _ended_sessions(cutoffs.sessions), batch_size=batch_size
+        db, SessionRow, SessionRow.id, _ended_sessions(cutoffs.sessions), batch_size=n
     )
     counts.authorization_codes = await _delete_batches(
-        db, _CODES, _CODES.c.code_hash, _CODES.c.expires_at < cutoffs.codes, batch_size=batch_size
+        db,
+        AuthorizationCodeRow,
+        AuthorizationCodeRow.code_hash,
+        AuthorizationCodeRow.expires_at < cutoffs.codes,
+        batch_size=n,
     )
     async with db.transaction() as session:
         # The newest event stays: SQLite would hand its cursor out again after a
@@ -141,15 +149,15 @@ async def prune(db: Database, cutoffs: Cutoffs, *, batch_size: int) -> PruneCoun
         top = await revocations.latest_cursor(session)
     counts.revocation_events = await _delete_batches(
         db,
-        _EVENTS,
-        _EVENTS.c.cursor,
-        (_EVENTS.c.expires_at < cutoffs.events_expired)
-        & (_EVENTS.c.created_at < cutoffs.events_created)
-        & (_EVENTS.c.cursor < top),
-        batch_size=batch_size,
+        RevocationRow,
+        RevocationRow.cursor,
+        (RevocationRow.expires_at < cutoffs.events_expired)
+        & (RevocationRow.created_at < cutoffs.events_created)
+        & (RevocationRow.cursor < top),
+        batch_size=n,
     )
     if cutoffs.audit is not None:
         counts.audit_events = await _delete_batches(
-            db, _AUDIT, _AUDIT.c.id, _AUDIT.c.at < cutoffs.audit, batch_size=batch_size
+            db, AuditRow, AuditRow.id, AuditRow.at < cutoffs.audit, batch_size=n
         )
     return counts
