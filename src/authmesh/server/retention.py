@@ -35,6 +35,7 @@ import logging
 from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.store.job_lock import JobLock
+from authmesh.store.outages import database_outage, describe_outage
 from authmesh.store.retention import Cutoffs, PruneCounts, prune
 
 __all__ = ["RetentionJob", "cutoffs", "prune_now"]
@@ -104,8 +105,12 @@ class RetentionJob:
             await asyncio.sleep(interval)
             try:
                 counts = await self.run_once()
-            except Exception:
-                log.warning("retention pass failed; trying again in %ss", interval, exc_info=True)
+            except Exception as exc:
+                outage = database_outage(exc)
+                if outage is None:
+                    log.warning("retention pass failed; next in %ss", interval, exc_info=True)
+                else:  # the next pass retries; a traceback would say nothing more
+                    log.warning("retention pass skipped: %s", describe_outage(outage))
                 continue
             if counts is not None and counts.total:
                 removed = ", ".join(f"{n} {kind}" for kind, n in counts.as_dict().items() if n)

@@ -49,7 +49,7 @@ async def open_database(settings: ServerSettings) -> Reached:
     path = sqlite_path(settings)
     if path is not None and not path.exists():
         return Reached(warn(DATABASE, f"no database yet at {path}: `authmesh serve` creates it"))
-    db = Database(settings.db_url, schema=settings.database_schema)
+    db = Database(settings.db_url, schema=settings.database_schema, create=False)
     try:
         async with asyncio.timeout(TIMEOUT), db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
