@@ -118,6 +118,8 @@ def run(plan: Plan) -> Outcome:
             if driver.poll() is None:
                 driver.kill()
                 driver.wait()
+            driver.stdin.close()
+            driver.stdout.close()
         server_cpu = sum(_cpu(r.pid) for r in c.replicas) - cpu0 + cpu_killed
         if not out.startswith('{"result"'):
             raise RuntimeError(f"the driver failed: {out!r}")

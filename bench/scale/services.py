@@ -13,6 +13,7 @@ separate WSGI services would (one process keeps 20 of them cheap on 2 cores).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -74,6 +75,8 @@ class WatchedService:
 
 def main() -> None:
     """Serve commands until stdin closes."""
+    # The feed reconnecting after a replica is killed is expected here, not news.
+    logging.getLogger("authmesh").setLevel(logging.ERROR)
     count, first = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0
     config = ServiceConfig(
         issuer=os.environ["SCALE_ISSUER"],
