@@ -50,13 +50,12 @@ def render_config(
         "defaults",
         "    mode http",
         "    timeout connect 2s",
-        "    # The revocation feed is a long-lived response (Server-Sent Events). The",
-        "    # server sends a heartbeat every 2 s (AUTHMESH_FEED_HEARTBEAT), so these",
-        "    # inactivity timeouts never end a healthy stream; they must stay well",
-        "    # above the heartbeat, and services reconnect when one does fire.",
+        "    # The revocation feed is one long response (Server-Sent Events), governed",
+        "    # by these two inactivity timeouts (not 'timeout tunnel', which is for",
+        "    # upgraded connections). The server writes a heartbeat every 2 s",
+        "    # (AUTHMESH_FEED_HEARTBEAT), so a healthy stream never idles this long.",
         "    timeout client 60s",
         "    timeout server 60s",
-        "    timeout tunnel 1h",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    timeout queue 5s",
@@ -74,9 +73,6 @@ def render_config(
         "",
         "frontend authmesh",
         f"    bind {bind}{tls}",
-        "    # Tell the replicas the original client address and scheme.",
-        "    option forwardfor",
-        "    http-request set-header X-Forwarded-Proto https" if tls_pem else None,
         "    default_backend replicas",
         "",
         "backend replicas",
@@ -89,7 +85,7 @@ def render_config(
         "    default-server check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2",
         *(f"    server {name} {address}" for name, address in servers),
     ]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 class HaproxyProcess:
