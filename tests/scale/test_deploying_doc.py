@@ -34,7 +34,7 @@ def test_haproxy_accepts_the_configuration_with_tls(tmp_path: Path) -> None:
     config = tmp_path / "haproxy.cfg"
     config.write_text(
         render_config(
-            bind="127.0.0.1:0",
+            bind="127.0.0.1:8443",  # only checked (-c), never bound
             servers=[("r1", "127.0.0.1:1"), ("r2", "127.0.0.1:2")],
             tls_pem=str(pem),
         )
