@@ -1,8 +1,9 @@
-"""``python -m bench.scale [--part scale|fanout] [--no-write]``: the scale test (``make scale``).
+"""``python -m bench.scale [--part scale|fanout|capacity] [--no-write]``: ``make scale``.
 
-Runs the replicas-behind-HAProxy run (:mod:`bench.scale.run`) and the fan-out
-measurement (:mod:`bench.scale.fanout`), prints their figures, draws
-``docs/scale.png`` and writes the ``scale`` and ``scale_fanout`` sections of
+Runs the replicas-behind-HAProxy run (:mod:`bench.scale.run`), the fan-out
+measurement (:mod:`bench.scale.fanout`) and the database cost per grant
+(:mod:`bench.scale.capacity`), prints their figures, draws ``docs/scale.png``
+and writes the ``scale``, ``scale_fanout`` and ``scale_capacity`` sections of
 ``bench/RESULTS.md`` (the other sections are kept). Exits 1 when a check fails.
 """
 
@@ -14,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+from bench.scale import capacity
 from bench.scale.checks import percentile
 from bench.scale.fanout import TARGET_P99_MS, FanOut, measure
 from bench.scale.haproxy import haproxy_path
@@ -89,7 +91,7 @@ def _fanout(args: argparse.Namespace, fresh: dict[str, str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the parts; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
-    parser.add_argument("--part", choices=["scale", "fanout"], action="append")
+    parser.add_argument("--part", choices=["scale", "fanout", "capacity"], action="append")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=50, help="fan-out blocks")
@@ -99,13 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     if haproxy_path() is None:
         print("haproxy is not installed: apt-get install haproxy", file=sys.stderr)
         return 2
-    parts = args.part or ["scale", "fanout"]
+    parts = args.part or ["scale", "fanout", "capacity"]
     fresh: dict[str, str] = {}
     ok = True
     if "scale" in parts:
         ok = _scale(args, fresh) and ok
     if "fanout" in parts:
         ok = _fanout(args, fresh) and ok
+    if "capacity" in parts:
+        started = time.monotonic()
+        section = capacity.markdown(*capacity.measure(), time.monotonic() - started)
+        print(section)
+        fresh["scale_capacity"] = section
     if not args.no_write:
         write_sections(fresh)
         print("wrote bench/RESULTS.md")

@@ -14,7 +14,7 @@ from bench.scale.run import Outcome
 
 __all__ = ["scale_markdown", "write_sections"]
 
-_SECTION_ORDER = [*(p.name for p in PARTS), "scale", "scale_fanout"]
+_SECTION_ORDER = [*(p.name for p in PARTS), "scale", "scale_fanout", "scale_capacity"]
 
 
 def write_sections(fresh: Mapping[str, str], path: Path = RESULTS) -> None:
