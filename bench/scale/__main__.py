@@ -69,7 +69,11 @@ def _fanout_markdown(f: FanOut, seconds: float) -> str:
         f"| opening all streams | {f.open_seconds:.1f} s |\n"
         f"| server RSS before the streams | {f.rss_before_mb:.1f} MB |\n"
         f"| server RSS with them | {f.rss_after_mb:.1f} MB |\n"
-        f"| memory per follower | **{f.kb_per_follower:.1f} KB** |\n\n"
+        f"| memory per follower | **{f.kb_per_follower:.1f} KB** |\n"
+        f"| server CPU, streams open and idle (heartbeats every 2 s) | "
+        f"{f.idle_cpu_per_second * 1e3:.0f} ms per second |\n"
+        f"| server CPU per block beyond that (write + fan-out) | {f.cpu_per_block * 1e3:.0f} ms "
+        f"({f.cpu_per_block * 1e6 / f.followers:.0f} µs per follower) |\n\n"
         f"**Target** (p99 ≤ {TARGET_P99_MS:.0f} ms): "
         f"{'met' if met else 'NOT met'} — p99 {f.p99:.0f} ms.\n"
     )
@@ -82,7 +86,8 @@ def _fanout(args: argparse.Namespace, fresh: dict[str, str]) -> bool:
         f"fan-out to {f.followers}: median {percentile(f.latencies_ms, 0.5):.0f} ms, "
         f"p99 {f.p99:.0f} ms, max {max(f.latencies_ms):.0f} ms; "
         f"{f.kb_per_follower:.1f} KB per follower "
-        f"(RSS {f.rss_before_mb:.1f} → {f.rss_after_mb:.1f} MB)"
+        f"(RSS {f.rss_before_mb:.1f} → {f.rss_after_mb:.1f} MB); server CPU idle "
+        f"{f.idle_cpu_per_second * 1e3:.0f} ms/s, per block {f.cpu_per_block * 1e3:.0f} ms"
     )
     fresh["scale_fanout"] = _fanout_markdown(f, time.monotonic() - started)
     return True

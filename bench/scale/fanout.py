@@ -22,10 +22,13 @@ import httpx
 
 from bench.scale.checks import percentile
 from bench.scale.cluster import ADMIN, AUDIENCE, FEED_CLIENT, PUBLIC_CLIENT, cluster
+from bench.servers import cpu_seconds
 
 __all__ = ["TARGET_P99_MS", "FanOut", "measure"]
 
 TARGET_P99_MS = 250.0
+#: Seconds of quiet with every stream open, to measure the heartbeats' CPU.
+IDLE_WINDOW = 4.0
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,6 +42,10 @@ class FanOut:
     rss_before_mb: float = 0.0
     rss_after_mb: float = 0.0
     open_seconds: float = 0.0
+    #: Server CPU per second with every stream open and nothing happening (heartbeats).
+    idle_cpu_per_second: float = 0.0
+    #: Server CPU per block beyond the idle rate: the block and its fan-out.
+    cpu_per_block: float = 0.0
 
     @property
     def p99(self) -> float:
@@ -138,6 +145,11 @@ def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> F
             try:
                 group.collect("ready", 180)
                 out.open_seconds = time.monotonic() - started
+                time.sleep(1)
+                cpu0, t0 = cpu_seconds(replica.pid), time.monotonic()
+                time.sleep(IDLE_WINDOW)
+                cpu1, t1 = cpu_seconds(replica.pid), time.monotonic()
+                out.idle_cpu_per_second = (cpu1 - cpu0) / (t1 - t0)
                 for i in range(trials):
                     cursor = int(http.get("/healthz").json()["latest_cursor"])
                     group.send(f"arm {cursor}")
@@ -147,6 +159,9 @@ def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> F
                     r.raise_for_status()
                     instants = [float(line.split()[1]) for line in group.collect("done", 60)]
                     out.latencies_ms.append((max(instants) - answered) * 1e3)
+                cpu2, t2 = cpu_seconds(replica.pid), time.monotonic()
+                idle = out.idle_cpu_per_second * (t2 - t1)
+                out.cpu_per_block = (cpu2 - cpu1 - idle) / len(out.latencies_ms)
                 out.rss_after_mb = rss_mb(replica.pid)
             finally:
                 group.close()
