@@ -41,7 +41,15 @@ __all__ = ["main"]
 REPEATS = 20
 SESSIONS = 1000
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
-_TABLES = ("sessions", "refresh_tokens", "authorization_codes", "revocation_events", "audit_events")
+_TABLES = (
+    "sessions",
+    "refresh_tokens",
+    "authorization_codes",
+    "revocation_events",
+    "audit_events",
+    "users",
+    "user_roles",
+)
 
 
 class Counts:
