@@ -24,6 +24,7 @@ from authmesh.store.models import ClientRow
 
 __all__ = [
     "GRANT_TYPES",
+    "TOKEN_EXCHANGE",
     "ClientCredentials",
     "ClientView",
     "NewClient",
@@ -35,7 +36,11 @@ __all__ = [
     "remove_client",
 ]
 
-GRANT_TYPES = frozenset({"authorization_code", "password", "refresh_token", "client_credentials"})
+#: The grant type of token exchange (RFC 8693 §2.1).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPES = frozenset(
+    {"authorization_code", "password", "refresh_token", "client_credentials", TOKEN_EXCHANGE}
+)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _NAME_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 scope-token chars
 # Checked against when the client is unknown, so both paths do the same work.
@@ -65,6 +70,7 @@ class ClientView:
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
     first_party: bool
+    serves: list[str]
     created_at: float
 
     @classmethod
@@ -81,6 +87,7 @@ class ClientView:
             redirect_uris=row.redirect_uris,
             post_logout_redirect_uris=row.post_logout_redirect_uris,
             first_party=row.first_party,
+            serves=row.serves,
             created_at=row.created_at,
         )
 
@@ -207,6 +214,7 @@ async def register_client(
     redirect_uris: Sequence[str] = (),
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
+    serves: Sequence[str] = (),
     info: RequestInfo | None = None,
 ) -> NewClient:
     """Register a client; a confidential one gets a generated secret, stored hashed.
@@ -223,6 +231,12 @@ async def register_client(
         raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
     if public and "client_credentials" in grant_types:
         raise InvalidRequest("a public client cannot use client_credentials")
+    if public and TOKEN_EXCHANGE in grant_types:
+        raise InvalidRequest("a public client cannot use token exchange")
+    if TOKEN_EXCHANGE in grant_types and not serves:
+        raise InvalidRequest(
+            "a client using token exchange needs the audiences its own API serves (serves)"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise InvalidRequest("name must not contain control characters")
     redirects = _check_redirect_uris(redirect_uris)
@@ -245,6 +259,7 @@ async def register_client(
                 redirect_uris=redirects,
                 post_logout_redirect_uris=post_logout,
                 first_party=first_party,
+                serves=_check_tokens("audience", serves),
             )
             await audit.record(
                 ctx, session, "client_create", info=info, subject=client_id, client_id=client_id
