@@ -39,7 +39,8 @@ def _scale(args: argparse.Namespace, fresh: dict[str, str]) -> bool:
         print(f"  {kind:20} {n:7} ({n / a.duration:.1f}/s)")
     print(
         f"blocks: {len(a.block_latencies_ms)}, last of {plan.services} services: "
-        f"median {a.latency(0.5):.0f} ms, p99 {a.latency(0.99):.0f} ms, max {a.latency(1):.0f} ms"
+        f"median {a.latency(0.5):.0f} ms, p99 {a.latency(0.99):.0f} ms, max {a.latency(1):.0f} ms "
+        f"from the response; p99 {percentile(a.from_sent_ms, 0.99):.0f} ms from the request"
     )
     print(f"failed attempts: {dict(a.failures)} ({a.failures_in_windows} in the windows)")
     print(f"checks: {a.checks}")

@@ -34,6 +34,7 @@ class Analysis:
     per_second: dict[str, list[int]]
     block_latencies_ms: list[tuple[float, float]]  # (seconds into the run, last service ms)
     first_service_ms: list[float]
+    from_sent_ms: list[float]  # block request sent → last service
     windows: list[tuple[str, float, float]]  # (label, start, end) in seconds into the run
     failures: Counter[str]
     failures_in_windows: int
@@ -90,6 +91,7 @@ def analyse(
 
     latencies: list[tuple[float, float]] = []
     firsts: list[float] = []
+    from_sent: list[float] = []
     for block in record["blocks"]:
         revoked = block["revoked"]
         if len(revoked) != services:
@@ -98,6 +100,7 @@ def analyse(
         instants = list(revoked.values())
         latencies.append((block["sent"] - t0, (max(instants) - block["answered"]) * 1e3))
         firsts.append((min(instants) - block["answered"]) * 1e3)
+        from_sent.append((max(instants) - block["sent"]) * 1e3)
     if not latencies:
         problems.append("no block was measured")
 
@@ -113,6 +116,7 @@ def analyse(
         per_second=per_second,
         block_latencies_ms=latencies,
         first_service_ms=firsts,
+        from_sent_ms=from_sent,
         windows=windows,
         failures=failures,
         failures_in_windows=in_windows,

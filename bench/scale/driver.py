@@ -115,7 +115,8 @@ class Driver:
                             Failure(time.time(), kind, f"{response.status_code} {detail}", False)
                         )
                     return response
-                what = str(response.status_code)
+                # HAProxy's own 503 (no replica left) is HTML; a replica's is JSON.
+                what = f"{response.status_code} {_error_code(response) or 'from the balancer'}"
             self.record.failures.append(Failure(time.time(), kind, what, True))
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{kind}: still failing after {give_up} s ({what})")

@@ -82,7 +82,13 @@ def render_config(
         "    option httpchk",
         f"    http-check send meth GET uri {health_path}",
         "    http-check expect status 200",
-        "    default-server check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2",
+        "    # A replica is out after 3 failed checks (~1.5 s once the first fails),",
+        "    # back after 2 good ones. Each check may take 3 s: a replica that is only",
+        "    # busy must not leave the pool (if all did, every request would get 503).",
+        "    # A dead one is left at once anyway: its connections are refused, and",
+        "    # the request is redispatched to another replica.",
+        "    timeout check 3s",
+        "    default-server check inter 1s fastinter 250ms downinter 1s fall 3 rise 2",
         *(f"    server {name} {address}" for name, address in servers),
     ]
     return "\n".join(lines) + "\n"

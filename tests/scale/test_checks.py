@@ -42,6 +42,7 @@ def test_a_clean_record_passes_with_its_figures() -> None:
     assert a.grants == {"refresh_token": 1, "password": 1}
     assert round(a.latency(0.99)) == 100
     assert round(a.first_service_ms[0]) == 50
+    assert round(a.from_sent_ms[0]) == 200
 
 
 def test_retryable_errors_in_the_kill_window_are_allowed() -> None:
