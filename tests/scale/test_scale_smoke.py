@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from bench.scale.cluster import REDIS_URL
 from bench.scale.haproxy import haproxy_path
 from bench.scale.run import Plan, run
 
@@ -42,6 +43,23 @@ def _require_components() -> None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+    if not _redis_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI")
+        pytest.skip(f"Redis at {REDIS_URL} is not running")
+
+
+def _redis_available() -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
 
 
 @pytest.mark.timeout(120)
