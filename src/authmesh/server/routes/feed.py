@@ -74,14 +74,24 @@ async def stream(
 
 
 async def _frames(feed: FeedStream, gauge: Gauge) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted in ``gauge`` while open."""
+    """The stream as SSE frames, counted in ``gauge`` while open.
+
+    Events go out with the heartbeat that follows them in one write (a page at
+    most): one socket write per stream per wake-up instead of two, which is
+    most of a replica's work when a block reaches 1,000 open streams.
+    """
     gauge.inc()
     try:
         yield b"retry: 1000\n\n"
+        pending: list[bytes] = []
         async for item in feed:
             if isinstance(item, Heartbeat):
-                yield _sse("heartbeat", item.to_json())
+                pending.append(_sse("heartbeat", item.to_json()))
             else:
-                yield _sse("revocation", item.to_json(), item.cursor)
+                pending.append(_sse("revocation", item.to_json(), item.cursor))
+                if len(pending) < PAGE_SIZE:
+                    continue
+            yield b"".join(pending)
+            pending.clear()
     finally:
         gauge.dec()
