@@ -54,9 +54,13 @@ class Rotation:
 
 
 # One statement instead of four (token, session, user, roles). The outer join on
-# roles gives one row per role (one row with NULL when there is none). Only the
-# token row is locked: it is what concurrent rotations of the same token contend
-# for (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes the writers).
+# roles gives one row per role (one row with NULL when there is none). The token
+# row and its session row are locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+# serializes the writers): every rotation, retry and reuse of a session's tokens
+# queues on the session row, so concurrent replays, even of two different tokens
+# of one session, end it once, with one revocation event and one audit row. A
+# waiter reads the two locked rows as committed by the one it waited for; other
+# rows, as of the statement's start (read anything else afterwards, see reread_use).
 _LOAD_ROTATION = (
     select(
         RefreshTokenRow.used_at,
@@ -79,7 +83,7 @@ _LOAD_ROTATION = (
     .join(UserRow, UserRow.id == SessionRow.user_id)
     .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
     .where(RefreshTokenRow.token_hash == bindparam("token_hash"))
-    .with_for_update(of=RefreshTokenRow)
+    .with_for_update(of=[RefreshTokenRow, SessionRow])
 )
 _REREAD_USE = select(RefreshTokenRow.used_at, RefreshTokenRow.successor_hash).where(
     RefreshTokenRow.token_hash == bindparam("token_hash")
@@ -248,9 +252,10 @@ async def mark_refresh_used(
 
 
 async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | None:
-    """The refresh token with its session, user and roles, the token row locked; or ``None``.
+    """The refresh token with its session, user and roles; or ``None``.
 
-    ``None`` also when the session or the user no longer exists.
+    The token and session rows are locked (see ``_LOAD_ROTATION``). ``None``
+    also when the session or the user no longer exists.
     """
     rows = (await session.execute(_LOAD_ROTATION, {"token_hash": token_hash})).all()
     if not rows:
@@ -275,7 +280,11 @@ async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | No
 
 
 async def reread_use(session: AsyncSession, token_hash: str) -> tuple[float | None, str | None]:
-    """``(used_at, successor_hash)`` of a refresh token as committed now."""
+    """``(used_at, successor_hash)`` of a refresh token as committed now.
+
+    A statement of its own, so under the locks of :func:`load_rotation` it sees
+    what the transactions it waited for committed.
+    """
     row = (await session.execute(_REREAD_USE, {"token_hash": token_hash})).first()
     return (None, None) if row is None else (row[0], row[1])
 

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
-from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
+from authmesh.server.clients import (
+    ClientCredentials,
+    authenticate_client,
+    check_dpop_requirement,
+    check_grant_type,
+)
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest
 from authmesh.server.feed import publish
@@ -68,6 +73,7 @@ async def authorization_code_grant(
     redirect_uri: str | None,
     code_verifier: str | None,
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
@@ -88,6 +94,7 @@ async def authorization_code_grant(
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "authorization_code")
+        check_dpop_requirement(client, dpop_jkt)
         code = _required(code, "code")
         redirect_uri = _required(redirect_uri, "redirect_uri")
         code_verifier = _required(code_verifier, "code_verifier")
@@ -102,7 +109,7 @@ async def authorization_code_grant(
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
     assert found is not None  # opened only from a found code
-    return _tokens(ctx, client, found.nonce, opened)
+    return _tokens(ctx, client, found.nonce, opened, dpop_jkt)
 
 
 def _required(value: str | None, name: str) -> str:
@@ -179,7 +186,11 @@ async def _use(
 
 
 def _tokens(
-    ctx: ServerContext, client: ClientRow, nonce: str | None, opened: Opened
+    ctx: ServerContext,
+    client: ClientRow,
+    nonce: str | None,
+    opened: Opened,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     sess = opened.session
     access = ctx.issuer.access_token(
@@ -191,6 +202,7 @@ def _tokens(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=opened.user.username,
+        dpop_jkt=dpop_jkt,
     )
     id_token = None
     if "openid" in sess.scope.split():
@@ -206,7 +218,12 @@ def _tokens(
             access_token=access.token,
         )
     return TokenResponse(
-        access.token, access.expires_in, sess.scope, opened.refresh_token, id_token
+        access.token,
+        access.expires_in,
+        sess.scope,
+        opened.refresh_token,
+        id_token,
+        token_type="Bearer" if dpop_jkt is None else "DPoP",
     )
 
 
