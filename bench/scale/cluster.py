@@ -29,12 +29,13 @@ from bench.servers import FAST_ARGON2, Seeded, database, seed
 __all__ = [
     "ADMIN",
     "AUDIENCE",
-    "FEED_CLIENT",
     "LOAD_CLIENT",
     "PUBLIC_CLIENT",
     "REDIS_URL",
+    "STREAMS_PER_CLIENT",
     "Cluster",
     "cluster",
+    "feed_client",
     "health_path",
 ]
 
@@ -42,8 +43,16 @@ __all__ = [
 REDIS_URL = os.environ.get("AUTHMESH_SCALE_REDIS", "redis://127.0.0.1:6379/7")
 AUDIENCE = "orders"
 PUBLIC_CLIENT = "web"
-#: Confidential client of the SDK services (feed and client_credentials).
-FEED_CLIENT = "orders-svc"
+#: Feed streams one service client opens at most per replica: a server may
+#: refuse more (a per-client limit), so many followers are many services.
+STREAMS_PER_CLIENT = 20
+
+
+def feed_client(index: int) -> str:
+    """The confidential client of service ``index`` (feed and client_credentials)."""
+    return f"svc-{index}"
+
+
 #: Confidential client of the driver's client_credentials load.
 LOAD_CLIENT = "batch-job"
 ADMIN = ("admin", "admin-password-1")
@@ -95,7 +104,7 @@ class Cluster:
         return at
 
 
-def _seed(settings: dict[str, Any], users: int, victims: int) -> Seeded:
+def _seed(settings: dict[str, Any], users: int, victims: int, feed_clients: int) -> Seeded:
     return seed(
         settings,
         users=[(*ADMIN, ["admin", "user"])]
@@ -109,11 +118,10 @@ def _seed(settings: dict[str, Any], users: int, victims: int) -> Seeded:
                 "scopes": ["orders:read"],
                 "audiences": [AUDIENCE],
             },
-            {
-                "client_id": FEED_CLIENT,
-                "grant_types": ["client_credentials"],
-                "audiences": ["catalog"],
-            },
+            *(
+                {"client_id": feed_client(i), "grant_types": ["client_credentials"]}
+                for i in range(feed_clients)
+            ),
             {
                 "client_id": LOAD_CLIENT,
                 "grant_types": ["client_credentials"],
@@ -132,6 +140,7 @@ def cluster(
     victims: int = 200,
     redis: bool = True,
     refresh_reuse_grace: float = 5.0,
+    feed_clients: int = 20,
 ) -> Iterator[Cluster]:
     """Start everything; stop it all and drop the schema on exit."""
     front = free_port()
@@ -149,7 +158,7 @@ def cluster(
             **({"redis_url": REDIS_URL} if redis else {}),
             **FAST_ARGON2,
         )
-        seeded = _seed(settings, users, victims)
+        seeded = _seed(settings, users, victims, feed_clients)
         env = server_env(**settings)
         processes = [AuthServerProcess(env, free_port()) for _ in range(replicas)]
         for process in processes:

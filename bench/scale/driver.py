@@ -226,8 +226,7 @@ class Driver:
             **os.environ,
             "SCALE_ISSUER": self.spec["url"],
             "SCALE_AUDIENCE": self.spec["audience"],
-            "SCALE_CLIENT_ID": self.spec["feed_client"],
-            "SCALE_CLIENT_SECRET": self.spec["feed_secret"],
+            "SCALE_CLIENTS": json.dumps(self.spec["feed_clients"]),
         }
         total, per = self.spec["services"], self.spec["services_per_process"]
         for first in range(0, total, per):

@@ -10,6 +10,7 @@ before the first stream, over the number of followers.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import subprocess
@@ -21,7 +22,14 @@ from pathlib import Path
 import httpx
 
 from bench.scale.checks import percentile
-from bench.scale.cluster import ADMIN, AUDIENCE, FEED_CLIENT, PUBLIC_CLIENT, cluster
+from bench.scale.cluster import (
+    ADMIN,
+    AUDIENCE,
+    PUBLIC_CLIENT,
+    STREAMS_PER_CLIENT,
+    cluster,
+    feed_client,
+)
 from bench.servers import cpu_seconds
 
 __all__ = ["TARGET_P99_MS", "FanOut", "measure"]
@@ -67,15 +75,21 @@ def rss_mb(pid: int) -> float:
 class _Followers:
     """The follower processes and their line protocol."""
 
-    def __init__(self, url: str, secret: str, total: int, processes: int) -> None:
-        env = {**os.environ, "SCALE_CLIENT_ID": FEED_CLIENT, "SCALE_CLIENT_SECRET": secret}
+    def __init__(self, url: str, secrets: dict[str, str], total: int, processes: int) -> None:
         share = [total // processes + (i < total % processes) for i in range(processes)]
+        clients = [feed_client(i) for i in range(-(-total // STREAMS_PER_CLIENT))]
+        env = {
+            **os.environ,
+            "SCALE_STREAMS_PER_CLIENT": str(STREAMS_PER_CLIENT),
+            "SCALE_CLIENTS": json.dumps([[name, secrets[name]] for name in clients]),
+        }
+        starts = [sum(share[:p]) for p in range(processes)]
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "bench.scale.followers", str(n), url],
+                [sys.executable, "-m", "bench.scale.followers", str(n), str(first), url],
                 cwd=_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
-            for n in share
+            for n, first in zip(share, starts, strict=True)
         ]  # fmt: skip
         self.sel = selectors.DefaultSelector()
         for i, p in enumerate(self.procs):
@@ -132,7 +146,8 @@ def _token(http: httpx.Client, username: str, password: str) -> str:
 def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> FanOut:
     """Open the streams, block ``trials`` users one after another, time each."""
     out = FanOut(followers, processes)
-    with cluster(replicas=1, users=1, victims=trials) as c:
+    clients = -(-followers // STREAMS_PER_CLIENT)
+    with cluster(replicas=1, users=1, victims=trials, feed_clients=clients) as c:
         replica = c.replicas[0]
         with httpx.Client(base_url=replica.url, timeout=30) as http:
             admin = {"Authorization": f"Bearer {_token(http, *ADMIN)}"}
@@ -141,7 +156,7 @@ def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> F
             time.sleep(1)
             out.rss_before_mb = rss_mb(replica.pid)
             started = time.monotonic()
-            group = _Followers(replica.url, c.secrets[FEED_CLIENT], followers, processes)
+            group = _Followers(replica.url, c.secrets, followers, processes)
             try:
                 group.collect("ready", 180)
                 out.open_seconds = time.monotonic() - started

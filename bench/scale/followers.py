@@ -1,8 +1,10 @@
-"""``python -m bench.scale.followers N URL``: N lightweight revocation-feed followers.
+"""``python -m bench.scale.followers N FIRST URL``: N lightweight revocation-feed followers.
 
 Each follower is one raw HTTP/1.1 connection to ``GET /revocations/stream``
-(HTTP Basic as the service client, credentials in ``SCALE_CLIENT_ID`` /
-``SCALE_CLIENT_SECRET``) that notes the instant it first sees each revocation
+(HTTP Basic as a service client: ``SCALE_CLIENTS`` is a JSON list of
+``[client_id, secret]``, and follower *i* of the whole group uses entry
+``i // SCALE_STREAMS_PER_CLIENT``; this process runs followers ``FIRST`` to
+``FIRST + N - 1``) that notes the instant it first sees each revocation
 event's ``id``. Far cheaper than an SDK subscriber, so that 1,000 of them fit
 in a few processes beside the server on 2 cores; SSE frames are small and
 written one per chunk, so finding ``id: N\\nevent: revocation`` in the bytes
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import sys
@@ -67,14 +70,21 @@ class Follower:
             tail = data[-64:]
 
 
-async def _main(count: int, url: str) -> None:
+async def _main(count: int, first: int, url: str) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    basic = f"{os.environ['SCALE_CLIENT_ID']}:{os.environ['SCALE_CLIENT_SECRET']}"
-    authorization = "Basic " + base64.b64encode(basic.encode()).decode()
+    clients = json.loads(os.environ["SCALE_CLIENTS"])
+    per_client = int(os.environ["SCALE_STREAMS_PER_CLIENT"])
+    headers = [
+        "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()
+        for name, secret in clients
+    ]
     followers = [Follower() for _ in range(count)]
     gate = asyncio.Semaphore(25)  # don't open them all in the same instant
-    tasks = [asyncio.create_task(f.follow(host, port, authorization, gate)) for f in followers]
+    tasks = [
+        asyncio.create_task(f.follow(host, port, headers[(first + i) // per_client], gate))
+        for i, f in enumerate(followers)
+    ]
     opening = asyncio.gather(*(f.ready.wait() for f in followers))
     await asyncio.wait(
         [asyncio.ensure_future(opening), *tasks], timeout=120, return_when="FIRST_COMPLETED"
@@ -107,8 +117,8 @@ async def _main(count: int, url: str) -> None:
 
 
 def main() -> None:
-    """``N URL`` on the command line."""
-    asyncio.run(_main(int(sys.argv[1]), sys.argv[2]))
+    """``N FIRST URL`` on the command line."""
+    asyncio.run(_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
 
 
 if __name__ == "__main__":

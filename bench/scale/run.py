@@ -15,7 +15,6 @@ from bench.scale.checks import Analysis, analyse
 from bench.scale.cluster import (
     ADMIN,
     AUDIENCE,
-    FEED_CLIENT,
     LOAD_CLIENT,
     PUBLIC_CLIENT,
     cluster,
@@ -62,8 +61,9 @@ def _driver_spec(plan: Plan, url: str, secrets: dict[str, str], victims: int) ->
         "url": url,
         "audience": AUDIENCE,
         "public_client": PUBLIC_CLIENT,
-        "feed_client": FEED_CLIENT,
-        "feed_secret": secrets[FEED_CLIENT],
+        "feed_clients": {
+            name: secret for name, secret in secrets.items() if name.startswith("svc-")
+        },
         "load_client": LOAD_CLIENT,
         "load_secret": secrets[LOAD_CLIENT],
         "admin": list(ADMIN),
@@ -90,6 +90,7 @@ def run(plan: Plan) -> Outcome:
         users=plan.users,
         victims=victims,
         refresh_reuse_grace=plan.refresh_reuse_grace,
+        feed_clients=plan.services,
     ) as c:
         driver = subprocess.Popen(
             [sys.executable, "-m", "bench.scale.driver"],

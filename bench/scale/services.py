@@ -13,6 +13,7 @@ separate WSGI services would (one process keeps 20 of them cheap on 2 cores).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -78,14 +79,16 @@ def main() -> None:
     # The feed reconnecting after a replica is killed is expected here, not news.
     logging.getLogger("authmesh").setLevel(logging.ERROR)
     count, first = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    config = ServiceConfig(
-        issuer=os.environ["SCALE_ISSUER"],
-        audience=os.environ["SCALE_AUDIENCE"],
-        client_id=os.environ["SCALE_CLIENT_ID"],
-        client_secret=os.environ["SCALE_CLIENT_SECRET"],
-    )
+    clients: dict[str, str] = json.loads(os.environ["SCALE_CLIENTS"])
     services = []
     for i in range(count):
+        name = f"svc-{first + i}"  # each service is a client of its own
+        config = ServiceConfig(
+            issuer=os.environ["SCALE_ISSUER"],
+            audience=os.environ["SCALE_AUDIENCE"],
+            client_id=name,
+            client_secret=clients[name],
+        )
         auth = ServiceAuth(config)
         auth.start(wait=30)
         services.append(WatchedService(first + i, auth))
