@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ class Measure:
             "code_verifier": verifier,
             "client_id": "spa",
         }
-        await self.count("authorization_code", lambda: self.token(browser, exchange))
+        await self.count("authorization_code", partial(self.token, browser, exchange))
 
     async def run(self) -> None:
         browser = await Browser.open(self.server.settings.port)
@@ -173,19 +174,19 @@ class Measure:
         try:
             for i in range(REPEATS):
                 tokens = await self.count(
-                    "password", lambda i=i: self.token(browser, self.password_form(i))
+                    "password", partial(self.token, browser, self.password_form(i))
                 )
                 refresh = {
                     "grant_type": "refresh_token",
                     "client_id": "web",
                     "refresh_token": tokens["refresh_token"],
                 }
-                await self.count("refresh_token", lambda r=refresh: self.token(browser, r))
+                await self.count("refresh_token", partial(self.token, browser, refresh))
                 cc = {"grant_type": "client_credentials", "audience": "orders", **basic}
-                await self.count("client_credentials", lambda f=cc: self.token(browser, f))
+                await self.count("client_credentials", partial(self.token, browser, cc))
                 await self.count(
                     "browser sign-in (authorize + login + exchange)",
-                    lambda i=i: self.browser_sign_in(browser, i),
+                    partial(self.browser_sign_in, browser, i),
                 )
         finally:
             browser.close()

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["main"]
@@ -85,10 +86,12 @@ async def _main(count: int, first: int, url: str) -> None:
         asyncio.create_task(f.follow(host, port, headers[(first + i) // per_client], gate))
         for i, f in enumerate(followers)
     ]
-    opening = asyncio.gather(*(f.ready.wait() for f in followers))
-    await asyncio.wait(
-        [asyncio.ensure_future(opening), *tasks], timeout=120, return_when="FIRST_COMPLETED"
-    )
+    # Done when every stream is open, or as soon as one follower fails.
+    waiters: list[asyncio.Future[Any]] = [
+        asyncio.gather(*(f.ready.wait() for f in followers)),
+        *tasks,
+    ]
+    await asyncio.wait(waiters, timeout=120, return_when="FIRST_COMPLETED")
     for task in tasks:
         if task.done():
             task.result()  # a follower failed: say why
