@@ -31,6 +31,7 @@ def _event(cursor: int) -> RevocationEvent:
 class _Items:
     def __init__(self, items: list[RevocationEvent | Heartbeat]) -> None:
         self.items = items
+        self.cursor = 0
 
     async def _run(self) -> AsyncIterator[RevocationEvent | Heartbeat]:
         for item in self.items:
@@ -40,14 +41,26 @@ class _Items:
         return self._run()
 
 
-async def _chunks(items: list[RevocationEvent | Heartbeat]) -> list[bytes]:
-    gauge = SimpleNamespace(inc=lambda: None, dec=lambda: None)
-    return [chunk async for chunk in _frames(_Items(items), gauge)]  # type: ignore[arg-type]
+async def _chunks(
+    items: list[RevocationEvent | Heartbeat], positions: list[int] | None = None
+) -> list[bytes]:
+    """The chunks written; ``positions`` gets the follower position after each."""
+    seen = positions if positions is not None else []
+    metrics: Any = SimpleNamespace(
+        feed_streams=SimpleNamespace(inc=lambda: None, dec=lambda: None),
+        followers=SimpleNamespace(
+            open=lambda cursor: "f", advance=lambda f, c: seen.append(c), close=lambda f: None
+        ),
+    )
+    feed: Any = _Items(items)
+    return [chunk async for chunk in _frames(feed, metrics)]
 
 
 async def test_events_go_out_with_their_heartbeat_in_one_write() -> None:
     beat = Heartbeat(latest_cursor=2, server_time=NOW)
-    chunks = await _chunks([_event(1), _event(2), beat, beat])
+    positions: list[int] = []
+    chunks = await _chunks([_event(1), _event(2), beat, beat], positions)
+    assert positions == [2, 2]
     assert chunks[0] == b"retry: 1000\n\n"
     assert chunks[1].count(b"event: revocation") == 2
     assert chunks[1].endswith(
@@ -60,7 +73,10 @@ async def test_events_go_out_with_their_heartbeat_in_one_write() -> None:
 
 async def test_a_full_page_is_written_without_waiting_for_the_next() -> None:
     items: list[RevocationEvent | Heartbeat] = [_event(c) for c in range(1, PAGE_SIZE + 3)]
-    chunks = await _chunks([*items, Heartbeat(latest_cursor=PAGE_SIZE + 2, server_time=NOW)])
+    positions: list[int] = []
+    beat = Heartbeat(latest_cursor=PAGE_SIZE + 2, server_time=NOW)
+    chunks = await _chunks([*items, beat], positions)
+    assert positions == [PAGE_SIZE, PAGE_SIZE + 2]
     assert chunks[1].count(b"event: revocation") == PAGE_SIZE
     assert chunks[2].count(b"event: revocation") == 2
 

@@ -45,11 +45,24 @@ def serve(
         int | None,
         typer.Option(min=1, max=64, help="Server processes (needs PostgreSQL and Redis) [1]"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines as timestamped text or JSON objects [text]"),
+    ] = None,
+    otel: Annotated[
+        bool | None,
+        typer.Option(
+            "--otel/--no-otel",
+            help="OpenTelemetry traces (authmesh[otel]; exporter from OTEL_* variables)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.logs import logging_config
     from authmesh.server.workers import check_workers
 
     settings = settings_from(
@@ -62,8 +75,15 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         workers=workers,
+        log_format=log_format,
+        otel=otel,
     )
     check_workers(settings)
+    if settings.otel:
+        from authmesh.server.tracing import configure_tracing
+
+        # Checks the extra before anything starts; each worker sets up its own.
+        configure_tracing()
     # Bound before anything starts, so a taken port is one line, not a migrated database
     # and a half-started server.
     listener = _listen(settings.host, settings.port)
@@ -95,6 +115,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=log_level,
+            log_config=logging_config(settings.log_format, log_level),
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
             proxy_headers=False,
@@ -137,6 +158,7 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
 
     import uvicorn
 
+    from authmesh.server.logs import logging_config
     from authmesh.server.workers import APP_FACTORY, worker_environment
 
     # The database was migrated and its first signing key made once, in this process,
@@ -155,6 +177,7 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=logging_config(settings.log_format, log_level),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=False,

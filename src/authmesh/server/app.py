@@ -241,4 +241,8 @@ def create_app(
     app.add_middleware(DatabaseOutageGuard, db=ctx.db)
     app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
+    if settings.otel:
+        from authmesh.server.tracing import instrument_server
+
+        instrument_server(app, ctx.db)
     return app

@@ -133,6 +133,14 @@ class ServerSettings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as timestamped text or one JSON object per line"
+    )
+    otel: bool = Field(
+        default=False,
+        description="Trace requests, SQL and outgoing HTTP with OpenTelemetry (authmesh[otel])",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:
         if self.key_publish_ahead < self.jwks_max_age:

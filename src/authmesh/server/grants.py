@@ -23,7 +23,13 @@ from authmesh.server.clients import (
     check_grant_type,
 )
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from authmesh.server.errors import (
+    InvalidDpopProofError,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+)
 from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
@@ -155,6 +161,7 @@ async def password_grant(
             audiences=auds,
             now=now,
             expires_at=now + settings.refresh_absolute_ttl,
+            dpop_jkt=public_client_binding(client, dpop_jkt),
         )
         await session_store.add_refresh_token(
             session,
@@ -227,6 +234,9 @@ async def refresh_grant(
             raise InvalidGrant(_BAD_REFRESH)
         if not _rotation_usable(found, now):
             raise InvalidGrant(_BAD_REFRESH)
+        if found.dpop_jkt is not None and found.dpop_jkt != dpop_jkt:
+            # RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+            raise InvalidDpopProofError("the refresh token is bound to another DPoP key")
         if found.used_at is None:
             if found.expires_at <= now:
                 raise InvalidGrant(_BAD_REFRESH)
@@ -293,6 +303,15 @@ def _required(value: str | None, name: str) -> str:
     if value is None:
         raise InvalidRequest(f"the '{name}' parameter is required")
     return value
+
+
+def public_client_binding(client: ClientRow, dpop_jkt: str | None) -> str | None:
+    """The key a new session's refresh tokens are bound to: a public client's proof key.
+
+    A confidential client proves itself with its secret at every refresh; a public
+    one has only the key it proved possession of (RFC 9449 §5).
+    """
+    return dpop_jkt if client.secret_hash is None else None
 
 
 def _rotation_usable(found: Rotation, now: float) -> bool:

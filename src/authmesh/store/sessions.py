@@ -51,6 +51,8 @@ class Rotation:
     username: str
     blocked: bool
     roles: list[str]
+    dpop_jkt: str | None = None
+    """The DPoP key the session's refresh tokens are bound to (a public client's)."""
 
 
 # One statement instead of four (token, session, user, roles). The outer join on
@@ -77,6 +79,7 @@ _LOAD_ROTATION = (
         UserRow.username,
         UserRow.blocked,
         UserRoleRow.role,
+        SessionRow.dpop_jkt,
     )
     .select_from(RefreshTokenRow)
     .join(SessionRow, SessionRow.id == RefreshTokenRow.session_id)
@@ -119,6 +122,7 @@ async def create_session(
     browser_secret_hash: str | None = None,
     amr: Sequence[str] | None = None,
     session_id: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> SessionRow:
     """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
 
@@ -136,6 +140,7 @@ async def create_session(
         "parent_id": parent_id,
         "browser_secret_hash": browser_secret_hash,
         "amr": None if amr is None else list(amr),
+        "dpop_jkt": dpop_jkt,
     }
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
@@ -276,6 +281,7 @@ async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | No
         username=first[11],
         blocked=bool(first[12]),
         roles=sorted(row[13] for row in rows if row[13] is not None),
+        dpop_jkt=first[14],
     )
 
 

@@ -22,7 +22,7 @@ from authmesh.server.clients import (
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest
 from authmesh.server.feed import publish
-from authmesh.server.grants import TokenResponse
+from authmesh.server.grants import TokenResponse, public_client_binding
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import BrowserSession
 from authmesh.server.oidc.id_tokens import mint_id_token
@@ -104,7 +104,9 @@ async def authorization_code_grant(
                 info = RequestInfo(client_ip=client_ip, actor=client.client_id)
                 cursors = await _end_replayed(ctx, session, found, info)
             else:
-                opened = await _use(ctx, session, client, found, redirect_uri, code_verifier)
+                opened = await _use(
+                    ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt
+                )
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
@@ -148,6 +150,7 @@ async def _use(
     found: Exchange,
     redirect_uri: str,
     verifier: str,
+    dpop_jkt: str | None = None,
 ) -> Opened | None:
     """Mark the code used and, if it is good, open its session: the session id is made
     first so that one UPDATE both uses the code and binds it to the session."""
@@ -171,6 +174,7 @@ async def _use(
         auth_time=found.browser_auth_time,
         parent_id=found.browser_session_id,
         amr=found.browser_amr or ["pwd"],
+        dpop_jkt=public_client_binding(client, dpop_jkt),
     )
     refresh = None
     if "refresh_token" in client.grant_types:

@@ -13,12 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from prometheus_client import Gauge
 
 from authmesh.server.errors import InvalidRequest
 from authmesh.server.feed.access import authenticate_reader
 from authmesh.server.feed.page import PAGE_SIZE, read_page
 from authmesh.server.feed.stream import FeedStream, Heartbeat
+from authmesh.server.metrics import ServerMetrics
 from authmesh.server.routes.common import get_context, get_metrics
 
 __all__ = ["router"]
@@ -67,31 +67,37 @@ async def stream(
             raise InvalidRequest("Last-Event-ID must not be negative")
     feed = FeedStream(ctx, cursor, stop=request.is_disconnected)
     return StreamingResponse(
-        _frames(feed, get_metrics(request).feed_streams),
+        _frames(feed, get_metrics(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _frames(feed: FeedStream, gauge: Gauge) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted in ``gauge`` while open.
+async def _frames(feed: FeedStream, metrics: ServerMetrics) -> AsyncIterator[bytes]:
+    """The stream as SSE frames, counted as a follower (with its position) while open.
 
     Events go out with the heartbeat that follows them in one write (a page at
     most): one socket write per stream per wake-up instead of two, which is
     most of a replica's work when a block reaches 1,000 open streams.
     """
-    gauge.inc()
+    metrics.feed_streams.inc()
+    follower = metrics.followers.open(feed.cursor)
     try:
         yield b"retry: 1000\n\n"
         pending: list[bytes] = []
         async for item in feed:
             if isinstance(item, Heartbeat):
                 pending.append(_sse("heartbeat", item.to_json()))
+                position = item.latest_cursor
             else:
                 pending.append(_sse("revocation", item.to_json(), item.cursor))
+                position = item.cursor
                 if len(pending) < PAGE_SIZE:
                     continue
             yield b"".join(pending)
             pending.clear()
+            # The position moves once the frames are handed over for sending.
+            metrics.followers.advance(follower, position)
     finally:
-        gauge.dec()
+        metrics.followers.close(follower)
+        metrics.feed_streams.dec()

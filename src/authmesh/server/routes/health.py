@@ -57,5 +57,6 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Counters in the Prometheus text format."""
     m = get_metrics(request)
-    m.feed_latest_cursor.set(get_context(request).hub.latest)
+    ctx = get_context(request)
+    m.collect_state(latest_cursor=ctx.hub.latest, pool=ctx.db.engine.pool)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
