@@ -76,7 +76,12 @@ def _fanout_markdown(f: FanOut, seconds: float) -> str:
         f"| server CPU per block beyond that (write + fan-out) | {f.cpu_per_block * 1e3:.0f} ms "
         f"({f.cpu_per_block * 1e6 / f.followers:.0f} µs per follower) |\n\n"
         f"**Target** (p99 ≤ {TARGET_P99_MS:.0f} ms): "
-        f"{'met' if met else 'NOT met'} — p99 {f.p99:.0f} ms.\n"
+        f"{'met' if met else 'NOT met'} — p99 {f.p99:.0f} ms.\n\n"
+        "The server's CPU per block is the floor of the figure: one event loop writes "
+        "the event to every stream in turn (one write per stream, src/authmesh/server/"
+        "routes/feed.py). Above it, the time waiting for a core: the followers and any "
+        "other work on the 2 cores (see the load average) compete with the replica, "
+        "which is what sets the tail here.\n"
     )
 
 

