@@ -151,6 +151,7 @@ def cluster(
             master_key=secrets.token_urlsafe(32),
             # High enough never to refuse the load (all of it comes from HAProxy's
             # address), yet every request goes through the limiter.
+            trusted_proxies="127.0.0.1",  # HAProxy: the clients' addresses come through
             rate_limit_per_minute=10_000_000,
             login_max_failures=100_000,
             login_lock_after=100_000,

@@ -368,3 +368,29 @@ def test_keys_rotate_reaches_a_running_server(
     assert api.verify(before, audience="orders")["sub"]
     states = _cli(env, "keys", "list").stdout
     assert "retired" in states and "active" in states
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "no-proxy-trusted"])
+def test_the_client_address_behind_a_trusted_balancer(
+    start_server: Callable[..., Api], db: DbTarget, trusted: bool
+) -> None:
+    api = start_server()
+    extra = {"AUTHMESH_TRUSTED_PROXIES": "127.0.0.1"} if trusted else {}
+    env = _env(db, **extra)
+    with _serving(env) as server:
+        server.start()
+        refused = httpx.post(
+            f"{server.url}/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": "alice",
+                "password": "not-her-password",
+                "client_id": "web",
+            },
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        assert refused.status_code == 400
+    entries = api.admin("GET", "/admin/audit", params={"action": "login"}).json()["events"]
+    failed = [e for e in entries if e["outcome"] != "success"]
+    # Believed only from a proxy the operator named: anyone can send the header.
+    assert failed[0]["client_ip"] == ("203.0.113.7" if trusted else "127.0.0.1")

@@ -133,7 +133,10 @@ def serve(
             log_config=logging_config(settings.log_format, log_level),
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            proxy_headers=False,
+            # A balancer's X-Forwarded-For is believed only from the proxies named:
+            # anyone else could put any address there and dodge the per-address limits.
+            proxy_headers=settings.trusted_proxies is not None,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does
@@ -205,7 +208,8 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
         log_config=logging_config(settings.log_format, log_level),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=False,
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
         # Feed streams never end by themselves; subscribers reconnect to another worker.
         timeout_graceful_shutdown=3,
     )

@@ -137,6 +137,11 @@ class ServerSettings(BaseSettings):
         default=600, ge=0, description="Requests per minute per address on public endpoints; 0=off"
     )
 
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Addresses (comma-separated, or '*') of balancers whose X-Forwarded-For "
+        "names the client: rate limits, login back-off and audit then see the client",
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
