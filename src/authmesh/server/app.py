@@ -116,10 +116,13 @@ def _error_body(error: str, description: str) -> dict[str, str]:
 
 def _challenge_response(challenge: Challenge) -> JSONResponse:
     # The body always names an OAuth error code: a missing token reads as invalid_token.
+    headers = dict(NO_STORE)
+    if challenge.www_authenticate is not None:
+        headers["WWW-Authenticate"] = challenge.www_authenticate
     return JSONResponse(
         _error_body(challenge.error or "invalid_token", challenge.description),
         status_code=challenge.status,
-        headers={**NO_STORE, "WWW-Authenticate": challenge.www_authenticate},
+        headers=headers,
     )
 
 

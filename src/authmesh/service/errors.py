@@ -3,8 +3,9 @@
 Tree::
 
     AuthmeshError
-    ├── TokenRejected (authmesh.jose)  401 error="invalid_token"  (incl. TokenRevoked,
-    │                                  VerifierUnavailable when the feed is stale)
+    ├── TokenRejected (authmesh.jose)  401 error="invalid_token"  (incl. TokenRevoked;
+    │                                  but VerifierUnavailable, a stale feed, is a 503
+    │                                  with Retry-After: the token may be fine)
     ├── BearerError                    the other outcomes of RFC 6750 §3 (from authmesh.errors,
     │                                  shared with the auth server)
     │   ├── MissingToken               401, no error code (§3.1: no credentials sent)
