@@ -52,7 +52,18 @@ class DiscoveryError(IssuerError):
 
 
 class FeedError(IssuerError):
-    """The revocation feed answered with an unexpected status or content."""
+    """The revocation feed answered with an unexpected status or content.
+
+    ``status`` is the HTTP status when the issuer answered (``None`` for a bad
+    body or a broken stream), ``retry_after`` the seconds its ``Retry-After`` asked for.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class FeedUnauthorized(FeedError):
