@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -64,6 +65,9 @@ def test_requests_carry_the_cursor_and_basic_credentials(proc: FeedProcessor) ->
     assert stream["headers"]["Last-Event-ID"] == "7"
     assert stream["headers"]["Accept"] == "text/event-stream"
     assert req["headers"]["Authorization"] == stream["headers"]["Authorization"]
+    # Names this process, so the issuer's follower list tells replicas apart.
+    assert stream["headers"]["Authmesh-Replica"] == req["headers"]["Authmesh-Replica"]
+    assert stream["headers"]["Authmesh-Replica"].endswith(f":{os.getpid()}")
     # RFC 6749 §2.3.1: form-urlencoded before Basic, so ':' and '%' survive.
     decoded = base64.b64decode(req["headers"]["Authorization"][6:]).decode()
     assert decoded == "orders:p%40ss%3Aw%25rd+%C3%A9"

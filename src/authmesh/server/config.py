@@ -78,6 +78,12 @@ class ServerSettings(BaseSettings):
     feed_poll_interval: float = Field(
         default=1.0, gt=0, description="Safety-net poll of the revocation log on SQLite"
     )
+    feed_max_streams_per_client: int = Field(
+        default=20,
+        ge=0,
+        description="Open revocation-feed streams a service client may hold per server "
+        "process; more are answered 429; 0 = no limit",
+    )
 
     password_min_length: int = Field(default=10, ge=8, le=128)
     # OWASP's 7 MiB x 5 passes x 1 lane, Keycloak's default too (see PasswordParams).

@@ -1,7 +1,9 @@
 """The revocation feed's protocol without I/O: :class:`FeedProcessor`.
 
 It builds the page and stream requests (HTTP Basic client authentication,
-RFC 6749 §2.3.1; ``Last-Event-ID`` set to the last cursor applied), checks the
+RFC 6749 §2.3.1; ``Last-Event-ID`` set to the last cursor applied;
+``Authmesh-Replica`` naming this process, so the issuer's list of followers
+tells the replicas of a service apart), checks the
 answers, applies pages and SSE events to a :class:`RevocationState`, and keeps
 the connection status and reconnect schedule both subscribers of
 :mod:`authmesh.service._subscriber` share.
@@ -22,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +91,8 @@ class FeedProcessor:
         self.stats = stats or ServiceStats()
         self._rng = rng
         self._authorization = basic_authorization(config.client_id, config.client_secret)
+        #: This process, as the issuer's follower registry lists it.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
         staleness = config.max_feed_staleness.total_seconds()
         #: A stream silent this long is dead even if TCP says otherwise.
         self.read_timeout = max(2 * staleness, 5.0)
@@ -106,7 +112,11 @@ class FeedProcessor:
         """Keyword arguments of the next page request."""
         return {
             "params": {"after": self.state.cursor, "limit": PAGE_LIMIT},
-            "headers": {"Accept": "application/json", "Authorization": self._authorization},
+            "headers": {
+                "Accept": "application/json",
+                "Authorization": self._authorization,
+                "Authmesh-Replica": self.replica,
+            },
         }
 
     def stream_request(self, timeout: float) -> dict[str, Any]:
@@ -117,6 +127,7 @@ class FeedProcessor:
                 "Cache-Control": "no-cache",
                 "Authorization": self._authorization,
                 "Last-Event-ID": str(self.state.cursor),
+                "Authmesh-Replica": self.replica,
             },
             "timeout": httpx.Timeout(timeout, read=self.read_timeout),
         }

@@ -2,7 +2,9 @@
 
 Contract in docs/architecture.md. Both need a registered confidential client
 (HTTP Basic); the stream resumes after ``Last-Event-ID``. What the feed sends
-is decided in :mod:`authmesh.server.feed`; this module parses and frames.
+is decided in :mod:`authmesh.server.feed`; this module parses and frames. Each
+open stream is registered in ``ctx.hub.followers`` (which enforces the
+per-client stream limit) for as long as its response runs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
+from starlette.types import Receive, Scope, Send
 
+from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidRequest
 from authmesh.server.feed.access import authenticate_reader
+from authmesh.server.feed.followers import Follower, FollowerRegistry
 from authmesh.server.feed.page import PAGE_SIZE, read_page
 from authmesh.server.feed.stream import FeedStream, Heartbeat
 from authmesh.server.routes.common import get_context, get_metrics
@@ -56,7 +61,7 @@ async def stream(
 ) -> StreamingResponse:
     """Every live event after the cursor, then new ones as they are written."""
     ctx = get_context(request)
-    await authenticate_reader(ctx, request.headers.get("authorization"))
+    client = await authenticate_reader(ctx, request.headers.get("authorization"))
     cursor = after
     if last_event_id:
         try:
@@ -65,23 +70,66 @@ async def stream(
             raise InvalidRequest("Last-Event-ID must be an integer cursor") from None
         if cursor < 0:
             raise InvalidRequest("Last-Event-ID must not be negative")
+    registry = ctx.hub.followers
+    peer = request.client
+    follower = registry.open(  # 429 beyond the client's stream limit
+        client_id=client.client_id,
+        cursor=cursor,
+        remote_addr=peer.host if peer else None,
+        remote_port=peer.port if peer else None,
+        replica=request.headers.get("authmesh-replica"),
+        user_agent=request.headers.get("user-agent"),
+    )
     feed = FeedStream(ctx, cursor, stop=request.is_disconnected)
-    return StreamingResponse(
-        _frames(feed, get_metrics(request).feed_streams),
+    return FollowerResponse(
+        _frames(ctx, feed, follower, get_metrics(request).feed_streams),
+        registry=registry,
+        follower=follower,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _frames(feed: FeedStream, gauge: Gauge) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted in ``gauge`` while open."""
+class FollowerResponse(StreamingResponse):
+    """A stream that leaves the follower registry when the response ends, however it ends.
+
+    The generator's own ``finally`` is not enough: a client that hangs up before
+    the first frame cancels a generator that never started, whose body never runs.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        registry: FollowerRegistry,
+        follower: Follower,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self._registry = registry
+        self._follower = follower
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._registry.close(self._follower)
+
+
+async def _frames(
+    ctx: ServerContext, feed: FeedStream, follower: Follower, gauge: Gauge
+) -> AsyncIterator[bytes]:
+    """The stream as SSE frames, counted in ``gauge`` and noted on ``follower`` as sent."""
     gauge.inc()
     try:
         yield b"retry: 1000\n\n"
         async for item in feed:
             if isinstance(item, Heartbeat):
                 yield _sse("heartbeat", item.to_json())
+                follower.sent_heartbeat(ctx.now())
             else:
                 yield _sse("revocation", item.to_json(), item.cursor)
+                follower.sent_event(item.cursor, ctx.now())
     finally:
         gauge.dec()
