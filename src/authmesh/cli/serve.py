@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -39,9 +38,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
-    import uvicorn
-
     from authmesh.server.app import create_app
+    from authmesh.server.serving import AuthServer, uvicorn_config
 
     settings = settings_from(
         config,
@@ -54,27 +52,9 @@ def serve(
         tls_key=tls_key,
     )
     app = create_app(settings)
-    hub = app.state.context.hub
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # Revocation-feed streams never end by themselves: without this a
-            # graceful shutdown would wait for every subscribed service to hang up.
-            hub.drain()
-            await super().shutdown(sockets)
-
     typer.echo(f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)})")
-    server = Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            proxy_headers=False,
-        )
-    )
+    # Read timeouts, body and header bounds, and draining feed streams on shutdown.
+    server = AuthServer(uvicorn_config(app, settings, log_level=log_level))
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does
         server.run()
     if not server.started:

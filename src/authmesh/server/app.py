@@ -27,6 +27,7 @@ from authmesh.rfc6750 import (
     invalid_token_challenge,
 )
 from authmesh.server import audit
+from authmesh.server.body_limit import BodyLimit, quiet_client_disconnects
 from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
@@ -224,6 +225,8 @@ def create_app(
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
+    quiet_client_disconnects(app)
     app.add_middleware(RejectNul)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     return app

@@ -101,6 +101,29 @@ class ServerSettings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's headers; then 408 and closed",
+    )
+    http_body_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's body once its headers are in",
+    )
+    http_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Largest request body; a larger one is answered 413; 0 = no limit",
+    )
+    http_max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line and headers; larger is answered 431",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:
         if self.key_publish_ahead < self.jwks_max_age:
