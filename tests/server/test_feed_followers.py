@@ -19,7 +19,7 @@ from authmesh.server.feed.followers import (
     replica_label,
 )
 from authmesh.testing import FakeClock, async_wait_for, wait_for
-from support.harness import ALICE, Api
+from support.harness import ALICE, Api, basic
 
 
 def _registry(clock: FakeClock, limit: int = 2) -> FollowerRegistry:
@@ -201,3 +201,22 @@ async def test_a_flood_of_streams_from_one_client_gets_429_while_sign_ins_go_on(
         f"{slowest_sign_in * 1000:.0f} ms"
     )
     await async_wait_for(lambda: registry.count() == 0, 10)
+
+
+def test_a_client_at_its_limit_is_refused_before_its_secret_is_checked(
+    start_server: Callable[..., Api],
+) -> None:
+    # The refusal of a flood costs no database read; it tells a caller without
+    # the secret only that this client is at its limit.
+    api = start_server(feed_max_streams_per_client=1)
+    wrong = {"Authorization": basic("orders-svc", "not-the-secret")}
+    with httpx.Client(base_url=api.url, timeout=5) as client:
+        assert client.get("/revocations/stream", headers=wrong).status_code == 401
+        with client.stream(
+            "GET", "/revocations/stream", headers=_stream_headers(api, "only")
+        ) as response:
+            assert response.status_code == 200
+            response = client.get("/revocations/stream", headers=wrong)
+            assert response.status_code == 429 and response.json()["error"] == "slow_down"
+            other = {"Authorization": basic("web", "")}
+            assert client.get("/revocations/stream", headers=other).status_code == 401

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidRequest
-from authmesh.server.feed.access import authenticate_reader
+from authmesh.server.feed.access import authenticate_reader, claimed_reader
 from authmesh.server.feed.followers import Follower, FollowerRegistry
 from authmesh.server.feed.page import PAGE_SIZE, read_page
 from authmesh.server.feed.stream import FeedStream, Heartbeat
@@ -61,7 +61,14 @@ async def stream(
 ) -> StreamingResponse:
     """Every live event after the cursor, then new ones as they are written."""
     ctx = get_context(request)
-    client = await authenticate_reader(ctx, request.headers.get("authorization"))
+    registry = ctx.hub.followers
+    authorization = request.headers.get("authorization")
+    claimed = claimed_reader(authorization)
+    if claimed is not None:
+        # A flood from one client is refused before any database read. This tells
+        # a caller without the secret only that the client is at its limit.
+        registry.check_room(claimed)
+    client = await authenticate_reader(ctx, authorization)
     cursor = after
     if last_event_id:
         try:
@@ -70,7 +77,6 @@ async def stream(
             raise InvalidRequest("Last-Event-ID must be an integer cursor") from None
         if cursor < 0:
             raise InvalidRequest("Last-Event-ID must not be negative")
-    registry = ctx.hub.followers
     peer = request.client
     follower = registry.open(  # 429 beyond the client's stream limit
         client_id=client.client_id,
