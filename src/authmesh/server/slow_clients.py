@@ -77,7 +77,7 @@ class ReadTimeouts:
     _watched: Any = None
     _header_bytes = 0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm("header")
 
@@ -95,7 +95,8 @@ class ReadTimeouts:
     # -- the deadlines ---------------------------------------------------------------------
 
     def _after_data(self, size: int) -> None:
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+        protocol: object = self.transport.get_protocol()
+        if self.transport.is_closing() or protocol is not self:
             self._disarm()  # closed, or upgraded to a WebSocket: not ours any more
             return
         cycle = self.cycle
