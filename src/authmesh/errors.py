@@ -37,6 +37,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── AccessDenied              403
     │   ├── NotFound                  404 (admin API)
     │   ├── RateLimited               429 slow_down, with Retry-After
+    │   │   └── StreamLimitReached    a client over its revocation-feed stream limit
     │   └── TemporarilyUnavailable    503 (the rate limiter's store is down: fail closed)
     ├── WeakPassword                  authmesh.server: a new password breaks the policy
     ├── UntrustedRedirect             authmesh.server.oidc: an error page, never a redirect

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from authmesh.jose.policy import Clock
-from authmesh.server.errors import RateLimited
+from authmesh.server.errors import StreamLimitReached
 
 __all__ = [
     "STREAM_LIMIT_RETRY_AFTER",
@@ -45,10 +45,6 @@ DELIVERIES_KEPT = 32
 #: Moves of the head kept, to date how long a follower has been behind.
 HEAD_MOVES_KEPT = 4096
 _MAX_LABEL = 100
-
-
-class StreamLimitReached(RateLimited):
-    """A client already has as many open feed streams as it may: 429 with ``Retry-After``."""
 
 
 def replica_label(value: str | None) -> str | None:
