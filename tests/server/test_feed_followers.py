@@ -76,13 +76,17 @@ def test_lag_in_events_and_milliseconds() -> None:
     assert view["behind_events"] == 3 and view["behind_ms"] == 500.0
     follower.sent_event(14, clock())
     clock.advance(1)
-    follower.sent_heartbeat(clock())
+    follower.sent_heartbeat(clock(), 14)
     view = registry.describe(follower)
     assert view["behind_events"] == 0 and view["behind_ms"] == 0.0
     assert view["events_sent"] == 2 and view["last_event_at"] == 1005.75
     assert view["last_seen_at"] == 1006.75 and view["connected_at"] == 1000.0
     assert view["deliveries"] == [(11, 1005.75), (14, 1005.75)]
     assert registry.snapshot() == [view]
+
+    registry.note_head(20)  # events 15..20 expired before they could be sent: …
+    follower.sent_heartbeat(clock(), 20)  # … the heartbeat says it is caught up
+    assert registry.describe(follower)["behind_events"] == 0
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,15 @@ from authmesh.cli.server_context import (
 )
 from authmesh.server import clients as client_service
 from authmesh.server.context import RequestInfo, ServerContext
+from authmesh.server.errors import NotFound
 
 __all__ = ["clients_app"]
 
 clients_app = typer.Typer(help="Register, list and remove OAuth clients.", no_args_is_help=True)
 _CLI = RequestInfo(actor="cli")
 Many = list[str] | None
+#: Short names for grant types that are URNs.
+GRANT_ALIASES = {"token-exchange": client_service.TOKEN_EXCHANGE}
 
 
 @clients_app.command("add")
@@ -47,6 +50,17 @@ def add(
     third_party: Annotated[
         bool, typer.Option("--third-party", help="Ask users for consent before it gets tokens")
     ] = False,
+    serves: Annotated[
+        Many,
+        typer.Option(
+            "--serves",
+            help="Audience of the client's own API, whose users' tokens it may exchange "
+            "(repeatable; needed by --grant token-exchange)",
+        ),
+    ] = None,
+    dpop: Annotated[
+        bool, typer.Option("--dpop", help="Require DPoP-bound tokens (RFC 9449)")
+    ] = False,
     name: Annotated[str, typer.Option(help="Display name")] = "",
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
@@ -55,7 +69,7 @@ def add(
     """Register a client; a confidential client's secret is printed this once."""
     # The password grant is never a default (RFC 9700 §2.4): ask for it with --grant.
     if grant:
-        grants = grant
+        grants = [GRANT_ALIASES.get(g, g) for g in grant]
     elif public or redirect_uri:
         grants = ["authorization_code", "refresh_token"]
     else:
@@ -74,6 +88,8 @@ def add(
             redirect_uris=redirect_uri or [],
             post_logout_redirect_uris=post_logout_redirect_uri or [],
             first_party=not third_party,
+            serves=serves or [],
+            dpop_bound_access_tokens=dpop,
             info=_CLI,
         )
 
@@ -119,6 +135,5 @@ def remove(
         return await client_service.remove_client(ctx, client_id, info=_CLI)
 
     if not run_with_context(settings_from(config, database_url, data_dir), action):
-        typer.echo(f"no client {client_id!r}", err=True)
-        raise typer.Exit(1)
+        raise NotFound(f"no client {client_id!r}")
     typer.echo(f"client {client_id} removed")

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +33,8 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
+from authmesh.server.openapi import describe_api
+from authmesh.server.readiness import Readiness
 from authmesh.server.routes import (
     account,
     admin,
@@ -44,7 +47,9 @@ from authmesh.server.routes import (
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
+from authmesh.server.unavailable import DatabaseOutageGuard
 from authmesh.store import revocations
+from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = ["create_app"]
 
@@ -190,8 +195,12 @@ async def _maintenance(ctx: ServerContext) -> None:
                     await audit.record(ctx, session, "key_rotate", kid=rotated.kid, scheduled=True)
             async with ctx.db.transaction() as session:
                 await revocations.prune_expired(session, now=ctx.now())
-        except Exception:
-            log.warning("maintenance pass failed", exc_info=True)
+        except Exception as exc:
+            outage = database_outage(exc)
+            if outage is None:
+                log.warning("maintenance pass failed", exc_info=True)
+            else:  # the next pass retries; a traceback would say nothing more
+                log.warning("maintenance pass skipped: %s", describe_outage(outage))
 
 
 def create_app(
@@ -200,6 +209,7 @@ def create_app(
     """Build the auth server app; the database is opened in the lifespan."""
     ctx = context or ServerContext.build(settings, clock=clock)
     metrics = ServerMetrics()
+    readiness = Readiness(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -212,21 +222,33 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await readiness.close()
             await ctx.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the package, not from a CDN.
+    app = FastAPIOffline(
         title="authmesh auth server",
         version=authmesh.__version__,
         description="OAuth 2.0 token endpoint, JWKS, revocation feed and admin API.",
         lifespan=lifespan,
+        static_url="/docs/assets",
+        swagger_ui_parameters={"persistAuthorization": False},
     )
     app.state.context = ctx
     app.state.metrics = metrics
+    app.state.readiness = readiness
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
     quiet_client_disconnects(app)
+    describe_api(app)
+    # Innermost of the middleware, so its 503s carry the security headers too.
+    app.add_middleware(DatabaseOutageGuard, db=ctx.db)
     app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
+    if settings.otel:
+        from authmesh.server.tracing import instrument_server
+
+        instrument_server(app, ctx.db)
     return app

@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import InvalidClient, InvalidRequest, UnauthorizedClient
+from authmesh.server.errors import (
+    InvalidClient,
+    InvalidDpopProofError,
+    InvalidRequest,
+    UnauthorizedClient,
+)
 from authmesh.server.feed import publish
 from authmesh.server.oidc.redirect_uris import check_redirect_uri
 from authmesh.server.secrets import hash_secret, new_secret, secret_matches
@@ -24,10 +29,12 @@ from authmesh.store.models import ClientRow
 
 __all__ = [
     "GRANT_TYPES",
+    "TOKEN_EXCHANGE",
     "ClientCredentials",
     "ClientView",
     "NewClient",
     "authenticate_client",
+    "check_dpop_requirement",
     "check_grant_type",
     "list_clients",
     "parse_client_credentials",
@@ -35,7 +42,11 @@ __all__ = [
     "remove_client",
 ]
 
-GRANT_TYPES = frozenset({"authorization_code", "password", "refresh_token", "client_credentials"})
+#: The grant type of token exchange (RFC 8693 §2.1).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPES = frozenset(
+    {"authorization_code", "password", "refresh_token", "client_credentials", TOKEN_EXCHANGE}
+)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _NAME_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 scope-token chars
 # Checked against when the client is unknown, so both paths do the same work.
@@ -65,6 +76,8 @@ class ClientView:
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
     first_party: bool
+    serves: list[str]
+    dpop_bound_access_tokens: bool
     created_at: float
 
     @classmethod
@@ -81,6 +94,8 @@ class ClientView:
             redirect_uris=row.redirect_uris,
             post_logout_redirect_uris=row.post_logout_redirect_uris,
             first_party=row.first_party,
+            serves=row.serves,
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
             created_at=row.created_at,
         )
 
@@ -207,6 +222,8 @@ async def register_client(
     redirect_uris: Sequence[str] = (),
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
+    serves: Sequence[str] = (),
+    dpop_bound_access_tokens: bool = False,
     info: RequestInfo | None = None,
 ) -> NewClient:
     """Register a client; a confidential one gets a generated secret, stored hashed.
@@ -223,6 +240,12 @@ async def register_client(
         raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
     if public and "client_credentials" in grant_types:
         raise InvalidRequest("a public client cannot use client_credentials")
+    if public and TOKEN_EXCHANGE in grant_types:
+        raise InvalidRequest("a public client cannot use token exchange")
+    if TOKEN_EXCHANGE in grant_types and not serves:
+        raise InvalidRequest(
+            "a client using token exchange needs the audiences its own API serves (serves)"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise InvalidRequest("name must not contain control characters")
     redirects = _check_redirect_uris(redirect_uris)
@@ -245,6 +268,8 @@ async def register_client(
                 redirect_uris=redirects,
                 post_logout_redirect_uris=post_logout,
                 first_party=first_party,
+                serves=_check_tokens("audience", serves),
+                dpop_bound_access_tokens=dpop_bound_access_tokens,
             )
             await audit.record(
                 ctx, session, "client_create", info=info, subject=client_id, client_id=client_id
@@ -277,3 +302,13 @@ async def remove_client(
             )
     await publish.announce(ctx, cursors)
     return existed
+
+
+def check_dpop_requirement(client: ClientRow, dpop_jkt: str | None) -> None:
+    """A client registered with ``dpop_bound_access_tokens`` gets no token without a proof.
+
+    Raises:
+        InvalidDpopProofError: no DPoP proof came with the request.
+    """
+    if client.dpop_bound_access_tokens and dpop_jkt is None:
+        raise InvalidDpopProofError("this client must send a DPoP proof (RFC 9449)")

@@ -2,7 +2,9 @@
 and for the test kit's servers, so what is tested is what runs.
 
 * :func:`uvicorn_config`: address, TLS, and the HTTP protocol with read
-  timeouts and a header size bound (:mod:`authmesh.server.slow_clients`);
+  timeouts and a header size bound (:func:`http_protocol`,
+  :mod:`authmesh.server.slow_clients`); ``--workers`` gives its workers the same
+  protocol by name (``authmesh.server.workers``);
 * :class:`AuthServer`: a ``uvicorn.Server`` that ends the revocation-feed streams
   when it shuts down, so a graceful stop does not wait on subscribers that never
   hang up (they reconnect to the next server at once).
@@ -10,6 +12,7 @@ and for the test kit's servers, so what is tested is what runs.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -20,7 +23,21 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.slow_clients import protocol_class
 
-__all__ = ["AuthServer", "uvicorn_config"]
+__all__ = ["AuthServer", "header_parser_bound", "http_protocol", "uvicorn_config"]
+
+
+def http_protocol(settings: ServerSettings) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with the read timeouts and header bound of ``settings``."""
+    return protocol_class(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        max_header_bytes=settings.http_max_header_bytes,
+    )
+
+
+def header_parser_bound(settings: ServerSettings) -> int:
+    """h11's own header bound, past ours: h11 answers a bare 400, ours the 431."""
+    return 2 * settings.http_max_header_bytes
 
 
 def uvicorn_config(app: FastAPI, settings: ServerSettings, **overrides: Any) -> uvicorn.Config:
@@ -31,13 +48,8 @@ def uvicorn_config(app: FastAPI, settings: ServerSettings, **overrides: Any) -> 
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "proxy_headers": False,
-        "http": protocol_class(
-            header_timeout=settings.http_header_timeout,
-            body_timeout=settings.http_body_timeout,
-            max_header_bytes=settings.http_max_header_bytes,
-        ),
-        # h11's own bound answers a bare 400; leave the answer (431) to ours.
-        "h11_max_incomplete_event_size": 2 * settings.http_max_header_bytes,
+        "http": http_protocol(settings),
+        "h11_max_incomplete_event_size": header_parser_bound(settings),
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)

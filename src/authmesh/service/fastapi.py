@@ -30,14 +30,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from authmesh.service.errors import InsufficientScope
-from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.starlette import (
     AuthHTTPException,
     install,
+    mount_operations,
     principal_from_connection,
     realm_of,
 )
@@ -47,6 +50,7 @@ __all__ = [
     "CurrentPrincipal",
     "authenticated",
     "install",
+    "mount_operations",
     "optional_principal",
     "protected",
     "require",
@@ -57,17 +61,36 @@ _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 _REQUEST_PARAM = "authmesh_request"
 
 
-async def optional_principal(connection: HTTPConnection) -> Principal | None:
-    """Dependency: the caller, or ``None`` without a token (a bad token is still a 401)."""
-    return await principal_from_connection(connection, required=False)
+class _BearerDependency(SecurityBase):
+    """A dependency that FastAPI lists as the ``bearer`` security scheme of its operations.
+
+    FastAPI declares a scheme for every dependency that is a :class:`SecurityBase`,
+    so Swagger's "Authorize" button appears with no extra dependency to resolve.
+    """
+
+    def __init__(self, rule: AccessRule, *, required: bool = True) -> None:
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT", description="An access token from the auth server"
+        )
+        self.scheme_name = "bearer"
+        self.rule = rule
+        self.required = required
+        self._checks_access = bool(rule)
+
+    async def __call__(self, connection: HTTPConnection) -> Principal | None:
+        principal = await principal_from_connection(connection, required=self.required)
+        if principal is not None and self._checks_access:
+            try:
+                self.rule.check(principal)
+            except InsufficientScope as exc:
+                raise AuthHTTPException(exc, realm_of(connection)) from None
+        return principal
 
 
-async def authenticated(connection: HTTPConnection) -> Principal:
-    """Dependency: the caller; 401 without a valid token."""
-    principal = await principal_from_connection(connection, required=True)
-    assert principal is not None
-    return principal
-
+#: Dependency: the caller, or ``None`` without a token (a bad token is still a 401).
+optional_principal = _BearerDependency(AccessRule.of(), required=False)
+#: Dependency: the caller; 401 without a valid token.
+authenticated = _BearerDependency(AccessRule.of())
 
 #: ``async def view(user: CurrentPrincipal)``.
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
@@ -78,24 +101,21 @@ def require(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
+    ``delegation`` accepts (``allow``), needs (``require``) or refuses (``refuse``) a
+    token a service obtained for the user by token exchange; ``actors`` names the
+    services that may act for users here.
+
+    The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
-    checks_access = bool(rule)
-
-    async def dependency(connection: HTTPConnection) -> Principal:
-        principal = await principal_from_connection(connection, required=True)
-        assert principal is not None
-        if checks_access:
-            try:
-                rule.check(principal)
-            except InsufficientScope as exc:
-                raise AuthHTTPException(exc, realm_of(connection)) from None
-        return principal
-
-    return dependency
+    rule = AccessRule.of(
+        roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+    )
+    return _BearerDependency(rule)  # type: ignore[return-value]
 
 
 def protected(
@@ -103,6 +123,8 @@ def protected(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
 ) -> Callable[[_Endpoint], _Endpoint]:
     """Decorator: the endpoint needs a valid token with these roles and scopes.
 
@@ -116,7 +138,9 @@ def protected(
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    rule = AccessRule.of(
+        roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+    )
     checks_access = bool(rule)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:

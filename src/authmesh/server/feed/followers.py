@@ -94,7 +94,9 @@ class Follower:
     start_cursor: int
     """The cursor it resumed after (``Last-Event-ID`` or ``?after=``)."""
     cursor: int
-    """The last cursor sent to it (SSE has no acknowledgement: sent, maybe not yet read)."""
+    """The cursor it has been sent everything up to: its last event, or the
+    ``latest_cursor`` of its last heartbeat (events past their expiry are not sent).
+    SSE has no acknowledgement: sent, maybe not yet read."""
     events_sent: int = 0
     last_event_at: float | None = None
     """When the last event was written to it."""
@@ -112,8 +114,9 @@ class Follower:
         self.last_event_at = self.last_seen_at = at
         self.deliveries.append((cursor, at))
 
-    def sent_heartbeat(self, at: float) -> None:
-        """Record a heartbeat written to the stream."""
+    def sent_heartbeat(self, at: float, latest_cursor: int) -> None:
+        """Record a heartbeat written to the stream: it is caught up to ``latest_cursor``."""
+        self.cursor = max(self.cursor, latest_cursor)
         self.last_seen_at = at
 
 

@@ -15,7 +15,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from prometheus_client import Gauge
 from starlette.types import Receive, Scope, Send
 
 from authmesh.server.context import ServerContext
@@ -24,6 +23,7 @@ from authmesh.server.feed.access import authenticate_reader, claimed_reader
 from authmesh.server.feed.followers import Follower, FollowerRegistry
 from authmesh.server.feed.page import PAGE_SIZE, read_page
 from authmesh.server.feed.stream import FeedStream, Heartbeat
+from authmesh.server.metrics import ServerMetrics
 from authmesh.server.routes.common import get_context, get_metrics
 
 __all__ = ["router"]
@@ -88,7 +88,7 @@ async def stream(
     )
     feed = FeedStream(ctx, cursor, stop=request.is_disconnected)
     return FollowerResponse(
-        _frames(ctx, feed, follower, get_metrics(request).feed_streams),
+        _frames(ctx, feed, follower, get_metrics(request)),
         registry=registry,
         follower=follower,
         media_type="text/event-stream",
@@ -124,18 +124,23 @@ class FollowerResponse(StreamingResponse):
 
 
 async def _frames(
-    ctx: ServerContext, feed: FeedStream, follower: Follower, gauge: Gauge
+    ctx: ServerContext, feed: FeedStream, follower: Follower, metrics: ServerMetrics
 ) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted in ``gauge`` and noted on ``follower`` as sent."""
-    gauge.inc()
+    """The stream as SSE frames, noted on ``follower`` as sent, and counted in ``metrics``."""
+    metrics.feed_streams.inc()
+    position = metrics.followers.open(feed.cursor)
     try:
         yield b"retry: 1000\n\n"
         async for item in feed:
+            # The position moves once the frame is handed over for sending.
             if isinstance(item, Heartbeat):
                 yield _sse("heartbeat", item.to_json())
-                follower.sent_heartbeat(ctx.now())
+                follower.sent_heartbeat(ctx.now(), item.latest_cursor)
+                metrics.followers.advance(position, item.latest_cursor)
             else:
                 yield _sse("revocation", item.to_json(), item.cursor)
                 follower.sent_event(item.cursor, ctx.now())
+                metrics.followers.advance(position, item.cursor)
     finally:
-        gauge.dec()
+        metrics.followers.close(position)
+        metrics.feed_streams.dec()
