@@ -133,30 +133,44 @@ class TcpProxy:
         await self._kill()
         assert self._flowing is not None
         self._flowing.set()
+        # Connections still being served (or waiting for a frozen network) end here,
+        # rather than as pending tasks destroyed with the loop.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _serve(
         self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
     ) -> None:
         self.connections_accepted += 1
         assert self._flowing is not None
-        await self._flowing.wait()
+        upstream: asyncio.StreamWriter | None = None
         try:
-            upstream_reader, upstream = await asyncio.open_connection(
-                self.target_host, self.target_port
+            await self._flowing.wait()
+            try:
+                upstream_reader, upstream = await asyncio.open_connection(
+                    self.target_host, self.target_port
+                )
+            except OSError:
+                _reset(client)
+                return
+            if self._state == "killed":
+                _reset(client)
+                _reset(upstream)
+                return
+            self._writers.update((client, upstream))
+            await asyncio.gather(
+                self._pipe(client_reader, upstream),
+                self._pipe(upstream_reader, client),
             )
-        except OSError:
-            _reset(client)
-            return
-        if self._state == "killed":
-            _reset(client)
-            _reset(upstream)
-            return
-        self._writers.update((client, upstream))
-        await asyncio.gather(
-            self._pipe(client_reader, upstream),
-            self._pipe(upstream_reader, client),
-        )
-        self._writers.difference_update((client, upstream))
+        finally:
+            # However the connection ends (closed, killed, or the proxy stopping).
+            for writer in (client, upstream):
+                if writer is not None:
+                    self._writers.discard(writer)
+                    if not writer.is_closing():
+                        _reset(writer)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._flowing is not None
