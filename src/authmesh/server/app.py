@@ -42,6 +42,7 @@ from authmesh.server.routes import (
     logout,
     oauth,
     signin,
+    ssf,
     static,
     wellknown,
 )
@@ -233,7 +234,7 @@ def create_app(
     app.state.context = ctx
     app.state.metrics = metrics
     app.state.readiness = readiness
-    for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
+    for module in (wellknown, oauth, signin, logout, account, admin, feed, ssf, health, static):
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
     describe_api(app)
