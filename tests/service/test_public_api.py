@@ -46,6 +46,7 @@ PRIVATE_MODULES = [
     "authmesh.service._live_asgi",
     "authmesh.service._revocations",
     "authmesh.service._sse",
+    "authmesh.service._ssf_receiver",
     "authmesh.service._subscriber",
 ]
 MODULES = PUBLIC_MODULES + PRIVATE_MODULES

@@ -24,7 +24,11 @@ _DURATIONS = (
     "http_timeout",
     "feed_backoff_initial",
     "feed_backoff_max",
+    "ssf_event_retention",
 )
+#: How a service learns revocations: the native feed (SSE, the default and the
+#: fastest) or an OpenID Shared Signals poll stream (docs/ssf.md).
+TRANSPORTS = frozenset({"feed", "ssf-poll"})
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -78,6 +82,12 @@ class ServiceConfig:
         algorithms: accepted signing algorithms (default: all supported).
         feed_backoff_initial: first reconnect delay of the feed subscriber.
         feed_backoff_max: longest reconnect delay (doubling with jitter up to it).
+        revocation_transport: ``"feed"`` (the native revocation feed, default) or
+            ``"ssf-poll"``: follow the issuer as an OpenID Shared Signals receiver
+            over poll delivery (RFC 8936), with the same staleness bound and
+            fail-closed behaviour (docs/ssf.md).
+        ssf_event_retention: how long a revocation learnt over Shared Signals is
+            held; at least the issuer's access-token lifetime plus leeway.
         otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
             the W3C trace context on service-to-service calls, and trace the
             requests of a Starlette/FastAPI app set up by ``install`` (needs the
@@ -102,6 +112,8 @@ class ServiceConfig:
     algorithms: frozenset[str] | None = None
     feed_backoff_initial: timedelta = timedelta(seconds=0.25)
     feed_backoff_max: timedelta = timedelta(seconds=5)
+    revocation_transport: str = "feed"
+    ssf_event_retention: timedelta = timedelta(hours=1)
     otel: bool = False
 
     def __post_init__(self) -> None:
@@ -145,6 +157,8 @@ class ServiceConfig:
             object.__setattr__(self, "algorithms", algs)
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"ca_bundle {self.ca_bundle!r} is not a file")
+        if self.revocation_transport not in TRANSPORTS:
+            raise ConfigError(f"revocation_transport must be one of {sorted(TRANSPORTS)}")
         if self.otel:
             from authmesh.tracing import require_otel
 
