@@ -223,22 +223,30 @@ class SsfStreamClient:
         config.check_url(endpoint, what="ssf configuration_endpoint")
         return doc
 
+    @property
+    def description(self) -> str:
+        """How this instance's stream is told apart from its replicas' (``ssf_receiver_name``)."""
+        config = self.processor.config
+        name = config.ssf_receiver_name or ",".join(sorted(config.audiences))
+        return f"authmesh receiver {name}"[:500]
+
     def pick_stream(self, response: httpx.Response) -> str | None:
-        """The poll URL of this client's first poll stream, if it has one."""
+        """The poll URL of this instance's stream, if the client has one."""
         streams = _json(response, "ssf streams", expect=list)
         for stream in streams:
-            delivery = stream.get("delivery") if isinstance(stream, Mapping) else None
+            if not isinstance(stream, Mapping) or stream.get("description") != self.description:
+                continue
+            delivery = stream.get("delivery")
             if isinstance(delivery, Mapping) and delivery.get("method") == POLL:
                 return self._poll_url(delivery)
         return None
 
     def new_stream_body(self) -> dict[str, Any]:
         """What a new stream asks for."""
-        audience = sorted(self.processor.config.audiences)
         return {
             "delivery": {"method": POLL},
             "events_requested": EVENTS_REQUESTED,
-            "description": f"authmesh service {', '.join(audience)}"[:200],
+            "description": self.description,
         }
 
     def created_stream(self, response: httpx.Response) -> str:
@@ -366,6 +374,10 @@ class SsfPollSubscriber:
         self._timeout = httpx.Timeout(
             processor.config.http_timeout.total_seconds(), read=processor.read_timeout
         )
+        #: The longest this receiver lets a long poll be held: an answer is what proves
+        #: liveness, so one must come well within the staleness bound, whatever the
+        #: transmitter's own hold (RFC 8936 lets the receiver set none).
+        self.hold = processor.config.max_feed_staleness.total_seconds() / 2
 
     @property
     def running(self) -> bool:
@@ -429,9 +441,16 @@ class SsfPollSubscriber:
                 await self._take_token(client)
             assert stream.poll_url is not None
             body = stream.poll_body(immediately=immediately)
-            response = await client.post(
+            request = client.post(
                 stream.poll_url, json=body, headers=stream.bearer, timeout=self._timeout
             )
+            try:
+                response = await (request if immediately else asyncio.wait_for(request, self.hold))
+            except TimeoutError:
+                # Held past our bound: hang up (nothing was handed out that is not
+                # delivered again) and ask for an immediate answer.
+                immediately = True
+                continue
             retry = stream.apply_poll(response, sent=body)
             if retry:
                 generation = self._keys.generation
@@ -518,6 +537,8 @@ class ThreadedSsfPollSubscriber:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._inner.stop())
+            # This loop's HTTP client goes with it (the service closes the rest).
+            loop.run_until_complete(self._args[2].aclose())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="authmesh-ssf-poll", daemon=True)

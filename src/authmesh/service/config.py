@@ -86,6 +86,10 @@ class ServiceConfig:
             ``"ssf-poll"``: follow the issuer as an OpenID Shared Signals receiver
             over poll delivery (RFC 8936), with the same staleness bound and
             fail-closed behaviour (docs/ssf.md).
+        ssf_receiver_name: names this instance's stream at the issuer, so a
+            restart finds it again (and catches up); every replica of a service
+            needs a name of its own, since each holds the whole revocation state.
+            Default: the audiences.
         ssf_event_retention: how long a revocation learnt over Shared Signals is
             held; at least the issuer's access-token lifetime plus leeway.
         otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
@@ -113,6 +117,7 @@ class ServiceConfig:
     feed_backoff_initial: timedelta = timedelta(seconds=0.25)
     feed_backoff_max: timedelta = timedelta(seconds=5)
     revocation_transport: str = "feed"
+    ssf_receiver_name: str | None = None
     ssf_event_retention: timedelta = timedelta(hours=1)
     otel: bool = False
 

@@ -150,5 +150,7 @@ async def poll(request: Request, stream_id: str) -> JSONResponse:
     """RFC 8936 §2: acknowledge, then receive the SETs due (held open while none is)."""
     client_id = await _receiver(request)
     parsed = poll_delivery.PollRequest.parse(await _json_body(request))
-    result = await poll_delivery.poll(get_context(request), client_id, stream_id[:64], parsed)
+    result = await poll_delivery.poll(
+        get_context(request), client_id, stream_id[:64], parsed, gone=request.is_disconnected
+    )
     return no_store_json(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +64,16 @@ class PollRequest:
 
 
 async def poll(
-    ctx: ServerContext, client_id: str, stream_id: str, request: PollRequest
+    ctx: ServerContext,
+    client_id: str,
+    stream_id: str,
+    request: PollRequest,
+    *,
+    gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> dict[str, Any]:
     """Apply the acknowledgements, then the SETs due: ``{"sets": {...}, "moreAvailable": ...}``.
+
+    ``gone`` tells a held poll that its receiver hung up, so it stops waiting.
 
     Raises:
         NotFound: no such stream of this client.
@@ -93,7 +100,7 @@ async def poll(
         async with ctx.db.transaction() as session:
             due = await ssf_store.pending(session, stream_id, request.max_events + 1)
         left = deadline - time.monotonic()
-        if due or left <= 0 or ctx.hub.draining:
+        if due or left <= 0 or ctx.hub.draining or (gone is not None and await gone()):
             break
         await ctx.hub.wait(seen, min(left, _RECHECK_SECONDS))
     sets = dict(due[: request.max_events])
