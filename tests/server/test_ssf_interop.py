@@ -6,13 +6,18 @@ the server announces is a SET it verifies with the JWKS from the metadata.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from authmesh.server import clients
+from authmesh.testing import wait_for
 from support.harness import Api
-from support.ssf_receiver import SpecReceiver
+from support.ssf_receiver import PUSH, SpecReceiver, push_endpoint
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:EdDSA is deprecated via RFC 9864:joserfc.errors.SecurityWarning"
@@ -26,15 +31,17 @@ VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 ALL = [SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_ENABLED]
 
 
-def receiver(api: Api, events: list[str] = ALL) -> SpecReceiver:
-    """A new receiver client (scope ``ssf:stream``) with a poll stream of its own."""
+def receiver(
+    api: Api, events: list[str] = ALL, delivery: dict[str, Any] | None = None
+) -> SpecReceiver:
+    """A new receiver client (scope ``ssf:stream``) with a stream of its own (poll by default)."""
     client_id = f"rx-{uuid.uuid4().hex[:10]}"
     new = api.server.call(
         clients.register_client(api.core, client_id=client_id, scopes=["ssf:stream"])
     )
     assert new.secret is not None
     rx = SpecReceiver(api.url, client_id, new.secret)
-    rx.create_stream(events)
+    rx.create_stream(events, delivery)
     return rx
 
 
@@ -139,3 +146,76 @@ def test_a_stream_receives_only_the_event_types_it_asked_for(api: Api) -> None:
     finally:
         rx.close()
     assert [e.event_type for e in got] == [ACCOUNT_DISABLED]
+
+
+@pytest.fixture
+def pushing(start_server: Callable[..., Api]) -> Api:
+    """A server that may push to plain-http loopback endpoints and retries quickly."""
+    return start_server(ssf_allow_http_push=True, ssf_push_retry_initial=0.05)
+
+
+def test_push_delivery_reaches_a_spec_endpoint_with_its_authorization(pushing: Api) -> None:
+    api = pushing
+    with push_endpoint() as endpoint:
+        rx = receiver(
+            api,
+            delivery={
+                "method": PUSH,
+                "endpoint_url": endpoint.url,
+                "authorization_header": "Bearer rx-secret",
+            },
+        )
+        try:
+            assert rx.stream["delivery"] == {"method": PUSH, "endpoint_url": endpoint.url}
+            name, _ = api.new_user()
+            assert api.admin("POST", f"/admin/users/{name}/block").status_code == 200
+            wait_for(lambda: len(endpoint.accepted()) >= 1, timeout=5)
+            keys = rx.key_set()
+            headers, body = endpoint.received[0]
+            event = rx.verify(claims_jti(body.decode()), body.decode(), keys)
+        finally:
+            rx.close()
+    assert headers["content-type"] == "application/secevent+jwt"
+    assert headers["authorization"] == "Bearer rx-secret"
+    assert event.event_type == ACCOUNT_DISABLED
+    assert event.subject == {"format": "iss_sub", "iss": api.url, "sub": api.user_id(name)}
+
+
+def test_push_retries_with_back_off_until_accepted_and_keeps_order(pushing: Api) -> None:
+    api = pushing
+    with push_endpoint() as endpoint:
+        endpoint.script = [503, 503, 500]
+        rx = receiver(api, delivery={"method": PUSH, "endpoint_url": endpoint.url})
+        try:
+            for _ in range(2):
+                rx.request_verification("in order")
+            wait_for(lambda: len(endpoint.accepted()) == 2, timeout=10)
+        finally:
+            rx.close()
+    statuses = [h["status"] for h, _ in endpoint.received]
+    assert statuses == ["503", "503", "500", "202", "202"]
+    first = endpoint.received[0][1]
+    # The failing SET was retried and the second waited behind it.
+    assert [b for _, b in endpoint.received[:4]] == [first] * 4
+    assert endpoint.received[4][1] != first
+
+
+def test_a_push_refused_with_400_is_not_sent_again(pushing: Api) -> None:
+    api = pushing
+    with push_endpoint() as endpoint:
+        endpoint.script = [400]
+        rx = receiver(api, delivery={"method": PUSH, "endpoint_url": endpoint.url})
+        try:
+            rx.request_verification("refused")
+            rx.request_verification("next")
+            wait_for(lambda: len(endpoint.received) >= 2, timeout=5)
+        finally:
+            rx.close()
+    assert [h["status"] for h, _ in endpoint.received] == ["400", "202"]
+    assert endpoint.received[0][1] != endpoint.received[1][1]
+
+
+def claims_jti(token: str) -> str:
+    """The ``jti`` of a SET, read without verification (to name it to ``verify``)."""
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])

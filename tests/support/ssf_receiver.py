@@ -8,7 +8,11 @@ for HTTP, and nothing of authmesh.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,7 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-__all__ = ["POLL", "PUSH", "ReceivedEvent", "SpecReceiver"]
+__all__ = ["POLL", "PUSH", "PushEndpoint", "ReceivedEvent", "SpecReceiver", "push_endpoint"]
 
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
@@ -131,3 +135,58 @@ class SpecReceiver:
 
 #: What the transmitter may sign with (its JWKS says which; any of these is acceptable).
 _ALGORITHMS = ["EdDSA", "ES256", "RS256"]
+
+
+@dataclass
+class PushEndpoint:
+    """What an RFC 8935 push endpoint received, and how it answers the next requests."""
+
+    url: str
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    #: Statuses to answer with, first to last; 202 once they run out.
+    script: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accepted(self) -> list[str]:
+        """The SETs answered with 202 (what a receiver would process)."""
+        with self.lock:
+            return [body.decode() for headers, body in self.received if headers["status"] == "202"]
+
+
+@contextmanager
+def push_endpoint() -> Iterator[PushEndpoint]:
+    """An RFC 8935 SET recipient on a loopback port (stdlib HTTP server in a thread)."""
+    endpoint = PushEndpoint(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with endpoint.lock:
+                status = endpoint.script.pop(0) if endpoint.script else 202
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                endpoint.received.append(({**headers, "status": str(status)}, body))
+            self.send_response(status)
+            if status == 400:
+                # RFC 8935 §2.3: an error the transmitter must not retry.
+                payload = b'{"err":"invalid_request","description":"refused by the test"}'
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -47,6 +47,7 @@ from authmesh.server.routes import (
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
+from authmesh.server.ssf.push import PushWorker
 from authmesh.server.unavailable import DatabaseOutageGuard
 from authmesh.store import revocations
 from authmesh.store.outages import database_outage, describe_outage
@@ -207,11 +208,13 @@ def create_app(
     ctx = context or ServerContext.build(settings, clock=clock)
     metrics = ServerMetrics()
     readiness = Readiness(ctx)
+    pusher = PushWorker(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await ctx.start()
         await ctx.hub.start()
+        await pusher.start()
         task = asyncio.create_task(_maintenance(ctx))
         try:
             yield {}
@@ -219,6 +222,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await pusher.stop()
             await readiness.close()
             await ctx.close()
 

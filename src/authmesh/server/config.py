@@ -122,6 +122,12 @@ class ServerSettings(BaseSettings):
         le=60,
         description="How long a Shared Signals poll (RFC 8936) is held open when nothing is due",
     )
+    ssf_push_retry_initial: float = Field(
+        default=1.0, gt=0, description="First back-off after a failed push (RFC 8935), in seconds"
+    )
+    ssf_push_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one push (RFC 8935) request, in seconds"
+    )
     ssf_push_retry_max: float = Field(
         default=300.0,
         gt=0,

@@ -12,6 +12,7 @@ from authmesh.store.models import SsfOutboxRow, SsfStreamRow
 __all__ = [
     "acknowledge",
     "add_stream",
+    "claim_push",
     "client_streams",
     "delete_stream",
     "drop_pending",
@@ -22,6 +23,7 @@ __all__ = [
     "prune",
     "receiving_streams",
     "record_push_failure",
+    "settle_push",
 ]
 
 
@@ -105,18 +107,12 @@ async def acknowledge(
 
 
 async def pending_push(
-    session: AsyncSession, stream_ids: Sequence[str], *, now: float, limit: int
+    session: AsyncSession, stream_id: str, *, limit: int
 ) -> Sequence[SsfOutboxRow]:
-    """Unacknowledged SETs of these streams due for a push attempt, oldest first."""
-    if not stream_ids:
-        return []
+    """The oldest unacknowledged SETs of a push stream, due or not (order is kept by the caller)."""
     stmt = (
         select(SsfOutboxRow)
-        .where(
-            SsfOutboxRow.stream_id.in_(list(stream_ids)),
-            SsfOutboxRow.acknowledged_at.is_(None),
-            SsfOutboxRow.next_attempt_at <= now,
-        )
+        .where(SsfOutboxRow.stream_id == stream_id, SsfOutboxRow.acknowledged_at.is_(None))
         .order_by(SsfOutboxRow.id)
         .limit(limit)
     )
@@ -157,3 +153,26 @@ async def drop_pending(session: AsyncSession, stream_id: str, *, now: float) -> 
         .values(acknowledged_at=now, last_error="dropped: stream disabled")
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim_push(session: AsyncSession, row_id: int, *, seen: float, until: float) -> bool:
+    """Lease a SET for one push attempt: only the process that moves its time first wins."""
+    result = await session.execute(
+        update(SsfOutboxRow)
+        .where(
+            SsfOutboxRow.id == row_id,
+            SsfOutboxRow.next_attempt_at == seen,
+            SsfOutboxRow.acknowledged_at.is_(None),
+        )
+        .values(next_attempt_at=until)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def settle_push(session: AsyncSession, row_id: int, *, now: float, error: str | None) -> None:
+    """A pushed SET is done: accepted, or refused by the receiver (``error``)."""
+    await session.execute(
+        update(SsfOutboxRow)
+        .where(SsfOutboxRow.id == row_id)
+        .values(acknowledged_at=now, attempts=SsfOutboxRow.attempts + 1, last_error=error)
+    )
