@@ -211,7 +211,7 @@ class SsfStreamClient:
 
     def check_metadata(self, response: httpx.Response) -> Mapping[str, Any]:
         """The transmitter metadata, for this issuer, offering poll delivery."""
-        doc = _json(response, "ssf-configuration")
+        doc: dict[str, Any] = _json(response, "ssf-configuration")
         config = self.processor.config
         if doc.get("issuer") != config.issuer:
             raise FeedError("ssf-configuration: the issuer is not the configured one")

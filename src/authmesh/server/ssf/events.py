@@ -108,6 +108,7 @@ def signals_for(
     issued before it are revoked) and its creation time otherwise.
     ``user_of_session`` names the user of a revoked session, when known.
     """
+    subject: dict[str, Any]
     common: dict[str, Any] = {
         "event_timestamp": timestamp,
         "initiating_entity": _INITIATOR.get(reason, "system"),
@@ -123,8 +124,7 @@ def signals_for(
         # A user subject with no session: every session of the user (CAEP §3.1).
         return Signal(event_type=SESSION_REVOKED, subject=subject, payload=common)
     if kind == "sid":
-        session = {"format": "opaque", "id": value}
-        subject = {"format": "complex", "session": session}
+        subject = {"format": "complex", "session": {"format": "opaque", "id": value}}
         if user_of_session is not None:
             subject["user"] = _user(issuer, user_of_session)
         return Signal(event_type=SESSION_REVOKED, subject=subject, payload=common)
