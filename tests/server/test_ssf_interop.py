@@ -219,3 +219,26 @@ def claims_jti(token: str) -> str:
     """The ``jti`` of a SET, read without verification (to name it to ``verify``)."""
     payload = token.split(".")[1]
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])
+
+
+def test_a_receiver_back_online_is_not_left_waiting_out_the_back_off(
+    start_server: Callable[..., Api],
+) -> None:
+    api = start_server(ssf_allow_http_push=True, ssf_push_retry_initial=60.0)
+    with push_endpoint() as endpoint:
+        endpoint.script = [503]
+        rx = receiver(api, delivery={"method": PUSH, "endpoint_url": endpoint.url})
+        try:
+            rx.request_verification("after the outage")
+            wait_for(lambda: len(endpoint.received) == 1, timeout=5)
+            # The next attempt is 30-60 s away; the receiver updating its stream brings it forward.
+            answer = rx.http.patch(
+                rx.metadata["configuration_endpoint"],
+                json={"stream_id": rx.stream["stream_id"], "description": "back"},
+                headers=rx.headers,
+            )
+            assert answer.status_code == 200, answer.text
+            wait_for(lambda: len(endpoint.accepted()) == 1, timeout=5)
+        finally:
+            rx.close()
+    assert endpoint.received[0][1] == endpoint.received[1][1]

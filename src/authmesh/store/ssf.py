@@ -23,6 +23,7 @@ __all__ = [
     "prune",
     "receiving_streams",
     "record_push_failure",
+    "retry_now",
     "settle_push",
 ]
 
@@ -175,4 +176,17 @@ async def settle_push(session: AsyncSession, row_id: int, *, now: float, error: 
         update(SsfOutboxRow)
         .where(SsfOutboxRow.id == row_id)
         .values(acknowledged_at=now, attempts=SsfOutboxRow.attempts + 1, last_error=error)
+    )
+
+
+async def retry_now(session: AsyncSession, stream_id: str, *, now: float) -> None:
+    """Make a stream's undelivered SETs due at once (its receiver says it is back)."""
+    await session.execute(
+        update(SsfOutboxRow)
+        .where(
+            SsfOutboxRow.stream_id == stream_id,
+            SsfOutboxRow.acknowledged_at.is_(None),
+            SsfOutboxRow.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
     )

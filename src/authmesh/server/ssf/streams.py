@@ -191,6 +191,8 @@ async def update_stream(
         if replace or "description" in body:
             row.description = _text(body, "description")
         row.updated_at = ctx.now()
+        # A receiver that reconfigures its stream is there: no back-off left to wait out.
+        await ssf_store.retry_now(session, row.stream_id, now=ctx.now())
         return describe(ctx, row)
 
 
@@ -225,6 +227,8 @@ async def set_status(ctx: ServerContext, client_id: str, body: Mapping[str, Any]
         row = await _owned(session, client_id, body.get("stream_id"))
         if status == "disabled":
             await ssf_store.drop_pending(session, row.stream_id, now=ctx.now())
+        if status == "enabled":
+            await ssf_store.retry_now(session, row.stream_id, now=ctx.now())
         row.status, row.status_reason, row.updated_at = status, reason, ctx.now()
         return _status(row)
 
