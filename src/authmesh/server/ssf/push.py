@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 
@@ -35,6 +36,7 @@ _BATCH = 200
 _IDLE_SECONDS = 1.0
 _PRUNE_EVERY = 300.0
 _ACKED_KEPT_SECONDS = 3600.0
+_STOP_GRACE_SECONDS = 2.0
 
 
 class PushWorker:
@@ -53,6 +55,7 @@ class PushWorker:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._pruned_at = 0.0
+        self._stopping = asyncio.Event()
         #: The soonest retry this process scheduled: the loop wakes for it.
         self._next_retry = float("inf")
 
@@ -63,12 +66,20 @@ class PushWorker:
             timeout=httpx.Timeout(self._ctx.settings.ssf_push_timeout),
             follow_redirects=False,
         )
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="authmesh-ssf-push")
 
     async def stop(self) -> None:
-        """Stop delivering; what is not delivered stays in the outbox."""
+        """Stop delivering; what is not delivered stays in the outbox.
+
+        The loop is asked to end after its pass, so no database transaction is
+        cut in the middle; a push still waiting on a slow receiver is cancelled.
+        """
         task, self._task = self._task, None
+        self._stopping.set()
         if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), _STOP_GRACE_SECONDS)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -78,7 +89,7 @@ class PushWorker:
 
     async def _run(self) -> None:
         hub = self._ctx.hub
-        while True:
+        while not self._stopping.is_set():
             seen = hub.latest
             try:
                 await self.deliver_due()
@@ -94,7 +105,14 @@ class PushWorker:
             # A revocation wakes the hub; SETs that revoke nothing wait for the idle tick.
             until_retry = self._next_retry - self._ctx.now()
             self._next_retry = float("inf")
-            await hub.wait(seen, max(0.01, min(_IDLE_SECONDS, until_retry)))
+            await self._idle(hub.wait(seen, max(0.01, min(_IDLE_SECONDS, until_retry))))
+
+    async def _idle(self, wake: Coroutine[Any, Any, None]) -> None:
+        """Wait for ``wake`` or for :meth:`stop`, whichever comes first."""
+        waiters = {asyncio.ensure_future(wake), asyncio.ensure_future(self._stopping.wait())}
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
 
     async def deliver_due(self) -> int:
         """One pass: each stream's due SETs, in order; returns how many were done."""
