@@ -47,6 +47,7 @@ PRIVATE_MODULES = [
     "authmesh.service._live_asgi",
     "authmesh.service._revocations",
     "authmesh.service._sse",
+    "authmesh.service._ssf_receiver",
     "authmesh.service._subscriber",
 ]
 MODULES = PUBLIC_MODULES + PRIVATE_MODULES

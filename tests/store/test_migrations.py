@@ -30,6 +30,8 @@ TABLES = {
     "revocation_events",
     "sessions",
     "signing_keys",
+    "ssf_outbox",
+    "ssf_streams",
     "user_roles",
     "users",
 }

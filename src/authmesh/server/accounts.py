@@ -19,6 +19,8 @@ from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound, WeakPassword
 from authmesh.server.feed import publish
 from authmesh.server.login_limits import TemporarilyUnavailable
+from authmesh.server.ssf.events import RevocationReason, account_enabled_signal
+from authmesh.server.ssf.outbox import announce_signals
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.models import UserRow
@@ -158,12 +160,16 @@ async def list_users(ctx: ServerContext, *, offset: int = 0, limit: int = 100) -
 
 
 async def _end_access(
-    ctx: ServerContext, session: AsyncSession, user: UserRow, reason: str
+    ctx: ServerContext,
+    session: AsyncSession,
+    user: UserRow,
+    reason: str,
+    signal: RevocationReason,
 ) -> list[int]:
     """End every session and revoke every token of the user issued until now."""
     sids = await session_store.end_user_sessions(session, user.id, now=ctx.now(), reason=reason)
-    cursors = await publish.revoke(ctx, session, "sub", [user.id])
-    cursors += await publish.revoke(ctx, session, "sid", sids)
+    cursors = await publish.revoke(ctx, session, "sub", [user.id], reason=signal)
+    cursors += await publish.revoke(ctx, session, "sid", sids, reason=signal)
     return cursors
 
 
@@ -184,7 +190,9 @@ async def set_roles(
         if set(before) - set(wanted):
             # No sid event backs this one up: it must also cover tokens minted
             # earlier in this second, which still carry the role taken away.
-            cursors = await publish.revoke(ctx, session, "sub", [user.id], through_this_second=True)
+            cursors = await publish.revoke(
+                ctx, session, "sub", [user.id], through_this_second=True, reason="role_change"
+            )
         await audit.record(
             ctx,
             session,
@@ -206,7 +214,7 @@ async def block_user(
         user = await _load(session, username)
         user.blocked = True
         user.updated_at = ctx.now()
-        cursors = await _end_access(ctx, session, user, "blocked")
+        cursors = await _end_access(ctx, session, user, "blocked", "block")
         await audit.record(ctx, session, "block", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
     await publish.announce(ctx, cursors)
@@ -221,6 +229,9 @@ async def unblock_user(
         user = await _load(session, username)
         user.blocked = False
         user.updated_at = ctx.now()
+        await announce_signals(
+            ctx, session, [account_enabled_signal(ctx.issuer.issuer, user.id, timestamp=ctx.now())]
+        )
         await audit.record(ctx, session, "unblock", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
     # Unblocking also lifts a brute-force lock: the admin vouches for the account.
@@ -255,7 +266,13 @@ async def logout_all(
     async with ctx.db.transaction() as session:
         user = await _load(session, username)
         open_count = len(await session_store.open_sessions(session, user.id, ctx.now()))
-        cursors = await _end_access(ctx, session, user, "forced_logout" if forced else "logout")
+        cursors = await _end_access(
+            ctx,
+            session,
+            user,
+            "forced_logout" if forced else "logout",
+            "force_logout" if forced else "logout_all",
+        )
         await audit.record(
             ctx,
             session,
@@ -277,7 +294,7 @@ async def logout(
         cursors: list[int] = []
         if sess is not None and sess.user_id == user_id:
             await session_store.end_session(session, sid, now=ctx.now(), reason="logout")
-            cursors = await publish.revoke(ctx, session, "sid", [sid])
+            cursors = await publish.revoke(ctx, session, "sid", [sid], reason="logout")
             user = await user_store.get_user_by_id(session, user_id)
             await audit.record(
                 ctx,
@@ -334,7 +351,7 @@ async def set_password(
         user = await _load(session, username)
         user.password_hash = new_hash
         user.password_changed_at = user.updated_at = ctx.now()
-        cursors = await _end_access(ctx, session, user, "password_change")
+        cursors = await _end_access(ctx, session, user, "password_change", "password_change")
         await audit.record(
             ctx, session, "password_change", info=info, subject=user.username, by_admin=by_admin
         )

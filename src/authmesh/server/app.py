@@ -47,10 +47,12 @@ from authmesh.server.routes import (
     mfa_signin,
     oauth,
     signin,
+    ssf,
     static,
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
+from authmesh.server.ssf.push import PushWorker
 from authmesh.server.unavailable import DatabaseOutageGuard
 from authmesh.store.outages import database_outage, describe_outage
 
@@ -211,11 +213,13 @@ def create_app(
     ctx = context or ServerContext.build(settings, clock=clock)
     metrics = ServerMetrics()
     readiness = Readiness(ctx)
+    pusher = PushWorker(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await ctx.start(seal_plaintext_keys=True)
         await ctx.hub.start()
+        await pusher.start()
         task = asyncio.create_task(_maintenance(ctx))
         pruning = RetentionJob(ctx)
         pruning.start()
@@ -227,6 +231,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await pusher.stop()
             await readiness.close()
             await ctx.close()
 
@@ -244,7 +249,7 @@ def create_app(
     for mfa_module in (mfa_signin, mfa_account, mfa_admin):
         app.include_router(mfa_module.router)
     app.state.readiness = readiness
-    for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
+    for module in (wellknown, oauth, signin, logout, account, admin, feed, ssf, health, static):
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
     quiet_client_disconnects(app)

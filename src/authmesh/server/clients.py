@@ -295,7 +295,7 @@ async def remove_client(
         if existed:
             # The client can get no new token, so cover this whole second too.
             cursors = await publish.revoke(
-                ctx, session, "sub", [client_id], through_this_second=True
+                ctx, session, "sub", [client_id], through_this_second=True, reason="client_removed"
             )
             await audit.record(
                 ctx, session, "client_delete", info=info, subject=client_id, client_id=client_id

@@ -129,6 +129,31 @@ class ServerSettings(BaseSettings):
         description="Open revocation-feed streams a service client may hold per server "
         "process; more are answered 429; 0 = no limit",
     )
+    ssf_poll_wait: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long a Shared Signals poll (RFC 8936) is held open when nothing is due",
+    )
+    ssf_push_retry_initial: float = Field(
+        default=1.0, gt=0, description="First back-off after a failed push (RFC 8935), in seconds"
+    )
+    ssf_push_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one push (RFC 8935) request, in seconds"
+    )
+    ssf_push_retry_max: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest back-off between push (RFC 8935) attempts of one SET, in seconds",
+    )
+    ssf_retention: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How long an undelivered SET is kept for its stream, in seconds",
+    )
+    ssf_allow_http_push: bool = Field(
+        default=False, description="Allow push delivery to plain-http endpoints (tests, demos)"
+    )
 
     password_min_length: int = Field(default=10, ge=8, le=128)
     # OWASP's 7 MiB x 5 passes x 1 lane, Keycloak's default too (see PasswordParams).

@@ -269,7 +269,9 @@ async def refresh_grant(
             await session_store.end_session(
                 session, found.session_id, now=now, reason="refresh_reuse"
             )
-            cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
+            cursors = await publish.revoke(
+                ctx, session, "sid", [found.session_id], reason="refresh_reuse"
+            )
             await audit.record(
                 ctx,
                 session,

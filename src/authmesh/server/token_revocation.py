@@ -30,13 +30,17 @@ async def revoke_token(
         sess = await session_store.get_session(session, row.session_id) if row else None
         if sess is not None and sess.client_id == client.client_id:
             if await session_store.end_session(session, sess.id, now=now, reason="revoked"):
-                cursors = await publish.revoke(ctx, session, "sid", [sess.id])
+                cursors = await publish.revoke(
+                    ctx, session, "sid", [sess.id], reason="token_revocation"
+                )
                 await _record(ctx, session, client, info, "refresh_token", session_id=sess.id)
     if row is None:
         claims = await live_access_claims(ctx, token)
         if claims is not None and claims.get("client_id") == client.client_id:
             async with ctx.db.transaction() as session:
-                cursors = await publish.revoke(ctx, session, "jti", [claims["jti"]])
+                cursors = await publish.revoke(
+                    ctx, session, "jti", [claims["jti"]], reason="token_revocation"
+                )
                 await _record(ctx, session, client, info, "access_token", jti=claims["jti"])
     await publish.announce(ctx, cursors)
 

@@ -24,7 +24,11 @@ _DURATIONS = (
     "http_timeout",
     "feed_backoff_initial",
     "feed_backoff_max",
+    "ssf_event_retention",
 )
+#: How a service learns revocations: the native feed (SSE, the default and the
+#: fastest) or an OpenID Shared Signals poll stream (docs/ssf.md).
+TRANSPORTS = frozenset({"feed", "ssf-poll"})
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -84,6 +88,16 @@ class ServiceConfig:
             catches up within a second of the issuer being back. An issuer that
             answers with an error is retried after its ``Retry-After``, or on a
             slower schedule.
+        revocation_transport: ``"feed"`` (the native revocation feed, default) or
+            ``"ssf-poll"``: follow the issuer as an OpenID Shared Signals receiver
+            over poll delivery (RFC 8936), with the same staleness bound and
+            fail-closed behaviour (docs/ssf.md).
+        ssf_receiver_name: names this instance's stream at the issuer, so a
+            restart finds it again (and catches up); every replica of a service
+            needs a name of its own, since each holds the whole revocation state.
+            Default: the audiences.
+        ssf_event_retention: how long a revocation learnt over Shared Signals is
+            held; at least the issuer's access-token lifetime plus leeway.
         otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
             the W3C trace context on service-to-service calls, and trace the
             requests of a Starlette/FastAPI app set up by ``install`` (needs the
@@ -108,6 +122,9 @@ class ServiceConfig:
     algorithms: frozenset[str] | None = None
     feed_backoff_initial: timedelta = timedelta(seconds=0.25)
     feed_backoff_max: timedelta = timedelta(seconds=0.5)
+    revocation_transport: str = "feed"
+    ssf_receiver_name: str | None = None
+    ssf_event_retention: timedelta = timedelta(hours=1)
     otel: bool = False
 
     def __post_init__(self) -> None:
@@ -151,6 +168,8 @@ class ServiceConfig:
             object.__setattr__(self, "algorithms", algs)
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"ca_bundle {self.ca_bundle!r} is not a file")
+        if self.revocation_transport not in TRANSPORTS:
+            raise ConfigError(f"revocation_transport must be one of {sorted(TRANSPORTS)}")
         if self.otel:
             from authmesh.tracing import require_otel
 

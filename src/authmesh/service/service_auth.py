@@ -24,6 +24,7 @@ from authmesh.service._http import HttpClients
 from authmesh.service._jwks import JWKSCache
 from authmesh.service._live import LiveConnections
 from authmesh.service._revocations import RevocationState
+from authmesh.service._ssf_receiver import SsfPollSubscriber, ThreadedSsfPollSubscriber
 from authmesh.service._subscriber import RevocationSubscriber, ThreadedRevocationSubscriber
 from authmesh.service.config import ServiceConfig
 from authmesh.service.dpop import ProofChecker
@@ -83,8 +84,10 @@ class ServiceAuth:
             self.revocations.listeners.append(self.live.on_event)
             self.feed = FeedProcessor(config, self.revocations, stats=self.stats)
         self.verifier = Verifier(config, self.keys, self.revocations, stats=self.stats, clock=clock)
-        self._async_subscriber: RevocationSubscriber | None = None
-        self._thread_subscriber: ThreadedRevocationSubscriber | None = None
+        self._async_subscriber: RevocationSubscriber | SsfPollSubscriber | None = None
+        self._thread_subscriber: ThreadedRevocationSubscriber | ThreadedSsfPollSubscriber | None = (
+            None
+        )
 
     @classmethod
     def of(cls, config_or_auth: ServiceConfig | ServiceAuth) -> ServiceAuth:
@@ -142,7 +145,11 @@ class ServiceAuth:
         await self.keys.arefresh(force=True)
         if self.feed is not None:
             if self._async_subscriber is None:
-                self._async_subscriber = RevocationSubscriber(self.feed, self.discovery, self.http)
+                self._async_subscriber = (
+                    SsfPollSubscriber(self.feed, self.discovery, self.http, self.keys)
+                    if self.config.revocation_transport == "ssf-poll"
+                    else RevocationSubscriber(self.feed, self.discovery, self.http)
+                )
             await self._async_subscriber.start()
             if wait > 0 and not await self._async_subscriber.wait_synced(wait):
                 log.warning("revocation feed not reached within %.1f s of start-up", wait)
@@ -169,8 +176,10 @@ class ServiceAuth:
         self.keys.refresh(force=True)
         if self.feed is not None:
             if self._thread_subscriber is None:
-                self._thread_subscriber = ThreadedRevocationSubscriber(
-                    self.feed, self.discovery, self.http
+                self._thread_subscriber = (
+                    ThreadedSsfPollSubscriber(self.feed, self.discovery, self.http, self.keys)
+                    if self.config.revocation_transport == "ssf-poll"
+                    else ThreadedRevocationSubscriber(self.feed, self.discovery, self.http)
                 )
             self._thread_subscriber.start()
             if wait > 0 and not self._thread_subscriber.wait_synced(wait):

@@ -36,6 +36,8 @@ __all__ = [
     "RevocationRow",
     "SessionRow",
     "SigningKeyRow",
+    "SsfOutboxRow",
+    "SsfStreamRow",
     "UserRoleRow",
     "UserRow",
 ]
@@ -306,3 +308,49 @@ class MfaChallengeRow(Base):
     # The user the answer must be for; NULL for a passwordless sign-in (anyone's passkey).
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class SsfStreamRow(Base):
+    """A Shared Signals stream: one receiver (a client) and how its SETs reach it."""
+
+    __tablename__ = "ssf_streams"
+
+    stream_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100), index=True)
+    audience: Mapped[list[str]] = mapped_column(JSON)
+    events_requested: Mapped[list[str]] = mapped_column(JSON)
+    #: ``urn:ietf:rfc:8936`` (poll) or ``urn:ietf:rfc:8935`` (push).
+    delivery_method: Mapped[str] = mapped_column(String(40))
+    #: Where push delivery POSTs, and the ``Authorization`` value it sends there.
+    endpoint_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    authorization_header: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="enabled")
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SsfOutboxRow(Base):
+    """A signed SET waiting for (or done with) delivery on one stream.
+
+    Written in the transaction of the revocation it announces, so a committed
+    revocation is never missing its SET; delivered in ``id`` order, kept until
+    acknowledged (poll) or accepted (push).
+    """
+
+    __tablename__ = "ssf_outbox"
+    __table_args__ = (Index("ix_ssf_outbox_pending", "stream_id", "acknowledged_at", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ssf_streams.stream_id", ondelete="CASCADE")
+    )
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    set_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    acknowledged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Push delivery: attempts so far, when to try next, and the last failure.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

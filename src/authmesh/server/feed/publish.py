@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.revocation import RevocationEvent, RevocationKind
 from authmesh.server.context import ServerContext
+from authmesh.server.ssf.events import RevocationReason
+from authmesh.server.ssf.outbox import announce_revocations
 from authmesh.store import revocations
 
 __all__ = ["announce", "revoke"]
@@ -25,13 +27,16 @@ async def revoke(
     values: Iterable[str],
     *,
     through_this_second: bool = False,
+    reason: RevocationReason = "revoked",
 ) -> list[int]:
     """Write revocation events in the caller's transaction; returns their cursors.
 
     Call :func:`announce` after the transaction commits so feed streams wake.
     ``through_this_second`` makes a ``sub`` event also cover tokens issued
     later in the current second: for revocations no ``sid`` event backs up
-    (a role taken away, a client removed).
+    (a role taken away, a client removed). ``reason`` picks the Shared Signals
+    event each revocation is announced as (docs/ssf.md), written to every
+    stream's outbox in this same transaction.
     """
     now = ctx.now()
     # Whole seconds: tokens carry integer iat, and one issued later in this same
@@ -40,11 +45,14 @@ async def revoke(
     not_before = float(int(now)) + (1.0 if through_this_second else 0.0)
     expires_at = now + _horizon(ctx)
     cursors = []
+    events = []
     for value in values:
         event = RevocationEvent(
             kind=kind, value=value, not_before=not_before, expires_at=expires_at
         )
         cursors.append(await revocations.append_event(session, event, now=now))
+        events.append(event)
+    await announce_revocations(ctx, session, events, reason)
     return cursors
 
 

@@ -210,7 +210,7 @@ async def sign_out(
         sids = await session_store.end_browser_session(
             session, browser.id, now=ctx.now(), reason="logout"
         )
-        cursors = await publish.revoke(ctx, session, "sid", sids)
+        cursors = await publish.revoke(ctx, session, "sid", sids, reason="logout")
         if sids:
             await audit.record(
                 ctx,

@@ -240,7 +240,9 @@ async def _end_replayed(
         await session_store.end_session(
             session, found.session_id, now=ctx.now(), reason="code_replay"
         )
-        cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
+        cursors = await publish.revoke(
+            ctx, session, "sid", [found.session_id], reason="code_replay"
+        )
     await audit.record(
         ctx,
         session,

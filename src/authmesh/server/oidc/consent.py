@@ -81,7 +81,7 @@ async def revoke_consent(
             sids = await session_store.end_client_sessions(
                 session, user_id, client_id, now=ctx.now(), reason="consent_revoked"
             )
-            cursors = await publish.revoke(ctx, session, "sid", sids)
+            cursors = await publish.revoke(ctx, session, "sid", sids, reason="consent_revoked")
             await audit.record(
                 ctx,
                 session,
