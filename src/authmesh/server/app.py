@@ -33,7 +33,11 @@ from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
 from authmesh.server.routes import (
     account,
+    account_page,
     admin,
+    admin_console,
+    admin_console_ops,
+    console,
     feed,
     health,
     logout,
@@ -43,6 +47,7 @@ from authmesh.server.routes import (
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
+from authmesh.server.routes.console_common import install_console_errors
 from authmesh.store import revocations
 
 __all__ = ["create_app"]
@@ -220,7 +225,10 @@ def create_app(
     app.state.metrics = metrics
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
+    for module in (console, account_page, admin_console, admin_console_ops):
+        app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
+    install_console_errors(app)
     app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     return app

@@ -11,7 +11,7 @@ from authmesh.server.web.render import STATIC_DIR
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-_TYPES = {".css": "text/css; charset=utf-8"}
+_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
 @router.get("/static/{name}")
