@@ -15,6 +15,7 @@ import pytest
 from authmesh.server.console import sign_in as console_sign_in
 from support.console import ConsoleClient, csrf_of
 from support.harness import ADMIN, Api, basic
+from support.oidc_flow import PARTNER, Browser, redirect_query, register_browser_clients
 
 # Every admin page, and every admin action with a body that would work for an admin.
 ADMIN_PAGES = [
@@ -242,6 +243,8 @@ def test_admin_actions_are_audited_with_the_acting_admin(
     roles = admin_console.post(f"/admin/console/users/{name}/roles", {"roles": "user auditor"})
     assert roles.status_code == 303
     assert shared.admin("GET", f"/admin/users/{name}").json()["roles"] == ["auditor", "user"]
+    page = admin_console.http.get(back)
+    assert page.status_code == 200 and "blocked" in page.text and "auditor" in page.text
     for action in ("unblock", "unlock", "logout"):
         assert admin_console.post(f"/admin/console/users/{name}/{action}").status_code == 303
     actor = admin_console.username  # type: ignore[attr-defined]
@@ -400,3 +403,31 @@ def test_a_dangerous_action_needs_a_recent_sign_in(
     assert login_page.status_code == 200 and 'action="/login"' in login_page.text  # not SSO
     csrf_of(admin_console.http.get("/account"))
     assert ADMIN  # the seeded admin is untouched by this test
+
+
+@pytest.fixture(scope="module")
+def partner(shared: Api) -> str:
+    """The third-party ``partner`` client (and ``spa``) on the shared server."""
+    return register_browser_clients(shared)
+
+
+def test_a_connected_app_is_listed_and_its_access_removed(
+    shared: Api, console: ConsoleClient, partner: str
+) -> None:
+    name, password = shared.new_user()
+    browser = Browser(shared)
+    try:
+        page = browser.authorize(client_id="partner", redirect_uri=PARTNER)
+        consent = browser.submit_login(page, name, password)
+        code = redirect_query(browser.submit_consent(consent, "allow"))["code"]
+        tokens = browser.exchange(
+            code, client_id="partner", redirect_uri=PARTNER, client_secret=partner
+        ).json()
+    finally:
+        browser.close()
+    account = console.sign_in(name, password)
+    assert "<strong>partner</strong> may" in account.text
+    done = console.post("/account/apps/revoke", {"client_id": "partner"})
+    assert done.status_code == 303 and "done=app_revoked" in done.headers["location"]
+    assert "No third-party app has access" in console.http.get("/account").text
+    assert shared.introspect(tokens["access_token"])["active"] is False

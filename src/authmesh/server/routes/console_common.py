@@ -141,7 +141,7 @@ def actor_info(request: Request, user: ConsoleSignIn) -> RequestInfo:
 def console_page(
     request: Request,
     template: str,
-    user: ConsoleSignIn,
+    signed_in: ConsoleSignIn,
     *,
     status_code: int = 200,
     scripts: bool = False,
@@ -160,8 +160,8 @@ def console_page(
         status_code=status_code,
         scripts=scripts,
         csrf_token=signer.csrf_token(csrf_cookie),
-        me=user,
-        is_admin="admin" in user.roles,
+        me=signed_in,
+        is_admin="admin" in signed_in.roles,
         here=request.url.path,
         **context,
     )
