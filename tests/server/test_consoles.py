@@ -292,7 +292,8 @@ def test_a_password_reset_makes_the_user_choose_one_at_next_sign_in(
         f"/admin/console/users/{name}/password", {"password": "temporary-pass-1"}
     )
     assert reset.status_code == 303
-    assert shared.admin("GET", f"/admin/users/{name}").status_code == 200
+    refused = shared.password_grant(name, "temporary-pass-1")  # not on the command line
+    assert refused.status_code == 400 and "browser" in refused.json()["error_description"]
     page = console.follow(console.http.get("/account"))
     fields = dict(re.findall(r'name="(csrf_token|request)" value="([^"]*)"', page.text))
     asked = console.http.post(

@@ -356,6 +356,6 @@ async def set_password(
             info=info,
             subject=user.username,
             by_admin=by_admin,
-            **({"must_change": True} if must_change else {}),
+            must_change=must_change,
         )
     await publish.announce(ctx, cursors)

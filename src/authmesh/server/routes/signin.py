@@ -330,7 +330,15 @@ async def login(request: Request) -> Response:
             raise InvalidGrant("missing")
         if user is not None and user.must_change_password:
             # An admin reset this password: it opens no session, it lets the user choose one.
-            await verify_login(ctx, user, username, password, info=info, client_id=client.client_id)
+            await verify_login(
+                ctx,
+                user,
+                username,
+                password,
+                info=info,
+                client_id=client.client_id,
+                password_reset_ok=True,
+            )
             return _new_password_page(request, auth_request, client, user)
         signed, step = await sign_in(
             ctx, user, username, password, client_id=client.client_id, info=info, then=then
