@@ -17,6 +17,7 @@ from authmesh.cli.server_context import (
 )
 from authmesh.server import clients as client_service
 from authmesh.server.context import RequestInfo, ServerContext
+from authmesh.server.errors import NotFound
 
 __all__ = ["clients_app"]
 
@@ -119,6 +120,5 @@ def remove(
         return await client_service.remove_client(ctx, client_id, info=_CLI)
 
     if not run_with_context(settings_from(config, database_url, data_dir), action):
-        typer.echo(f"no client {client_id!r}", err=True)
-        raise typer.Exit(1)
+        raise NotFound(f"no client {client_id!r}")
     typer.echo(f"client {client_id} removed")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from authmesh.errors import ConfigError
 
 __all__ = ["demo"]
 
@@ -29,6 +32,7 @@ def demo(
     The first start creates the demo users and clients and prints their
     credentials once; later starts reuse the data folder.
     """
+    _require_demo_packages()
     from authmesh.demo.launcher import DemoConfig, run_demo
 
     ports = (
@@ -50,3 +54,21 @@ def demo(
         argon2_fast=fast_hashing,
     )
     raise typer.Exit(run_demo(config))
+
+
+#: What the demo's four processes import, from the ``demo`` extra.
+_DEMO_PACKAGES = ("fastapi", "uvicorn", "sqlalchemy", "flask", "strawberry", "jinja2")
+
+
+def _require_demo_packages() -> None:
+    """Name the missing extra rather than fail with a traceback half-way through the start.
+
+    Raises:
+        ConfigError: a package of the ``demo`` extra is not installed.
+    """
+    missing = [name for name in _DEMO_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"'demo' needs the demo extra ({', '.join(missing)} not installed): "
+            "pip install 'authmesh[demo]'"
+        )

@@ -22,6 +22,10 @@ __all__ = ["LazyGroup", "load_command"]
 _Command = TyperCommand | TyperGroup
 
 
+#: The extra that installs a command's packages, where it is not ``server``.
+EXTRA_OF: Mapping[str, str] = {"demo": "demo"}
+
+
 def load_command(name: str, target: str) -> _Command:
     """Import ``target`` (``"module:attribute"``) and make it the command ``name``.
 
@@ -39,7 +43,7 @@ def load_command(name: str, target: str) -> _Command:
         missing = exc.name or ""
         if missing == "authmesh" or missing.startswith("authmesh."):
             raise  # our own module: a registration bug, not a missing extra
-        return _unavailable(name, missing)
+        return _unavailable(name, missing, EXTRA_OF.get(name, "server"))
     obj: Any = getattr(module, attribute)
     command: _Command
     if isinstance(obj, typer.Typer):
@@ -61,13 +65,13 @@ def _single(name: str, function: Callable[..., Any], **settings: Any) -> _Comman
     return command
 
 
-def _unavailable(name: str, missing: str) -> _Command:
+def _unavailable(name: str, missing: str, extra: str) -> _Command:
     """A stand-in for a command whose optional dependencies are not installed."""
 
     def explain() -> None:
         raise ConfigError(
             f"'{name}' needs the package {missing!r}, which is not installed: "
-            "pip install 'authmesh[server]'"
+            f"pip install 'authmesh[{extra}]'"
         )
 
     explain.__doc__ = f"(unavailable: needs {missing})"

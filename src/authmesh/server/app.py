@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
+from authmesh.server.openapi import describe_api
 from authmesh.server.routes import (
     account,
     account_page,
@@ -215,11 +217,14 @@ def create_app(
                 await task
             await ctx.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the package, not from a CDN.
+    app = FastAPIOffline(
         title="authmesh auth server",
         version=authmesh.__version__,
         description="OAuth 2.0 token endpoint, JWKS, revocation feed and admin API.",
         lifespan=lifespan,
+        static_url="/docs/assets",
+        swagger_ui_parameters={"persistAuthorization": False},
     )
     app.state.context = ctx
     app.state.metrics = metrics
@@ -229,6 +234,7 @@ def create_app(
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
     install_console_errors(app)
+    describe_api(app)
     app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     return app

@@ -32,6 +32,9 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server processes on this host (needs PostgreSQL)"
+    )
     issuer: str | None = Field(
         default=None, description="Public base URL; defaults to http://host:port"
     )

@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
@@ -57,17 +59,36 @@ _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 _REQUEST_PARAM = "authmesh_request"
 
 
-async def optional_principal(connection: HTTPConnection) -> Principal | None:
-    """Dependency: the caller, or ``None`` without a token (a bad token is still a 401)."""
-    return await principal_from_connection(connection, required=False)
+class _BearerDependency(SecurityBase):
+    """A dependency that FastAPI lists as the ``bearer`` security scheme of its operations.
+
+    FastAPI declares a scheme for every dependency that is a :class:`SecurityBase`,
+    so Swagger's "Authorize" button appears with no extra dependency to resolve.
+    """
+
+    def __init__(self, rule: AccessRule, *, required: bool = True) -> None:
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT", description="An access token from the auth server"
+        )
+        self.scheme_name = "bearer"
+        self.rule = rule
+        self.required = required
+        self._checks_access = bool(rule)
+
+    async def __call__(self, connection: HTTPConnection) -> Principal | None:
+        principal = await principal_from_connection(connection, required=self.required)
+        if principal is not None and self._checks_access:
+            try:
+                self.rule.check(principal)
+            except InsufficientScope as exc:
+                raise AuthHTTPException(exc, realm_of(connection)) from None
+        return principal
 
 
-async def authenticated(connection: HTTPConnection) -> Principal:
-    """Dependency: the caller; 401 without a valid token."""
-    principal = await principal_from_connection(connection, required=True)
-    assert principal is not None
-    return principal
-
+#: Dependency: the caller, or ``None`` without a token (a bad token is still a 401).
+optional_principal = _BearerDependency(AccessRule.of(), required=False)
+#: Dependency: the caller; 401 without a valid token.
+authenticated = _BearerDependency(AccessRule.of())
 
 #: ``async def view(user: CurrentPrincipal)``.
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
@@ -81,21 +102,11 @@ def require(
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
+
+    The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
     rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
-    checks_access = bool(rule)
-
-    async def dependency(connection: HTTPConnection) -> Principal:
-        principal = await principal_from_connection(connection, required=True)
-        assert principal is not None
-        if checks_access:
-            try:
-                rule.check(principal)
-            except InsufficientScope as exc:
-                raise AuthHTTPException(exc, realm_of(connection)) from None
-        return principal
-
-    return dependency
+    return _BearerDependency(rule)  # type: ignore[return-value]
 
 
 def protected(

@@ -36,7 +36,12 @@ class LoginGuard:
         if limiter is not None:
             self.limiter = limiter
         elif settings.redis_url:
-            self.limiter = RedisRateLimiter.from_url(settings.redis_url, config)
+            # One namespace per schema, as for the feed's channel: deployments sharing a
+            # Redis keep their own counts.
+            prefix = "authmesh:rl:" + (
+                f"{settings.database_schema}:" if settings.database_schema else ""
+            )
+            self.limiter = RedisRateLimiter.from_url(settings.redis_url, config, prefix=prefix)
         else:
             self.limiter = MemoryRateLimiter(config)
         self._rate = settings.rate_limit_per_minute

@@ -1,0 +1,69 @@
+"""Several server processes on one host: ``authmesh serve --workers N``.
+
+uvicorn starts the workers and imports the app in each by name, so the parent
+hands them its settings through the environment. Workers share what replicas
+share: PostgreSQL (the data, and LISTEN/NOTIFY or Redis pub/sub to wake each
+other's feed streams) and Redis (login back-off, lockouts and rate limits, which
+in memory would be counted, and lifted by an admin, in one worker only). Both
+are required: SQLite serves one process, and limits per worker would let an
+attacker try N times as many passwords.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from authmesh.errors import ConfigError
+from authmesh.server.config import ServerSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["SETTINGS_ENV", "check_workers", "create_worker_app", "worker_environment"]
+
+#: The settings of the parent, as JSON, for the workers it starts.
+SETTINGS_ENV = "AUTHMESH_WORKER_SETTINGS"
+#: The import string uvicorn gives each worker.
+APP_FACTORY = "authmesh.server.workers:create_worker_app"
+
+
+def check_workers(settings: ServerSettings) -> None:
+    """Refuse a worker count the storage cannot serve.
+
+    Raises:
+        ConfigError: more than one worker on SQLite, or without Redis.
+    """
+    if settings.workers <= 1:
+        return
+    if settings.db_url.startswith("sqlite"):
+        raise ConfigError(
+            "--workers needs PostgreSQL (--database-url postgresql+asyncpg://…): "
+            "SQLite serves one process"
+        )
+    if not settings.redis_url:
+        raise ConfigError(
+            "--workers needs Redis (AUTHMESH_REDIS_URL, or redis_url in the config file) so that "
+            "every worker "
+            "counts the same failed logins and rate limits"
+        )
+
+
+def worker_environment(settings: ServerSettings) -> dict[str, str]:
+    """The environment that gives every worker exactly the parent's settings."""
+    values: dict[str, Any] = settings.model_dump(mode="json", exclude_none=True)
+    if settings.master_key is not None:
+        # model_dump masks secrets; the workers need the key itself.
+        values["master_key"] = settings.master_key.get_secret_value()
+    return {SETTINGS_ENV: json.dumps(values)}
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one worker (uvicorn calls this in each worker process)."""
+    from authmesh.server.app import create_app
+
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw is None:
+        raise ConfigError(f"{SETTINGS_ENV} is not set: start workers with authmesh serve --workers")
+    return create_app(ServerSettings(**json.loads(raw)))
