@@ -432,3 +432,47 @@ def test_a_connected_app_is_listed_and_its_access_removed(
     assert done.status_code == 303 and "done=app_revoked" in done.headers["location"]
     assert "No third-party app has access" in console.http.get("/account").text
     assert shared.introspect(tokens["access_token"])["active"] is False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/console/users?page=abc",
+        "/admin/console/users?page=-3&q=%25%25%5F",
+        "/admin/console/users?q=" + "x" * 5000,
+        "/admin/console/audit?since=yesterday&until=1e400&before=-1",
+        "/admin/console/audit?since=2026-13-45T99:00",
+        "/admin/console/audit/export?format=xml",
+        "/admin/console/users/%E2%80%AEnobody",
+        "/admin/console/clients/no-such-client",
+    ],
+)
+def test_bad_inputs_to_admin_pages_get_a_page_never_a_500(
+    admin_console: ConsoleClient, path: str
+) -> None:
+    response = admin_console.http.get(path)
+    assert response.status_code in (200, 400, 404), response.text[:300]
+    assert response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/admin/console/users/nobody-here/block", "csrf_token=", "form"),
+        ("/admin/console/users/alice/frobnicate", "csrf_token=", "form"),
+        ("/admin/console/clients/nope/edit", "csrf_token=", "form"),
+        ("/admin/console/users", "\xff\xfe", "form"),
+        ("/admin/console/users", '{"username": "x"}', "application/json"),
+        ("/account/sessions/end", "csrf_token=&session_id=" + "z" * 3000, "form"),
+    ],
+)
+def test_bad_posts_to_the_consoles_get_a_page_never_a_500(
+    admin_console: ConsoleClient, path: str, body: str, content_type: str
+) -> None:
+    token = csrf_of(admin_console.http.get("/account"))
+    content = body.replace("csrf_token=", f"csrf_token={token}").encode("latin-1")
+    kind = "application/x-www-form-urlencoded" if content_type == "form" else content_type
+    response = admin_console.http.post(path, content=content, headers={"Content-Type": kind})
+    assert response.status_code in (303, 400, 403, 404), response.text[:300]
+    if response.status_code != 303:
+        assert response.headers["content-type"].startswith("text/html")

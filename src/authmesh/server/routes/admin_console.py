@@ -8,10 +8,9 @@ signed-in admin as the audit trail's actor.
 from __future__ import annotations
 
 import re
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from authmesh.server import accounts, clients
@@ -23,6 +22,7 @@ from authmesh.server.routes.console_common import (
     AdminForm,
     AdminUser,
     actor_info,
+    bounded_int,
     console_page,
     refused_page,
 )
@@ -99,11 +99,12 @@ async def _users_page(
 async def users(
     request: Request,
     admin: AdminUser,
-    q: Annotated[str, Query(max_length=150)] = "",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    q: str = "",
+    page: str = "1",
 ) -> Response:
-    """Users, searched by name or email, a page at a time."""
-    return await _users_page(request, admin, q=q, page=page)
+    """Users, searched by name or email, a page at a time (bad values read as defaults:
+    a browser gets a page, not a validation error)."""
+    return await _users_page(request, admin, q=q[:150], page=bounded_int(page, 1, 1, 100_000))
 
 
 @router.post("/admin/console/users")

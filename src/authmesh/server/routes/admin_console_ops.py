@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from authmesh.server import audit as audit_trail
@@ -16,7 +16,9 @@ from authmesh.server.routes.console_common import (
     AdminForm,
     AdminUser,
     actor_info,
+    bounded_int,
     console_page,
+    refused_page,
 )
 
 __all__ = ["router"]
@@ -26,7 +28,6 @@ router = APIRouter(tags=["consoles"], include_in_schema=False)
 _PAGE = 50
 _EXPORT_MAX = 10_000
 _KEY_STATES = {"pending": "next", "active": "active", "retired": "retiring", "expired": "expired"}
-_Text = Annotated[str, Query(max_length=150)]
 
 
 @router.get("/admin/console/keys")
@@ -57,9 +58,11 @@ def _epoch(value: str) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        return number if math.isfinite(number) and 0 <= number <= 1e11 else None
     try:
         return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
     except ValueError:
@@ -70,11 +73,11 @@ def _query(
     action: str, subject: str, client: str, since: str, until: str, limit: int, before: int | None
 ) -> audit_trail.AuditQuery:
     return audit_trail.AuditQuery(
-        action=action or None,
-        subject=subject or None,
-        client_id=client or None,
-        since=_epoch(since),
-        until=_epoch(until),
+        action=action[:50] or None,
+        subject=subject[:150] or None,
+        client_id=client[:100] or None,
+        since=_epoch(since[:40]),
+        until=_epoch(until[:40]),
         before_id=before,
         limit=limit,
     )
@@ -84,15 +87,16 @@ def _query(
 async def audit(
     request: Request,
     admin: AdminUser,
-    action: _Text = "",
-    subject: _Text = "",
-    client: _Text = "",
-    since: Annotated[str, Query(max_length=40)] = "",
-    until: Annotated[str, Query(max_length=40)] = "",
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    action: str = "",
+    subject: str = "",
+    client: str = "",
+    since: str = "",
+    until: str = "",
+    before: str = "",
 ) -> Response:
     """The audit trail, filtered, newest first, a page at a time."""
-    what = _query(action, subject, client, since, until, _PAGE, before)
+    older_than = bounded_int(before, 0, 1, 2**62) or None
+    what = _query(action, subject, client, since, until, _PAGE, older_than)
     entries = await audit_trail.query(get_context(request), what)
     filters = {
         "action": action,
@@ -115,14 +119,16 @@ async def audit(
 async def audit_export(
     request: Request,
     admin: AdminUser,
-    format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",
-    action: _Text = "",
-    subject: _Text = "",
-    client: _Text = "",
-    since: Annotated[str, Query(max_length=40)] = "",
-    until: Annotated[str, Query(max_length=40)] = "",
+    format: str = "csv",
+    action: str = "",
+    subject: str = "",
+    client: str = "",
+    since: str = "",
+    until: str = "",
 ) -> Response:
     """The filtered audit trail as a CSV or JSON lines file (newest first)."""
+    if format not in FORMATS:
+        return refused_page(request, "Export as csv or jsonl.", status_code=400)
     what = _query(action, subject, client, since, until, _EXPORT_MAX, None)
     entries = await audit_trail.query(get_context(request), what)
     media_type, extension = FORMATS[format]

@@ -34,6 +34,7 @@ __all__ = [
     "ConsoleStop",
     "SignedIn",
     "actor_info",
+    "bounded_int",
     "console_page",
     "install_console_errors",
     "refused_page",
@@ -131,6 +132,14 @@ SignedIn = Annotated[ConsoleSignIn, Depends(_signed_in)]
 AdminUser = Annotated[ConsoleSignIn, Depends(_admin)]
 AccountForm = Annotated[tuple[ConsoleSignIn, Form], Depends(_account_form)]
 AdminForm = Annotated[tuple[ConsoleSignIn, Form], Depends(_admin_form)]
+
+
+def bounded_int(value: str, default: int, low: int, high: int) -> int:
+    """A whole number from a query parameter, ``default`` when it is not one or out of range."""
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        return default
+    number = int(value)
+    return number if low <= number <= high else default
 
 
 def actor_info(request: Request, user: ConsoleSignIn) -> RequestInfo:
