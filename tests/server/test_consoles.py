@@ -27,6 +27,8 @@ ADMIN_PAGES = [
     "/admin/console/keys",
     "/admin/console/audit",
     "/admin/console/audit/export?format=csv",
+    "/admin/console/live",
+    "/admin/console/live.json",
 ]
 ADMIN_ACTIONS = [
     ("/admin/console/users", {"username": "eve-made", "password": "long-enough-pw-1"}),
@@ -476,3 +478,24 @@ def test_bad_posts_to_the_consoles_get_a_page_never_a_500(
     assert response.status_code in (303, 400, 403, 404), response.text[:300]
     if response.status_code != 303:
         assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_live_page_loads_one_script_file_and_its_json_lists_new_events(
+    shared: Api, admin_console: ConsoleClient
+) -> None:
+    page = admin_console.http.get("/admin/console/live")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    scripts = re.findall(r"<script[^>]*>", page.text)
+    assert scripts == ['<script src="/static/live.js" defer>']
+    script = admin_console.http.get("/static/live.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith(
+        "text/javascript"
+    )
+    name, _ = shared.new_user()
+    admin_console.post(f"/admin/console/users/{name}/block")
+    view = admin_console.http.get("/admin/console/live.json").json()
+    user_id = shared.user_id(name)
+    assert any(e["kind"] == "sub" and e["value"] == user_id for e in view["events"])
+    assert view["head"] >= max(e["cursor"] for e in view["events"])

@@ -11,7 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from authmesh.server import audit as audit_trail
 from authmesh.server import signing_keys
 from authmesh.server.audit_export import FORMATS, export
-from authmesh.server.routes.common import get_context
+from authmesh.server.console.live import live_view
+from authmesh.server.routes.common import get_context, no_store_json
 from authmesh.server.routes.console_common import (
     AdminForm,
     AdminUser,
@@ -140,3 +141,21 @@ async def audit_export(
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get("/admin/console/live")
+async def live(request: Request, admin: AdminUser) -> Response:
+    """Revocation, live: the page (a snapshot; its script refreshes it every second)."""
+    return console_page(
+        request,
+        "console/admin/live.html",
+        admin,
+        scripts=True,
+        view=await live_view(get_context(request)),
+    )
+
+
+@router.get("/admin/console/live.json")
+async def live_json(request: Request, _admin: AdminUser) -> Response:
+    """What the live page shows, as JSON (read by its script once a second)."""
+    return no_store_json(await live_view(get_context(request)))
