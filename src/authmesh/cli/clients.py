@@ -24,6 +24,8 @@ __all__ = ["clients_app"]
 clients_app = typer.Typer(help="Register, list and remove OAuth clients.", no_args_is_help=True)
 _CLI = RequestInfo(actor="cli")
 Many = list[str] | None
+#: Short names for grant types that are URNs.
+GRANT_ALIASES = {"token-exchange": client_service.TOKEN_EXCHANGE}
 
 
 @clients_app.command("add")
@@ -48,6 +50,14 @@ def add(
     third_party: Annotated[
         bool, typer.Option("--third-party", help="Ask users for consent before it gets tokens")
     ] = False,
+    serves: Annotated[
+        Many,
+        typer.Option(
+            "--serves",
+            help="Audience of the client's own API, whose users' tokens it may exchange "
+            "(repeatable; needed by --grant token-exchange)",
+        ),
+    ] = None,
     name: Annotated[str, typer.Option(help="Display name")] = "",
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
@@ -56,7 +66,7 @@ def add(
     """Register a client; a confidential client's secret is printed this once."""
     # The password grant is never a default (RFC 9700 §2.4): ask for it with --grant.
     if grant:
-        grants = grant
+        grants = [GRANT_ALIASES.get(g, g) for g in grant]
     elif public or redirect_uri:
         grants = ["authorization_code", "refresh_token"]
     else:
@@ -75,6 +85,7 @@ def add(
             redirect_uris=redirect_uri or [],
             post_logout_redirect_uris=post_logout_redirect_uri or [],
             first_party=not third_party,
+            serves=serves or [],
             info=_CLI,
         )
 

@@ -24,6 +24,7 @@ from authmesh.store.models import ClientRow
 
 __all__ = [
     "GRANT_TYPES",
+    "TOKEN_EXCHANGE",
     "ClientCredentials",
     "ClientView",
     "NewClient",
@@ -38,7 +39,11 @@ __all__ = [
     "update_client",
 ]
 
-GRANT_TYPES = frozenset({"authorization_code", "password", "refresh_token", "client_credentials"})
+#: The grant type of token exchange (RFC 8693 §2.1).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPES = frozenset(
+    {"authorization_code", "password", "refresh_token", "client_credentials", TOKEN_EXCHANGE}
+)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _NAME_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 scope-token chars
 # Checked against when the client is unknown, so both paths do the same work.
@@ -68,6 +73,7 @@ class ClientView:
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
     first_party: bool
+    serves: list[str]
     created_at: float
 
     @classmethod
@@ -84,6 +90,7 @@ class ClientView:
             redirect_uris=row.redirect_uris,
             post_logout_redirect_uris=row.post_logout_redirect_uris,
             first_party=row.first_party,
+            serves=row.serves,
             created_at=row.created_at,
         )
 
@@ -207,6 +214,7 @@ def _checked_settings(
     redirect_uris: Sequence[str],
     post_logout_redirect_uris: Sequence[str],
     first_party: bool,
+    serves: Sequence[str],
 ) -> dict[str, Any]:
     """A client's settings checked and normalized, as the store takes them.
 
@@ -218,6 +226,12 @@ def _checked_settings(
         raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
     if public and "client_credentials" in grant_types:
         raise InvalidRequest("a public client cannot use client_credentials")
+    if public and TOKEN_EXCHANGE in grant_types:
+        raise InvalidRequest("a public client cannot use token exchange")
+    if TOKEN_EXCHANGE in grant_types and not serves:
+        raise InvalidRequest(
+            "a client using token exchange needs the audiences its own API serves (serves)"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise InvalidRequest("name must not contain control characters")
     redirects = _check_redirect_uris(redirect_uris)
@@ -232,6 +246,7 @@ def _checked_settings(
         "redirect_uris": redirects,
         "post_logout_redirect_uris": post_logout,
         "first_party": first_party,
+        "serves": _check_tokens("audience", serves),
     }
 
 
@@ -248,6 +263,7 @@ async def register_client(
     redirect_uris: Sequence[str] = (),
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
+    serves: Sequence[str] = (),
     info: RequestInfo | None = None,
 ) -> NewClient:
     """Register a client; a confidential one gets a generated secret, stored hashed.
@@ -268,6 +284,7 @@ async def register_client(
         redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_redirect_uris,
         first_party=first_party,
+        serves=serves,
     )
     secret = None if public else new_secret()
     try:
@@ -337,6 +354,7 @@ async def update_client(
     redirect_uris: Sequence[str],
     post_logout_redirect_uris: Sequence[str],
     first_party: bool,
+    serves: Sequence[str] | None = None,
     info: RequestInfo | None = None,
 ) -> ClientView:
     """Replace a client's settings; tokens already issued keep what they carry.
@@ -358,6 +376,7 @@ async def update_client(
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_redirect_uris,
             first_party=first_party,
+            serves=row.serves if serves is None else serves,
         )
         await client_store.update_client(session, client_id, **settings)
         await audit.record(
@@ -383,6 +402,7 @@ def _auditable(view: ClientView) -> dict[str, Any]:
         "redirect_uris": view.redirect_uris,
         "post_logout_redirect_uris": view.post_logout_redirect_uris,
         "first_party": view.first_party,
+        "serves": view.serves,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from authmesh.jose import sign_jwt
@@ -42,15 +42,22 @@ class TokenIssuer:
         session_id: str | None = None,
         auth_time: float | None = None,
         username: str | None = None,
+        actor: Mapping[str, object] | None = None,
+        expires_by: int | None = None,
     ) -> AccessToken:
-        """Sign an access token (``typ: at+jwt``) for a user session or a client."""
+        """Sign an access token (``typ: at+jwt``) for a user session or a client.
+
+        ``actor`` is the ``act`` claim of a delegated token (RFC 8693 §4.1);
+        ``expires_by`` caps its expiry, so an exchanged token outlives no token it came from.
+        """
         now = int(self._clock())
         jti = str(uuid.uuid4())
+        exp = now + self.lifetime if expires_by is None else min(now + self.lifetime, expires_by)
         claims: dict[str, object] = {
             "iss": self.issuer,
             "sub": subject,
             "aud": audiences[0] if len(audiences) == 1 else list(audiences),
-            "exp": now + self.lifetime,
+            "exp": exp,
             "iat": now,
             "nbf": now,
             "jti": jti,
@@ -64,5 +71,7 @@ class TokenIssuer:
             claims["auth_time"] = int(auth_time)
         if username is not None:
             claims["preferred_username"] = username
+        if actor is not None:
+            claims["act"] = dict(actor)
         token = sign_jwt(claims, self._keys.signing_key(), typ="at+jwt")
-        return AccessToken(token=token, expires_in=self.lifetime, jti=jti)
+        return AccessToken(token=token, expires_in=exp - now, jti=jti)

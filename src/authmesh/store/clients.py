@@ -36,6 +36,7 @@ async def create_client(
     redirect_uris: Sequence[str] = (),
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
+    serves: Sequence[str] = (),
 ) -> ClientRow:
     """Insert a client; the primary key rejects a duplicate ``client_id``."""
     row = ClientRow(
@@ -50,6 +51,7 @@ async def create_client(
         redirect_uris=list(dict.fromkeys(redirect_uris)),
         post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
         first_party=first_party,
+        serves=sorted(set(serves)),
     )
     session.add(row)
     await session.flush()
@@ -88,6 +90,7 @@ async def update_client(
     redirect_uris: Sequence[str],
     post_logout_redirect_uris: Sequence[str],
     first_party: bool,
+    serves: Sequence[str],
 ) -> bool:
     """Replace a client's settings (not its secret or roles); whether it exists."""
     result = await session.execute(
@@ -101,6 +104,7 @@ async def update_client(
             redirect_uris=list(dict.fromkeys(redirect_uris)),
             post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
             first_party=first_party,
+            serves=sorted(set(serves)),
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

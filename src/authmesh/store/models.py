@@ -96,6 +96,9 @@ class ClientRow(Base):
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     # A first-party app needs no consent screen; a third-party one asks the user.
     first_party: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The audiences of this client's own API: a user's token for one of them is what
+    # the client may trade for a token to another service (token exchange, RFC 8693).
+    serves: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class SessionRow(Base):

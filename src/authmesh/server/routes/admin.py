@@ -49,7 +49,13 @@ class NewClient(BaseModel):
     name: str = Field(default="", max_length=200)
     public: bool = False
     grant_types: list[
-        Literal["authorization_code", "password", "refresh_token", "client_credentials"]
+        Literal[
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ]
     ] = Field(default_factory=lambda: ["client_credentials"], min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     audiences: list[str] = Field(default_factory=list, max_length=100)
@@ -57,6 +63,11 @@ class NewClient(BaseModel):
     redirect_uris: list[str] = Field(default_factory=list, max_length=50)
     post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=50)
     first_party: bool = True
+    serves: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Audiences of the client's own API (the tokens it may exchange)",
+    )
 
 
 def _info(request: Request, admin: BearerPrincipal) -> RequestInfo:
@@ -160,6 +171,7 @@ async def create_client(request: Request, body: NewClient, admin: Admin) -> JSON
         redirect_uris=body.redirect_uris,
         post_logout_redirect_uris=body.post_logout_redirect_uris,
         first_party=body.first_party,
+        serves=body.serves,
         info=_info(request, admin),
     )
     result = made.client.to_json()

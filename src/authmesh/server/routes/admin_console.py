@@ -216,6 +216,7 @@ def _client_settings(form: Form) -> dict[str, object]:
         "redirect_uris": _words(form.get("redirect_uris")),
         "post_logout_redirect_uris": _words(form.get("post_logout_redirect_uris")),
         "first_party": form.get("third_party") != "on",
+        "serves": _words(form.get("serves")),
     }
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from authmesh.server import grants, introspection
 from authmesh.server.clients import (
+    TOKEN_EXCHANGE,
     authenticate_client,
     check_grant_type,
     parse_client_credentials,
@@ -26,13 +27,20 @@ from authmesh.server.routes.common import (
     read_form,
     request_info,
 )
+from authmesh.server.token_exchange import ExchangedToken, exchange_token
 from authmesh.server.token_revocation import revoke_token
 from authmesh.store.models import ClientRow
 
 __all__ = ["GRANT_TYPES", "router"]
 
 #: The grants of the token endpoint, in the order discovery lists them.
-GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")
+GRANT_TYPES = (
+    "authorization_code",
+    "password",
+    "refresh_token",
+    "client_credentials",
+    TOKEN_EXCHANGE,
+)
 
 router = APIRouter(tags=["oauth"])
 
@@ -115,7 +123,7 @@ async def token(request: Request) -> Response:
         await ctx.keys.refresh_if_stale()
         client_ip = request.client.host if request.client else None
         audiences = form.all("audience") + form.all("resource")
-        result: grants.TokenResponse
+        result: grants.TokenResponse | ExchangedToken
         # The password and refresh grants authenticate the client in their own
         # transaction (one transaction less per request); same checks, same order.
         if grant_type == "authorization_code":
@@ -144,6 +152,21 @@ async def token(request: Request) -> Response:
                 refresh_token=form.get("refresh_token"),
                 scope=form.get("scope"),
                 client_ip=client_ip,
+            )
+        elif grant_type == TOKEN_EXCHANGE:
+            grant_type = "token_exchange"  # the metric's label, not the URN
+            client = await authenticate_client(ctx, creds)
+            check_grant_type(client, TOKEN_EXCHANGE)
+            result = await exchange_token(
+                ctx,
+                client,
+                subject_token=form.get("subject_token"),
+                subject_token_type=form.get("subject_token_type"),
+                actor_token=form.get("actor_token"),
+                requested_token_type=form.get("requested_token_type"),
+                scope=form.get("scope"),
+                audiences=audiences,
+                info=request_info(request, actor=client.client_id),
             )
         else:
             client = await authenticate_client(ctx, creds)
