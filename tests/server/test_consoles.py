@@ -359,6 +359,9 @@ def test_client_secret_is_shown_once_and_rotates(shared: Api, admin_console: Con
     gone = admin_console.post(f"/admin/console/clients/{client_id}/delete")
     assert gone.status_code == 303
     assert admin_console.http.get(f"/admin/console/clients/{client_id}").status_code == 404
+    actor = admin_console.username  # type: ignore[attr-defined]
+    done = {e["action"] for e in _audit(shared, subject=client_id, actor=actor)}
+    assert done == {"client_create", "client_secret_rotate", "client_update", "client_delete"}
 
 
 def test_keys_rotate_now(shared: Api, admin_console: ConsoleClient) -> None:
@@ -368,6 +371,8 @@ def test_keys_rotate_now(shared: Api, admin_console: ConsoleClient) -> None:
     page = admin_console.http.get("/admin/console/keys")
     assert page.text.count("<code>") == before + 1
     assert "private" not in page.text and '"d"' not in page.text
+    actor = admin_console.username  # type: ignore[attr-defined]
+    assert [e["action"] for e in _audit(shared, action="key_rotate", actor=actor)] == ["key_rotate"]
 
 
 def test_audit_filters_and_exports(shared: Api, admin_console: ConsoleClient) -> None:
