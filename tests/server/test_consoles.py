@@ -75,7 +75,8 @@ def test_a_console_page_signs_in_through_the_authorization_endpoint(
     shared: Api, console: ConsoleClient
 ) -> None:
     first = console.http.get("/account")
-    assert first.status_code == 303 and first.headers["location"].startswith("/console/signin")
+    assert first.status_code == 303
+    assert first.headers["location"].startswith(f"{shared.url}/console/signin")
     to_authorize = console.http.get(first.headers["location"])
     assert to_authorize.status_code == 303
     parts = urlsplit(to_authorize.headers["location"])
@@ -143,10 +144,12 @@ def test_a_non_admin_gets_403_on_every_admin_action(
 
 
 @pytest.mark.parametrize("path", ["/admin/console/users", "/account"])
-def test_without_a_session_pages_send_to_sign_in(console: ConsoleClient, path: str) -> None:
+def test_without_a_session_pages_send_to_sign_in(
+    shared: Api, console: ConsoleClient, path: str
+) -> None:
     response = console.http.get(path)
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/console/signin?next=")
+    assert response.headers["location"].startswith(f"{shared.url}/console/signin?next=")
     posted = console.http.post("/admin/console/users/alice/block", data={"csrf_token": "x"})
     assert posted.status_code == 303 and "/console/signin" in posted.headers["location"]
 

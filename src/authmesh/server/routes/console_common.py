@@ -60,10 +60,15 @@ def install_console_errors(app: FastAPI) -> None:
     app.add_exception_handler(ConsoleStop, stopped)
 
 
-def sign_in_redirect(next_path: str, *, again: bool = False) -> Response:
-    """To the consoles' sign-in, coming back to ``next_path``."""
+def sign_in_redirect(request: Request, next_path: str, *, again: bool = False) -> Response:
+    """To the consoles' sign-in, coming back to ``next_path``.
+
+    On the issuer's own origin: the sign-in's cookies must be where its callback
+    (a redirect URI under the issuer URL) lands, however the page was reached.
+    """
     query = {"next": safe_next(next_path), **({"again": "1"} if again else {})}
-    return RedirectResponse(f"/console/signin?{urlencode(query)}", 303)
+    issuer = get_context(request).issuer.issuer.rstrip("/")
+    return RedirectResponse(f"{issuer}/console/signin?{urlencode(query)}", 303)
 
 
 def refused_page(request: Request, message: str, *, status_code: int = 403) -> Response:
@@ -85,7 +90,7 @@ async def _signed_in(request: Request) -> ConsoleSignIn:
     user = await current_console_user(ctx, request.cookies.get(cookie_jar(ctx).console_name))
     if user is None:
         back = _page_path(request) if request.method == "GET" else _section(request.url.path)
-        raise ConsoleStop(sign_in_redirect(back))
+        raise ConsoleStop(sign_in_redirect(request, back))
     return user
 
 
@@ -124,7 +129,7 @@ async def _admin_form(request: Request) -> tuple[ConsoleSignIn, Form]:
     form = await _checked_form(request)
     if not is_fresh(get_context(request), user):
         # The action is not done: the admin confirms who they are, then repeats it.
-        raise ConsoleStop(sign_in_redirect(safe_next(form.get("back")), again=True))
+        raise ConsoleStop(sign_in_redirect(request, safe_next(form.get("back")), again=True))
     return user, form
 
 
