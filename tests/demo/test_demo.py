@@ -289,6 +289,8 @@ def test_service_to_service_call_carries_a_client_credentials_token(demo: DemoPr
     ).json()
     # catalog saw orders' own identity, not alice's
     assert order["priced_by"] == facts["ORDERS_CLIENT_ID"]
+    # and, called for alice with her token exchanged (RFC 8693), alice acting through orders
+    assert order["seen_for"] == f"alice via {facts['ORDERS_CLIENT_ID']}"
     # The same grant orders uses, checked by hand: a token whose subject is the client.
     response = httpx.post(
         f"{facts['AUTHMESH_ISSUER']}/oauth/token",

@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "authmesh.service.starlette",
     "authmesh.service.stats",
     "authmesh.service.strawberry",
+    "authmesh.service.token_exchange",
     "authmesh.service.verifier",
     "authmesh.service.wsgi",
 ]
@@ -63,6 +64,7 @@ FACADE = {
     "ServiceConfig",
     "ServiceStats",
     "TokenRejected",
+    "TokenExchanger",
     "TokenRequestError",
     "TokenRevoked",
     "Verifier",

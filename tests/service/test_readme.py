@@ -139,3 +139,14 @@ def test_strawberry_example(issuer: FakeIssuer) -> None:
         user = issuer.mint(sub="bob", roles=["user"], audience="orders")
         denied = client.post("/graphql", json=query, headers=bearer(user)).json()
         assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_token_exchange_example_registers_its_route(issuer: FakeIssuer) -> None:
+    from authmesh.service import TokenExchanger
+
+    namespace = _run(issuer, BASE, _block("TokenExchanger"))
+
+    assert isinstance(namespace["for_users"], TokenExchanger)
+    assert namespace["for_users"].audience == "catalog"
+    paths = {getattr(route, "path", None) for route in namespace["app"].routes}
+    assert "/orders/{order_id}/price" in paths

@@ -55,6 +55,10 @@ class Viewer:
     client_id: str
     roles: list[str]
     scopes: list[str]
+    username: str | None
+    actor: str | None = strawberry.field(
+        description="The service acting for the user (token exchange), if any"
+    )
 
 
 def _product(row: dict[str, Any]) -> Product:
@@ -89,6 +93,8 @@ class Query:
             client_id=principal.client_id,
             roles=sorted(principal.roles),
             scopes=sorted(principal.scopes),
+            username=principal.claims.get("preferred_username"),
+            actor=principal.actor,
         )
 
 

@@ -1,16 +1,22 @@
 """The demo's **orders**: a REST service (FastAPI) protected by the SDK.
 
 Users list and create their own orders (scopes ``orders:read`` /
-``orders:write``); admins see every order. Creating an order asks catalog for
-the product's price over GraphQL with orders' own client-credentials token
-(service-to-service), and records which identity catalog saw.
+``orders:write``); admins see every order. Creating an order calls catalog over
+GraphQL twice, the two ways a service calls another:
+
+- as itself, for the product's price, with orders' own client-credentials token
+  (``priced_by``: catalog saw ``orders-svc``);
+- for the user, with the user's token exchanged for one to catalog (RFC 8693):
+  ``seen_for``, catalog saw the user acting through ``orders-svc``.
 Run by ``authmesh demo`` as ``python -m authmesh.demo.orders``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +28,13 @@ from pydantic import BaseModel, Field
 
 from authmesh.demo.service_common import add_health, demo_facts, host_port, service_config
 from authmesh.demo.storage import DemoStore
-from authmesh.service import ClientCredentialsAuth, Principal, ServiceAuth
+from authmesh.service import (
+    ClientCredentialsAuth,
+    Principal,
+    ServiceAuth,
+    TokenExchanger,
+    TokenRequestError,
+)
 from authmesh.service.fastapi import install, require
 
 __all__ = ["create_app", "main"]
@@ -38,11 +50,16 @@ CREATE TABLE IF NOT EXISTS orders (
   unit_price REAL NOT NULL,
   total REAL NOT NULL,
   priced_by TEXT NOT NULL,
-  created_at REAL NOT NULL
+  created_at REAL NOT NULL,
+  seen_for TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_owner ON orders (owner);
 """
+#: A data folder from before token exchange lacks the column.
+_ADD_SEEN_FOR = "ALTER TABLE orders ADD COLUMN seen_for TEXT"
 _PRICE_QUERY = "query($id: ID!) { product(id: $id) { id name price } viewer { clientId } }"
+_VIEWER_QUERY = "{ viewer { subject username actor } }"
+log = logging.getLogger(__name__)
 
 
 class NewOrder(BaseModel):
@@ -61,14 +78,34 @@ class Order(BaseModel):
     total: float
     priced_by: str
     created_at: float
+    seen_for: str | None = None
 
 
 class CatalogClient:
-    """Calls catalog's GraphQL API as the orders service itself."""
+    """Calls catalog's GraphQL API as the orders service itself, or for a user."""
 
-    def __init__(self, url: str, auth: httpx.Auth) -> None:
+    def __init__(self, url: str, auth: httpx.Auth, exchanger: TokenExchanger | None = None) -> None:
         self._http = httpx.AsyncClient(auth=auth, timeout=5.0)
         self._url = f"{url}/graphql"
+        self._exchanger = exchanger
+
+    async def seen_for(self, user: Principal) -> str | None:
+        """Who catalog sees when orders calls it for ``user``: "alice via orders-svc".
+
+        ``None`` when it cannot tell (no exchanger, or the exchange or call failed):
+        the order does not depend on it.
+        """
+        if self._exchanger is None:
+            return None
+        try:
+            response = await self._http.post(
+                self._url, json={"query": _VIEWER_QUERY}, auth=self._exchanger.for_user(user)
+            )
+            viewer = response.json()["data"]["viewer"]
+        except (httpx.HTTPError, TokenRequestError, ValueError, KeyError, TypeError) as exc:
+            log.warning("catalog could not be asked for the user: %s", exc)
+            return None
+        return f"{viewer['username'] or viewer['subject']} via {viewer['actor']}"
 
     async def price(self, product_id: str) -> dict[str, Any] | None:
         """The product and the client id catalog saw, or ``None`` for an unknown product.
@@ -101,6 +138,8 @@ class CatalogClient:
 def create_app(auth: ServiceAuth, catalog: CatalogClient, data_dir: Path) -> FastAPI:
     """The orders app: ``/orders``, ``/admin/orders``, ``/healthz``."""
     store = DemoStore(data_dir / "orders.sqlite3", _SCHEMA)
+    with contextlib.suppress(sqlite3.OperationalError):  # the column is there already
+        store.execute(_ADD_SEEN_FOR)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -125,10 +164,12 @@ def create_app(auth: ServiceAuth, catalog: CatalogClient, data_dir: Path) -> Fas
         product = await catalog.price(order.product_id)
         if product is None:
             raise HTTPException(404, f"no product {order.product_id!r} in the catalog")
+        seen_for = await catalog.seen_for(user)
         unit = float(product["price"])
         new_id = store.execute(
             "INSERT INTO orders (owner, username, product_id, product_name, quantity,"
-            " unit_price, total, priced_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " unit_price, total, priced_by, created_at, seen_for)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 user.subject,
                 user.claims.get("preferred_username"),
@@ -139,6 +180,7 @@ def create_app(auth: ServiceAuth, catalog: CatalogClient, data_dir: Path) -> Fas
                 round(unit * order.quantity, 2),
                 product["priced_by"],
                 time.time(),
+                seen_for,
             ),
         )
         return store.query("SELECT * FROM orders WHERE id = ?", (new_id,))[0]
@@ -158,7 +200,8 @@ def main() -> None:
     config = service_config(facts, audience="orders", client="ORDERS")
     auth = ServiceAuth(config)
     s2s = ClientCredentialsAuth(config, scope="catalog:read", audience="catalog")
-    catalog = CatalogClient(facts["CATALOG_URL"], s2s)
+    for_users = TokenExchanger(config, audience="catalog")
+    catalog = CatalogClient(facts["CATALOG_URL"], s2s, for_users)
     app = create_app(auth, catalog, Path(facts.get("DEMO_DATA_DIR", os.getcwd())))
     host, port = host_port(facts["ORDERS_URL"])
     uvicorn.run(app, host=host, port=port, log_level="warning")

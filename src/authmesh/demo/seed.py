@@ -64,9 +64,11 @@ async def seed(ctx: ServerContext, webapp_url: str) -> dict[str, str]:
         ctx,
         client_id="orders-svc",
         name="Orders service",
-        grant_types=["client_credentials"],
+        # Its own calls (client credentials), and calls for the user (token exchange).
+        grant_types=["client_credentials", clients.TOKEN_EXCHANGE],
         scopes=["catalog:read"],
         audiences=["catalog"],
+        serves=["orders"],
         roles=["service"],
         info=_INFO,
     )

@@ -17,7 +17,9 @@ each is set up with ``install(app, config_or_auth)``:
 :mod:`authmesh.service.fastapi`, :mod:`~authmesh.service.starlette`,
 :mod:`~authmesh.service.flask`, :mod:`~authmesh.service.wsgi`,
 :mod:`~authmesh.service.strawberry`; service-to-service calls use
-:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`). The
+:class:`ClientCredentialsAuth` (:mod:`authmesh.service.httpx_auth`) when a service
+calls as itself, and :class:`TokenExchanger` (:mod:`authmesh.service.token_exchange`)
+when it calls on a user's behalf. The
 plumbing behind :class:`ServiceAuth` (discovery, the JWKS cache, the revocation
 state and the feed subscriber) lives in private modules.
 
@@ -45,6 +47,7 @@ from authmesh.service.metrics import register_metrics
 from authmesh.service.principal import Principal, check_access
 from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.stats import ServiceStats
+from authmesh.service.token_exchange import TokenExchanger
 from authmesh.service.verifier import Verifier
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "ServiceAuth",
     "ServiceConfig",
     "ServiceStats",
+    "TokenExchanger",
     "TokenRejected",
     "TokenRequestError",
     "TokenRevoked",

@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from authmesh.service.errors import InsufficientScope
-from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.starlette import (
     AuthHTTPException,
     install,
@@ -99,13 +99,20 @@ def require(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
+    ``delegation`` accepts (``allow``), needs (``require``) or refuses (``refuse``) a
+    token a service obtained for the user by token exchange; ``actors`` names the
+    services that may act for users here.
 
     The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    rule = AccessRule.of(
+        roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+    )
     return _BearerDependency(rule)  # type: ignore[return-value]
 
 
@@ -114,6 +121,8 @@ def protected(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
 ) -> Callable[[_Endpoint], _Endpoint]:
     """Decorator: the endpoint needs a valid token with these roles and scopes.
 
@@ -127,7 +136,9 @@ def protected(
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
-    rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+    rule = AccessRule.of(
+        roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+    )
     checks_access = bool(rule)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:

@@ -29,7 +29,7 @@ from authmesh.jose.errors import TokenRejected
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
-from authmesh.service.principal import AccessRule, Principal
+from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.service_auth import ServiceAuth
 
 __all__ = ["AuthMesh", "current_principal", "install"]
@@ -103,10 +103,17 @@ class AuthMesh:
         roles: str | Iterable[str] | None = None,
         scopes: str | Iterable[str] | None = None,
         any_roles: str | Iterable[str] | None = None,
+        delegation: Delegation = "allow",
+        actors: str | Iterable[str] | None = None,
     ) -> Callable[[F], F]:
-        """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise)."""
+        """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise).
 
-        rule = AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles)
+        ``delegation`` and ``actors``: as :func:`authmesh.service.fastapi.require`.
+        """
+
+        rule = AccessRule.of(
+            roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+        )
 
         def decorator(view: F) -> F:
             @functools.wraps(view)

@@ -42,6 +42,64 @@ def _names(value: str | Iterable[str] | None) -> list[str]:
     return value.split() if isinstance(value, str) else list(value)
 
 
+def token_endpoint_of(discovery: Discovery) -> str:
+    """The issuer's token endpoint, from discovery.
+
+    Raises:
+        TokenRequestError: discovery failed or names no token endpoint.
+    """
+    try:
+        endpoint = discovery.get().token_endpoint
+    except DiscoveryError as exc:
+        raise TokenRequestError(str(exc)) from exc
+    if not endpoint:
+        raise TokenRequestError("discovery names no token_endpoint")
+    return endpoint
+
+
+async def async_token_endpoint_of(discovery: Discovery) -> str:
+    """Async :func:`token_endpoint_of`."""
+    try:
+        endpoint = (await discovery.aget()).token_endpoint
+    except DiscoveryError as exc:
+        raise TokenRequestError(str(exc)) from exc
+    if not endpoint:
+        raise TokenRequestError("discovery names no token_endpoint")
+    return endpoint
+
+
+def parse_token_response(response: httpx.Response) -> tuple[str, float]:
+    """The bearer access token of a token response (RFC 6749 §5.1) and its lifetime.
+
+    Raises:
+        TokenRequestError: an error response (§5.2), or no bearer access token.
+    """
+    try:
+        doc = json.loads(response.content)
+    except ValueError:
+        doc = None
+    if response.status_code != 200 or not isinstance(doc, dict):
+        error = doc.get("error") if isinstance(doc, dict) else None
+        desc = doc.get("error_description") if isinstance(doc, dict) else None
+        raise TokenRequestError(
+            f"token endpoint: HTTP {response.status_code}"
+            + (f" {error}" if isinstance(error, str) else "")
+            + (f": {desc[:200]}" if isinstance(desc, str) else ""),
+            error=error if isinstance(error, str) else None,
+            status=response.status_code,
+        )
+    token = doc.get("access_token")
+    token_type = doc.get("token_type")
+    if not isinstance(token, str) or not token:
+        raise TokenRequestError("token endpoint: the response has no access_token")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise TokenRequestError("token endpoint: the token is not a bearer token")
+    expires_in = doc.get("expires_in", DEFAULT_EXPIRES_IN)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+        expires_in = DEFAULT_EXPIRES_IN
+    return token, float(expires_in)
+
+
 class ClientCredentialsAuth(httpx.Auth):
     """Bearer tokens for outgoing requests, from the client_credentials grant.
 
@@ -162,22 +220,10 @@ class ClientCredentialsAuth(httpx.Auth):
             return self._store(response, started)
 
     def _sync_endpoint(self) -> str:
-        try:
-            endpoint = self._discovery.get().token_endpoint
-        except DiscoveryError as exc:
-            raise TokenRequestError(str(exc)) from exc
-        if not endpoint:
-            raise TokenRequestError("discovery names no token_endpoint")
-        return endpoint
+        return token_endpoint_of(self._discovery)
 
     async def _async_endpoint(self) -> str:
-        try:
-            endpoint = (await self._discovery.aget()).token_endpoint
-        except DiscoveryError as exc:
-            raise TokenRequestError(str(exc)) from exc
-        if not endpoint:
-            raise TokenRequestError("discovery names no token_endpoint")
-        return endpoint
+        return await async_token_endpoint_of(self._discovery)
 
     def _request(self) -> dict[str, Any]:
         form: dict[str, Any] = {"grant_type": "client_credentials"}
@@ -193,36 +239,10 @@ class ClientCredentialsAuth(httpx.Auth):
     def _store(self, response: httpx.Response, started: float) -> str:
         """Parse a token response (RFC 6749 §5.1/§5.2) and cache the token."""
         self.token_requests += 1
-        try:
-            doc = json.loads(response.content)
-        except ValueError:
-            doc = None
-        if response.status_code != 200 or not isinstance(doc, dict):
-            error = doc.get("error") if isinstance(doc, dict) else None
-            desc = doc.get("error_description") if isinstance(doc, dict) else None
-            raise TokenRequestError(
-                f"token endpoint: HTTP {response.status_code}"
-                + (f" {error}" if isinstance(error, str) else "")
-                + (f": {desc[:200]}" if isinstance(desc, str) else ""),
-                error=error if isinstance(error, str) else None,
-                status=response.status_code,
-            )
-        token = doc.get("access_token")
-        token_type = doc.get("token_type")
-        if not isinstance(token, str) or not token:
-            raise TokenRequestError("token endpoint: the response has no access_token")
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise TokenRequestError("token endpoint: the token is not a bearer token")
-        expires_in = doc.get("expires_in", DEFAULT_EXPIRES_IN)
-        if (
-            isinstance(expires_in, bool)
-            or not isinstance(expires_in, int | float)
-            or expires_in <= 0
-        ):
-            expires_in = DEFAULT_EXPIRES_IN
+        token, expires_in = parse_token_response(response)
         self._token = token
         # Counted from when the request was sent: the token's clock started no earlier.
-        self._renew_deadline = started + self._renew_at * float(expires_in)
+        self._renew_deadline = started + self._renew_at * expires_in
         return token
 
     # -- life cycle ------------------------------------------------------------------

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from authmesh.jose.errors import InvalidClaim
 from authmesh.service.errors import InsufficientScope
 
-__all__ = ["AccessRule", "Principal", "check_access"]
+__all__ = ["AccessRule", "Delegation", "Principal", "check_access"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +41,9 @@ class Principal:
     """Every claim of the token (read-only)."""
     token: str = field(repr=False)
     """The raw access token, e.g. to forward it downstream."""
+    actor_chain: tuple[str, ...] = ()
+    """The services acting for the subject (``act``, RFC 8693 §4.1), the one calling now
+    first; empty when the token was not delegated through token exchange."""
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], token: str) -> Principal:
@@ -67,6 +70,7 @@ class Principal:
             # verify_jwt's dict is fresh and ours: a read-only view, no copy.
             claims=MappingProxyType(claims if isinstance(claims, dict) else dict(claims)),
             token=token,
+            actor_chain=_actor_chain(claims["act"]) if "act" in claims else (),
         )
 
     @classmethod
@@ -98,6 +102,16 @@ class Principal:
         return self.subject
 
     @property
+    def actor(self) -> str | None:
+        """The service calling on the subject's behalf (``act.sub``), or ``None``."""
+        return self.actor_chain[0] if self.actor_chain else None
+
+    @property
+    def is_delegated(self) -> bool:
+        """Whether a service is acting for the subject (a token from token exchange)."""
+        return bool(self.actor_chain)
+
+    @property
     def is_client(self) -> bool:
         """Whether the token stands for a service client (client_credentials), not a user."""
         return self.session_id is None and self.subject == self.client_id
@@ -123,6 +137,30 @@ class Principal:
         return self.scopes.issuperset(scopes)
 
 
+#: Deeper ``act`` nesting than any real call chain; refused rather than walked.
+_MAX_ACTORS = 16
+
+
+def _actor_chain(act: object) -> tuple[str, ...]:
+    """``act.sub``, ``act.act.sub``, …: the current actor first (RFC 8693 §4.1).
+
+    Raises:
+        InvalidClaim: ``act`` is not a chain of objects with a string ``sub``.
+    """
+    chain: list[str] = []
+    while act is not None:
+        if not isinstance(act, Mapping) or not isinstance(act.get("sub"), str):
+            raise InvalidClaim("the 'act' claim must be an object with a string 'sub'")
+        if len(chain) == _MAX_ACTORS:
+            raise InvalidClaim("the 'act' claim nests too deep")
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
+
+
+Delegation = Literal["allow", "require", "refuse"]
+
+
 def _names(value: str | Iterable[str] | None) -> frozenset[str]:
     if value is None:
         return frozenset()
@@ -141,6 +179,11 @@ class AccessRule:
     """Every one of these scopes."""
     any_roles: frozenset[str] = frozenset()
     """At least one of these roles (when not empty)."""
+    delegation: Delegation = "allow"
+    """Whether a token a service obtained for the user by token exchange is accepted
+    (``allow``), needed (``require``) or refused (``refuse``)."""
+    actors: frozenset[str] = frozenset()
+    """When not empty, a delegated token must come through one of these services."""
 
     @classmethod
     def of(
@@ -149,13 +192,24 @@ class AccessRule:
         roles: str | Iterable[str] | None = None,
         scopes: str | Iterable[str] | None = None,
         any_roles: str | Iterable[str] | None = None,
+        delegation: Delegation = "allow",
+        actors: str | Iterable[str] | None = None,
     ) -> AccessRule:
-        """The rule for these names; a string is split on spaces."""
-        return cls(_names(roles), _names(scopes), _names(any_roles))
+        """The rule for these names; a string is split on spaces.
+
+        Raises:
+            ValueError: ``delegation`` is not one of allow, require, refuse.
+        """
+        if delegation not in ("allow", "require", "refuse"):
+            raise ValueError("delegation must be 'allow', 'require' or 'refuse'")
+        return cls(_names(roles), _names(scopes), _names(any_roles), delegation, _names(actors))
 
     def __bool__(self) -> bool:
         """Whether the rule demands anything beyond a valid token."""
-        return bool(self.roles or self.scopes or self.any_roles)
+        return (
+            bool(self.roles or self.scopes or self.any_roles or self.actors)
+            or self.delegation != "allow"
+        )
 
     def check(self, principal: Principal) -> None:
         """Demand the rule of ``principal``.
@@ -163,6 +217,8 @@ class AccessRule:
         Raises:
             InsufficientScope: something is missing (RFC 6750 §3.1: 403).
         """
+        if self.delegation != "allow" or self.actors:
+            self._check_delegation(principal)
         missing_roles = self.roles - principal.roles
         missing_scopes = self.scopes - principal.scopes
         one_of = self.any_roles
@@ -183,6 +239,17 @@ class AccessRule:
             required_scopes=self.scopes if missing_scopes else (),
         )
 
+    def _check_delegation(self, principal: Principal) -> None:
+        actor = principal.actor
+        if actor is not None and self.delegation == "refuse":
+            raise InsufficientScope("this endpoint does not accept a token acting for a user")
+        if actor is None and self.delegation == "require":
+            raise InsufficientScope(
+                "this endpoint needs a token a service obtained for the user (token exchange)"
+            )
+        if actor is not None and self.actors and actor not in self.actors:
+            raise InsufficientScope(f"the service {actor!r} may not act for users here")
+
 
 def check_access(
     principal: Principal,
@@ -190,12 +257,17 @@ def check_access(
     roles: str | Iterable[str] | None = None,
     scopes: str | Iterable[str] | None = None,
     any_roles: str | Iterable[str] | None = None,
+    delegation: Delegation = "allow",
+    actors: str | Iterable[str] | None = None,
 ) -> None:
-    """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``.
+    """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``;
+    and of a token a service obtained for the user, what ``delegation`` and ``actors`` say.
 
     A string is split on spaces, so ``scopes="orders:read orders:write"`` works.
 
     Raises:
         InsufficientScope: something is missing (RFC 6750 §3.1: 403).
     """
-    AccessRule.of(roles=roles, scopes=scopes, any_roles=any_roles).check(principal)
+    AccessRule.of(
+        roles=roles, scopes=scopes, any_roles=any_roles, delegation=delegation, actors=actors
+    ).check(principal)

@@ -41,10 +41,12 @@ from authmesh.service.starlette import AsyncTokenVerifier, install, principal_fr
 __all__ = [
     "FORBIDDEN",
     "UNAUTHENTICATED",
+    "DelegatedBy",
     "HasAnyRole",
     "HasRole",
     "HasScope",
     "IsAuthenticated",
+    "NotDelegated",
     "Schema",
     "context_getter",
     "install",
@@ -159,6 +161,46 @@ def HasAnyRole(*roles: str) -> type[BasePermission]:
 def HasScope(*scopes: str) -> type[BasePermission]:
     """A permission class: the token grants every one of ``scopes``."""
     return _make("HasScope", scopes, scopes=frozenset(scopes))
+
+
+class NotDelegated(BasePermission):
+    """A permission class: the caller's own token, not one a service obtained for a user."""
+
+    message = "this field does not accept a token acting for a user"
+    error_extensions = {"code": FORBIDDEN}  # noqa: RUF012 - strawberry's own attribute
+
+    def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
+        """Whether the token was not delegated (token exchange)."""
+        principal = principal_from_info(info)
+        if principal is None:
+            raise _unauthenticated()
+        return not principal.is_delegated
+
+
+@functools.cache
+def DelegatedBy(*actors: str) -> type[BasePermission]:
+    """A permission class: a token one of ``actors`` obtained for the user (token exchange).
+
+    With no ``actors``, any service may be the one acting.
+    """
+    allowed = frozenset(actors)
+
+    def has_permission(self: Any, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
+        principal = principal_from_info(info)
+        if principal is None:
+            raise _unauthenticated()
+        return principal.actor is not None and (not allowed or principal.actor in allowed)
+
+    listed = ", ".join(sorted(allowed)) or "any service"
+    slug = hashlib.blake2b("\0".join(sorted(allowed)).encode(), digest_size=4).hexdigest()
+    namespace = {
+        "has_permission": has_permission,
+        "message": f"this field needs a token obtained for the user by {listed}",
+        "error_extensions": {"code": FORBIDDEN},
+        "__doc__": f"The token was obtained for the user by {listed}.",
+        "__module__": __name__,
+    }
+    return type(f"DelegatedBy_{slug}", (BasePermission,), namespace)
 
 
 def is_auth_denial(error: GraphQLError) -> bool:
