@@ -36,9 +36,11 @@ from authmesh.server.openapi import describe_api
 from authmesh.server.routes import (
     account,
     account_page,
+    account_sessions,
     admin,
     admin_console,
     admin_console_ops,
+    admin_keys,
     console,
     feed,
     health,
@@ -229,6 +231,8 @@ def create_app(
     app.state.context = ctx
     app.state.metrics = metrics
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
+        app.include_router(module.router)
+    for module in (account_sessions, admin_keys):
         app.include_router(module.router)
     for module in (console, account_page, admin_console, admin_console_ops):
         app.include_router(module.router)
