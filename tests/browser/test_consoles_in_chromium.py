@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from support.databases import db_target
 from support.harness import ADMIN, Api, launch
@@ -128,3 +128,29 @@ def test_a_non_admin_meets_a_403_page(api: Api, page: Page) -> None:
     _sign_in(page, *api.new_user())
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     expect(page.get_by_role("link", name="Clients")).to_have_count(0)
+
+
+def test_a_reset_password_is_replaced_at_the_next_sign_in(
+    api: Api, chromium: Browser, page: Page, axe: Callable[[Page], list[str]]
+) -> None:
+    target, _ = api.new_user()
+    page.goto(f"{api.url}/admin/console/users/{target}")
+    _sign_in(page, *ADMIN)
+    page.get_by_label("Temporary password").fill("temporary-pass-9")
+    page.get_by_role("button", name="Reset password").click()
+    expect(page.get_by_role("status")).to_contain_text("must change it")
+
+    user = chromium.new_context()
+    try:
+        mine = user.new_page()
+        mine.goto(f"{api.url}/account")
+        _sign_in(mine, target, "temporary-pass-9")
+        expect(mine.get_by_role("heading", name="Choose a new password")).to_be_visible()
+        assert axe(mine) == []
+        mine.get_by_label("New password", exact=True).fill("chosen-by-me-9")
+        mine.get_by_label("New password again").fill("chosen-by-me-9")
+        mine.get_by_role("button", name="Save and continue").click()
+        expect(mine.get_by_role("heading", name="My account", level=1)).to_be_visible()
+    finally:
+        user.close()
+    assert api.password_grant(target, "chosen-by-me-9").status_code == 200
