@@ -41,6 +41,8 @@ PRIVATE_MODULES = [
     "authmesh.service._feed",
     "authmesh.service._http",
     "authmesh.service._jwks",
+    "authmesh.service._live",
+    "authmesh.service._live_asgi",
     "authmesh.service._revocations",
     "authmesh.service._sse",
     "authmesh.service._subscriber",

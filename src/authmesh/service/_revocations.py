@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from authmesh.jose.policy import Clock
@@ -54,6 +55,7 @@ class RevocationState:
         "cursor",
         "last_heard",
         "latest_cursor",
+        "listeners",
         "started_at",
     )
 
@@ -83,6 +85,8 @@ class RevocationState:
         self.last_heard = self.started_at
         """When the feed last spoke; before the first word, when tracking started."""
         self.connected_once = False
+        self.listeners: list[Callable[[RevocationEvent], object]] = []
+        """Called with every live event applied (e.g. to end open connections it covers)."""
 
     # -- the request path ------------------------------------------------------------
 
@@ -161,6 +165,8 @@ class RevocationState:
             if old is None or bucket > old:
                 index[value] = bucket
                 values.append(value)
+        for listener in self.listeners:
+            listener(event)
         return True
 
     def prune(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from authmesh.service._discovery import Discovery
 from authmesh.service._feed import FeedProcessor
 from authmesh.service._http import HttpClients
 from authmesh.service._jwks import JWKSCache
+from authmesh.service._live import LiveConnections
 from authmesh.service._revocations import RevocationState
 from authmesh.service._subscriber import RevocationSubscriber, ThreadedRevocationSubscriber
 from authmesh.service.config import ServiceConfig
@@ -71,9 +72,12 @@ class ServiceAuth:
             config, self.discovery, self.http, stats=self.stats, monotonic=monotonic
         )
         self.feed: FeedProcessor | None = None
+        #: Open connections (WebSockets, streams) to end when their token is revoked.
+        self.live = LiveConnections()
         self.revocations: RevocationState | None = None
         if config.has_client_credentials:
             self.revocations = RevocationState(clock=clock, monotonic=monotonic)
+            self.revocations.listeners.append(self.live.on_event)
             self.feed = FeedProcessor(config, self.revocations, stats=self.stats)
         self.verifier = Verifier(config, self.keys, self.revocations, stats=self.stats, clock=clock)
         self._async_subscriber: RevocationSubscriber | None = None
@@ -107,6 +111,10 @@ class ServiceAuth:
     async def averify(self, token: str) -> Principal:
         """:meth:`Verifier.averify`."""
         return await self.verifier.averify(token)
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """Whether an event the feed delivered covers a token with these claims."""
+        return self.revocations is not None and self.revocations.is_revoked(dict(claims))
 
     # -- asynchronous life cycle (ASGI) --------------------------------------------
 

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authmesh.jose.errors import TokenRejected
+from authmesh.service._live_asgi import HttpWatch, serve_websocket_until_revoked
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
@@ -193,7 +194,23 @@ class BearerAuthMiddleware:
         scope["auth"] = principal
         scope["user"] = principal
         scope[CHECKED] = self.realm
-        await self.app(scope, receive, send)
+        # A ServiceAuth follows the feed: open connections end when their token is revoked.
+        live = getattr(self.auth, "live", None)
+        if principal is None or live is None:
+            await self.app(scope, receive, send)
+            return
+        revoked_now = self.auth.is_revoked  # type: ignore[attr-defined]
+        if scope["type"] == "websocket":
+            await serve_websocket_until_revoked(
+                self.app, scope, receive, send, principal.claims, live, revoked_now
+            )
+            return
+        watch = HttpWatch(receive, principal.claims, live, revoked_now)
+        try:
+            await self.app(scope, watch.receive, send)
+        finally:
+            if watch.connection is not None:  # only a request that streamed was watched
+                await watch.finish(send)
 
 
 def get_principal(connection: HTTPConnection) -> Principal | None:

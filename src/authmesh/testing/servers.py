@@ -19,14 +19,21 @@ class UvicornThread:
 
     ``port=0`` (the default) binds a free port; :attr:`url` tells which. The
     socket is bound before the server starts, so there is no race for the port.
+    WebSockets are off unless ``ws="websockets-sansio"``.
     """
 
     def __init__(
-        self, app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "on"
+        self,
+        app: Any,
+        *,
+        port: int = 0,
+        lifespan: Literal["auto", "on", "off"] = "on",
+        ws: Literal["none", "websockets-sansio"] = "none",
     ) -> None:
         self.app = app
         self.port = port
         self.lifespan = lifespan
+        self.ws = ws
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -57,7 +64,7 @@ class UvicornThread:
             log_level="warning",
             loop="asyncio",
             http="h11",
-            ws="none",
+            ws=self.ws,
             timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
