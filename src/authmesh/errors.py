@@ -25,6 +25,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── MissingToken              401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest            401 error="invalid_request" (malformed Authorization)
     │   └── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
+    ├── InvalidDpopProof              here: a DPoP proof fails (RFC 9449; server and SDK)
     ├── OAuthError                    authmesh.server: RFC 6749 §5.2 JSON errors
     │   ├── InvalidRequest            400 (a form parameter missing, repeated or malformed)
     │   ├── InvalidClient             401 with a Basic challenge
@@ -33,6 +34,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── UnsupportedGrantType
     │   ├── InvalidScope
     │   ├── InvalidTarget
+    │   ├── InvalidDpopProofError     400 invalid_dpop_proof (RFC 9449 §5)
     │   ├── UnsupportedTokenType
     │   ├── AccessDenied              403
     │   ├── NotFound                  404 (admin API)
@@ -51,7 +53,8 @@ Tree (every error class authmesh raises on purpose, by package)::
     └── OperatorError                 bad configuration, missing or unusable key: never a 401
         ├── ConfigError               here
         ├── InvalidKey                here
-        └── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        ├── RateLimiterUnavailable    authmesh.server: Redis unreachable
+        └── DatabaseUnavailable       authmesh.store: the database is unreachable or too slow
 
 Each package keeps its classes in its ``errors`` module. The messages of
 ``TokenRejected`` and ``BearerError`` are safe to show the client that sent the token.
@@ -67,6 +70,7 @@ __all__ = [
     "BearerError",
     "ConfigError",
     "InsufficientScope",
+    "InvalidDpopProof",
     "InvalidKey",
     "InvalidRequest",
     "MissingToken",
@@ -153,3 +157,11 @@ class InsufficientScope(BearerError):
             if parts:
                 message = "the token lacks the required " + " and ".join(parts)
         super().__init__(message)
+
+
+class InvalidDpopProof(AuthmeshError):
+    """A DPoP proof is missing, malformed, badly signed, stale, replayed or for another request.
+
+    ``invalid_dpop_proof``: 400 at the token endpoint (RFC 9449 §5), 401 with a
+    ``DPoP`` challenge at a service (§7.1). The message is safe to show the client.
+    """

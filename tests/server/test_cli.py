@@ -272,6 +272,7 @@ async def _tables(db: DbTarget) -> set[str]:
 def test_end_to_end_cli_user_then_serve_then_login(db: DbTarget) -> None:
     """The issue's end-to-end check: a fresh data dir, a CLI user, a served login, PyJWT."""
     env = _env(db, default_sqlite=True)
+    _cli(env, "db", "upgrade")  # operator commands never create a database themselves
     _run(
         env,
         "users",

@@ -32,8 +32,10 @@ def test_discovery_document(api: Api) -> None:
         "password",
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     assert doc["access_token_signing_alg_values_supported"] == ["EdDSA"]
+    assert doc["dpop_signing_alg_values_supported"] == ["EdDSA", "ES256", "RS256"]
     assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
     # RFC 8414's own name serves the same document.
     assert api.http.get("/.well-known/oauth-authorization-server").json() == doc

@@ -344,7 +344,8 @@ CASES: dict[str, Case] = {
         _form({"grant_type": "urn:example:magic", "client_id": "web"}),
         400,
         "unsupported_grant_type",
-        "supported: authorization_code, password, refresh_token, client_credentials",
+        "supported: authorization_code, password, refresh_token, client_credentials, "
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ),
     # invalid_scope / invalid_target
     "scope-not-allowed": Case(

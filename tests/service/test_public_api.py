@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "authmesh.service.flask",
     "authmesh.service.httpx_auth",
     "authmesh.service.metrics",
+    "authmesh.service.operations",
     "authmesh.service.principal",
     "authmesh.service.service_auth",
     "authmesh.service.starlette",

@@ -150,3 +150,14 @@ def test_token_exchange_example_registers_its_route(issuer: FakeIssuer) -> None:
     assert namespace["for_users"].audience == "catalog"
     paths = {getattr(route, "path", None) for route in namespace["app"].routes}
     assert "/orders/{order_id}/price" in paths
+
+
+def test_operations_example_serves_the_probes_without_a_token(issuer: FakeIssuer) -> None:
+    app = _run(issuer, BASE, _block("mount_operations"))["app"]
+
+    with UvicornThread(app) as service, httpx.Client(base_url=service.url) as client:
+        assert client.get("/healthz").json() == {"status": "alive"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "authmesh_service_tokens_verified_total" in client.get("/metrics").text
+        assert client.get("/orders").status_code == 401

@@ -58,6 +58,9 @@ def add(
             "(repeatable; needed by --grant token-exchange)",
         ),
     ] = None,
+    dpop: Annotated[
+        bool, typer.Option("--dpop", help="Require DPoP-bound tokens (RFC 9449)")
+    ] = False,
     name: Annotated[str, typer.Option(help="Display name")] = "",
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
@@ -86,6 +89,7 @@ def add(
             post_logout_redirect_uris=post_logout_redirect_uri or [],
             first_party=not third_party,
             serves=serves or [],
+            dpop_bound_access_tokens=dpop,
             info=_CLI,
         )
 

@@ -15,6 +15,7 @@ from authmesh.cli.server_context import (
     DatabaseOpt,
     DataDirOpt,
     run_with_context,
+    safe_url,
     settings_from,
 )
 from authmesh.errors import ConfigError
@@ -44,11 +45,24 @@ def serve(
         int | None,
         typer.Option(min=1, max=64, help="Server processes (needs PostgreSQL and Redis) [1]"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines as timestamped text or JSON objects [text]"),
+    ] = None,
+    otel: Annotated[
+        bool | None,
+        typer.Option(
+            "--otel/--no-otel",
+            help="OpenTelemetry traces (authmesh[otel]; exporter from OTEL_* variables)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.logs import logging_config
     from authmesh.server.workers import check_workers
 
     settings = settings_from(
@@ -61,11 +75,25 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         workers=workers,
+        log_format=log_format,
+        otel=otel,
     )
     check_workers(settings)
+    if settings.otel:
+        from authmesh.server.tracing import configure_tracing
+
+        # Checks the extra before anything starts; each worker sets up its own.
+        configure_tracing()
     # Bound before anything starts, so a taken port is one line, not a migrated database
     # and a half-started server.
     listener = _listen(settings.host, settings.port)
+    # Open (or create) and migrate the database first: a database that is down or
+    # unusable is then one line on stderr, not a traceback from the ASGI lifespan.
+    try:
+        run_with_context(settings, _nothing, create=True)
+    except BaseException:
+        listener.close()
+        raise
     if settings.workers > 1:
         _serve_workers(settings, log_level, listener)
         return
@@ -79,13 +107,15 @@ def serve(
             hub.drain()
             await super().shutdown(sockets)
 
-    typer.echo(f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)})")
+    where = safe_url(settings.db_url)
+    typer.echo(f"authmesh auth server: {settings.issuer_url} (database {where})")
     server = Server(
         uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
             log_level=log_level,
+            log_config=logging_config(settings.log_format, log_level),
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
             proxy_headers=False,
@@ -128,19 +158,16 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
 
     import uvicorn
 
+    from authmesh.server.logs import logging_config
     from authmesh.server.workers import APP_FACTORY, worker_environment
 
-    async def prepare(_ctx: object) -> None:
-        return None
-
-    # Migrate and create the first signing key once, here, rather than racing in N workers.
-    run_with_context(settings, prepare)
-    # uvicorn binds the port again for its workers (it takes a descriptor only as a Unix
-    # socket); the check above has already named a taken port.
+    # The database was migrated and its first signing key made once, in this process,
+    # rather than racing in N workers. uvicorn binds the port again for its workers (it
+    # takes a descriptor only as a Unix socket); the check above named a taken port.
     listener.close()
     os.environ.update(worker_environment(settings))
     typer.echo(
-        f"authmesh auth server: {settings.issuer_url} (database {_safe(settings.db_url)}, "
+        f"authmesh auth server: {settings.issuer_url} (database {safe_url(settings.db_url)}, "
         f"{settings.workers} workers)"
     )
     uvicorn.run(
@@ -150,6 +177,7 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=logging_config(settings.log_format, log_level),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=False,
@@ -158,10 +186,8 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
     )
 
 
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+async def _nothing(_ctx: object) -> None:
+    return None
 
 
 @db_app.command("upgrade")
@@ -170,9 +196,6 @@ def upgrade(
 ) -> None:
     """Apply the database migrations (the server also does this on start)."""
 
-    async def noop(_ctx: object) -> None:
-        return None
-
     settings = settings_from(config, database_url, data_dir)
-    run_with_context(settings, noop)
-    typer.echo(f"database is up to date: {_safe(settings.db_url)}")
+    run_with_context(settings, _nothing, create=True)
+    typer.echo(f"database is up to date: {safe_url(settings.db_url)}")

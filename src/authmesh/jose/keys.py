@@ -233,6 +233,10 @@ class Key:
         """Whether ``signature`` over ``data`` is valid for this key."""
         return self.algorithm.verify(self._verify_key, data, signature)
 
+    def thumbprint(self) -> str:
+        """The RFC 7638 SHA-256 thumbprint of the public key, base64url (DPoP's ``jkt``)."""
+        return str(self._jose.thumbprint())
+
     def public(self) -> Key:
         """This key without its private part.
 

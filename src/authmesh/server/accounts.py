@@ -6,6 +6,7 @@ the same transaction, then wakes the feed after the commit.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound, WeakPassword
 from authmesh.server.feed import publish
+from authmesh.server.login_limits import TemporarilyUnavailable
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.models import UserRow
@@ -36,6 +38,8 @@ __all__ = [
     "unblock_user",
     "unlock_user",
 ]
+
+log = logging.getLogger(__name__)
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
 _EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")
@@ -237,7 +241,12 @@ async def unblock_user(
         await audit.record(ctx, session, "unblock", info=info, subject=user.username)
         roles = await user_store.get_roles(session, user.id)
     # Unblocking also lifts a brute-force lock: the admin vouches for the account.
-    await ctx.guard.unlock(user.username)
+    # The unblock is committed: a Redis outage only leaves the lock to expire
+    # (or to a later unlock), it does not turn the answer into a failure.
+    try:
+        await ctx.guard.unlock(user.username)
+    except TemporarilyUnavailable:
+        log.warning("account unblocked, but its sign-in lock could not be lifted: Redis is down")
     return _view(user, roles)
 
 

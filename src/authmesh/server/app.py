@@ -33,6 +33,7 @@ from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
 from authmesh.server.openapi import describe_api
+from authmesh.server.readiness import Readiness
 from authmesh.server.routes import (
     account,
     account_page,
@@ -52,7 +53,9 @@ from authmesh.server.routes import (
 )
 from authmesh.server.routes.common import NO_STORE
 from authmesh.server.routes.console_common import install_console_errors
+from authmesh.server.unavailable import DatabaseOutageGuard
 from authmesh.store import revocations
+from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = ["create_app"]
 
@@ -195,8 +198,12 @@ async def _maintenance(ctx: ServerContext) -> None:
                     await audit.record(ctx, session, "key_rotate", kid=rotated.kid, scheduled=True)
             async with ctx.db.transaction() as session:
                 await revocations.prune_expired(session, now=ctx.now())
-        except Exception:
-            log.warning("maintenance pass failed", exc_info=True)
+        except Exception as exc:
+            outage = database_outage(exc)
+            if outage is None:
+                log.warning("maintenance pass failed", exc_info=True)
+            else:  # the next pass retries; a traceback would say nothing more
+                log.warning("maintenance pass skipped: %s", describe_outage(outage))
 
 
 def create_app(
@@ -205,6 +212,7 @@ def create_app(
     """Build the auth server app; the database is opened in the lifespan."""
     ctx = context or ServerContext.build(settings, clock=clock)
     metrics = ServerMetrics()
+    readiness = Readiness(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -217,6 +225,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await readiness.close()
             await ctx.close()
 
     # Swagger UI and ReDoc from files in the package, not from a CDN.
@@ -230,6 +239,7 @@ def create_app(
     )
     app.state.context = ctx
     app.state.metrics = metrics
+    app.state.readiness = readiness
     for module in (wellknown, oauth, signin, logout, account, admin, feed, health, static):
         app.include_router(module.router)
     for module in (account_sessions, admin_keys):
@@ -239,6 +249,12 @@ def create_app(
     _install_error_handlers(app, settings.realm)
     install_console_errors(app)
     describe_api(app)
+    # Innermost of the middleware, so its 503s carry the security headers too.
+    app.add_middleware(DatabaseOutageGuard, db=ctx.db)
     app.add_middleware(RejectNul)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
+    if settings.otel:
+        from authmesh.server.tracing import instrument_server
+
+        instrument_server(app, ctx.db)
     return app

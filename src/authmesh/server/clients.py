@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import InvalidClient, InvalidRequest, NotFound, UnauthorizedClient
+from authmesh.server.errors import (
+    InvalidClient,
+    InvalidDpopProofError,
+    InvalidRequest,
+    NotFound,
+    UnauthorizedClient,
+)
 from authmesh.server.feed import publish
 from authmesh.server.oidc.redirect_uris import check_redirect_uri
 from authmesh.server.secrets import hash_secret, new_secret, secret_matches
@@ -29,6 +35,7 @@ __all__ = [
     "ClientView",
     "NewClient",
     "authenticate_client",
+    "check_dpop_requirement",
     "check_grant_type",
     "get_client",
     "list_clients",
@@ -74,6 +81,7 @@ class ClientView:
     post_logout_redirect_uris: list[str]
     first_party: bool
     serves: list[str]
+    dpop_bound_access_tokens: bool
     created_at: float
 
     @classmethod
@@ -91,6 +99,7 @@ class ClientView:
             post_logout_redirect_uris=row.post_logout_redirect_uris,
             first_party=row.first_party,
             serves=row.serves,
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
             created_at=row.created_at,
         )
 
@@ -264,6 +273,7 @@ async def register_client(
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
     serves: Sequence[str] = (),
+    dpop_bound_access_tokens: bool = False,
     info: RequestInfo | None = None,
 ) -> NewClient:
     """Register a client; a confidential one gets a generated secret, stored hashed.
@@ -296,6 +306,7 @@ async def register_client(
                 roles=_check_tokens("role", roles),
                 now=ctx.now(),
                 **settings,
+                dpop_bound_access_tokens=dpop_bound_access_tokens,
             )
             await audit.record(
                 ctx, session, "client_create", info=info, subject=client_id, client_id=client_id
@@ -428,3 +439,13 @@ async def rotate_secret(
             ctx, session, "client_secret_rotate", info=info, subject=client_id, client_id=client_id
         )
     return secret
+
+
+def check_dpop_requirement(client: ClientRow, dpop_jkt: str | None) -> None:
+    """A client registered with ``dpop_bound_access_tokens`` gets no token without a proof.
+
+    Raises:
+        InvalidDpopProofError: no DPoP proof came with the request.
+    """
+    if client.dpop_bound_access_tokens and dpop_jkt is None:
+        raise InvalidDpopProofError("this client must send a DPoP proof (RFC 9449)")

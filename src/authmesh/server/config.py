@@ -53,11 +53,33 @@ class ServerSettings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema (search_path) holding authmesh's tables",
     )
+    # Every wait on the database is bounded, so an outage is a 503 within seconds.
+    database_connect_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Opening a database connection"
+    )
+    database_pool_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Waiting for a free pooled connection"
+    )
+    database_statement_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="One statement (PostgreSQL statement_timeout; SQLite busy_timeout)",
+    )
 
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
     refresh_idle_ttl: int = Field(default=7 * 86400, ge=60)
     refresh_absolute_ttl: int = Field(default=30 * 86400, ge=60)
-    refresh_reuse_grace: float = Field(default=5.0, ge=0, le=60)
+    refresh_reuse_grace: float = Field(
+        default=60.0,
+        ge=0,
+        le=300,
+        description=(
+            "Retry window: a used refresh token presented again within this long of its "
+            "first use, while its successor is unused, gets that same successor back "
+            "(a lost answer); any other reuse ends the session. 0 = no retries"
+        ),
+    )
     leeway: int = Field(default=30, ge=0, le=300)
     authorization_code_ttl: int = Field(default=60, ge=5, le=60)
     browser_session_ttl: int = Field(
@@ -77,6 +99,19 @@ class ServerSettings(BaseSettings):
     )
 
     redis_url: str | None = None
+    redis_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="Connect and read timeout of each Redis call: what a hung Redis costs",
+    )
+    sign_in_limits_on_redis_outage: Literal["per_process", "refuse"] = Field(
+        default="per_process",
+        description=(
+            "While Redis is down, sign-ins are limited by each process on its own "
+            "(per_process, a warning is logged) or refused with 503 and Retry-After (refuse)"
+        ),
+    )
     feed_heartbeat: float = Field(default=2.0, gt=0, le=60)
     feed_poll_interval: float = Field(
         default=1.0, gt=0, description="Safety-net poll of the revocation log on SQLite"
@@ -97,6 +132,14 @@ class ServerSettings(BaseSettings):
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as timestamped text or one JSON object per line"
+    )
+    otel: bool = Field(
+        default=False,
+        description="Trace requests, SQL and outgoing HTTP with OpenTelemetry (authmesh[otel])",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from authmesh.dpop import ReplayCache
 from authmesh.jose.policy import Clock
 from authmesh.server.config import ServerSettings
 from authmesh.server.feed.hub import FeedHub
@@ -19,7 +20,7 @@ from authmesh.server.login_limits import LoginGuard
 from authmesh.server.passwords import PasswordHasher, PasswordParams, PasswordPolicy
 from authmesh.server.secrets import KeyEncryptor, new_secret
 from authmesh.server.tokens import TokenIssuer
-from authmesh.store.db import Database
+from authmesh.store.db import Database, DatabaseTimeouts
 from authmesh.store.meta import get_or_create_meta
 
 __all__ = ["RequestInfo", "ServerContext", "quiet_data_loggers"]
@@ -66,12 +67,29 @@ class ServerContext:
     clock: Clock
     pepper: bytes = b""
     web_key: bytes = b""
+    #: DPoP proofs seen at the token endpoint of this process (RFC 9449 §11.1).
+    dpop_replay: ReplayCache = field(default_factory=ReplayCache)
 
     @classmethod
-    def build(cls, settings: ServerSettings, *, clock: Clock = time.time) -> ServerContext:
-        """Wire the parts from settings (no I/O yet; call :meth:`start`)."""
+    def build(
+        cls, settings: ServerSettings, *, clock: Clock = time.time, create_database: bool = True
+    ) -> ServerContext:
+        """Wire the parts from settings (no I/O yet; call :meth:`start`).
+
+        Without ``create_database`` a SQLite file that does not exist is a
+        :class:`~authmesh.errors.ConfigError` instead of a new, empty database.
+        """
         quiet_data_loggers()
-        db = Database(settings.db_url, schema=settings.database_schema)
+        db = Database(
+            settings.db_url,
+            schema=settings.database_schema,
+            timeouts=DatabaseTimeouts(
+                connect=settings.database_connect_timeout,
+                checkout=settings.database_pool_timeout,
+                statement=settings.database_statement_timeout,
+            ),
+            create=create_database,
+        )
         encryptor = (
             KeyEncryptor(settings.master_key.get_secret_value()) if settings.master_key else None
         )

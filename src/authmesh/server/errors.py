@@ -16,6 +16,7 @@ from authmesh.errors import AuthmeshError
 __all__ = [
     "AccessDenied",
     "InvalidClient",
+    "InvalidDpopProofError",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
@@ -84,6 +85,12 @@ class InvalidScope(OAuthError):
     """The requested scope is invalid, unknown, or exceeds what is granted."""
 
     error = "invalid_scope"
+
+
+class InvalidDpopProofError(OAuthError):
+    """The token request's DPoP proof is missing, invalid or replayed (RFC 9449 §5)."""
+
+    error = "invalid_dpop_proof"
 
 
 class InvalidTarget(OAuthError):

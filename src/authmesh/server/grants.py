@@ -1,8 +1,10 @@
 """The token endpoint's grants (RFC 6749 §4.3, §4.4, §6), free of HTTP.
 
-Refresh tokens rotate on every use. A reused token revokes its whole session
-(theft detection, RFC 9700 §4.14.2), except inside a short grace window where a
-concurrent duplicate gets the same new refresh token instead of a logout.
+Refresh tokens rotate on every use. A used token presented again is a retry
+while its successor is unused and the retry window (``refresh_reuse_grace``,
+60 s by default) has not passed: it gets the same successor again, derived from
+the token with an HMAC, so no plaintext is stored. Any other reuse revokes the
+whole session (theft detection, RFC 9700 §4.14.2). docs/security.md explains why.
 """
 
 from __future__ import annotations
@@ -11,10 +13,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from authmesh.server import audit
-from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
+from authmesh.server.clients import (
+    ClientCredentials,
+    authenticate_client,
+    check_dpop_requirement,
+    check_grant_type,
+)
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from authmesh.server.errors import (
+    InvalidDpopProofError,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+)
 from authmesh.server.feed import publish
 from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret, successor_token
@@ -44,12 +59,14 @@ class TokenResponse:
     scope: str
     refresh_token: str | None = None
     id_token: str | None = None
+    token_type: str = "Bearer"
+    """``DPoP`` when the access token is bound to the client's key (RFC 9449 §5)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body."""
         body: dict[str, Any] = {
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": self.expires_in,
             "scope": self.scope,
         }
@@ -100,6 +117,7 @@ async def password_grant(
     scope: str | None,
     audiences: Sequence[str],
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Log a user in: check the password, open a session, issue both tokens.
 
@@ -114,6 +132,7 @@ async def password_grant(
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "password")
+        check_dpop_requirement(client, dpop_jkt)
         username = _required(username, "username")
         password = _required(password, "password")
         granted_scope = resolve_scope(scope, client.scopes)
@@ -142,6 +161,7 @@ async def password_grant(
             audiences=auds,
             now=now,
             expires_at=now + settings.refresh_absolute_ttl,
+            dpop_jkt=public_client_binding(client, dpop_jkt),
         )
         await session_store.add_refresh_token(
             session,
@@ -168,8 +188,11 @@ async def password_grant(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=user.username,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope, refresh)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, refresh, token_type=_type_of(dpop_jkt)
+    )
 
 
 async def refresh_grant(
@@ -179,24 +202,28 @@ async def refresh_grant(
     refresh_token: str | None,
     scope: str | None,
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Rotate a refresh token and issue a fresh access token with current roles.
 
-    One transaction: the client, then one read of the token with its session,
-    user and roles (the token row locked), then at most three writes.
+    One transaction: the client, then one read of the token with its successor,
+    session, user and roles (the token and session rows locked), then at most
+    three writes. A retry inside the window gets the same refresh token again
+    and writes nothing.
 
     Raises:
         InvalidClient: the client credentials do not prove a registered client.
         UnauthorizedClient: the client may not use this grant.
         InvalidRequest: ``refresh_token`` is missing.
-        InvalidGrant: unknown, expired, foreign, reused (outside the grace
-            window) or revoked refresh token, or the user is blocked.
+        InvalidGrant: unknown, expired, foreign, reused (not a retry) or
+            revoked refresh token, or the user is blocked.
     """
     reused = False
     cursors: list[int] = []
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "refresh_token")
+        check_dpop_requirement(client, dpop_jkt)
         refresh_token = _required(refresh_token, "refresh_token")
         now = ctx.now()
         token_hash = hash_secret(refresh_token)
@@ -207,46 +234,47 @@ async def refresh_grant(
             raise InvalidGrant(_BAD_REFRESH)
         if not _rotation_usable(found, now):
             raise InvalidGrant(_BAD_REFRESH)
-        used_at = found.used_at
-        if used_at is None and found.expires_at <= now:
-            raise InvalidGrant(_BAD_REFRESH)
-        first_use = used_at is None and await session_store.mark_refresh_used(
-            session, token_hash, now=now, successor_hash=successor_hash
-        )
-        if first_use:
-            await session_store.add_refresh_token(
-                session,
-                token_hash=successor_hash,
-                session_id=found.session_id,
-                now=now,
-                expires_at=min(now + ctx.settings.refresh_idle_ttl, found.session_expires_at),
-            )
-            await session_store.touch_session(session, found.session_id, now=now)
-        else:
-            stored_successor = found.successor_hash
-            if used_at is None:  # lost a race without a row lock (SQLite): re-read
-                used_at, stored_successor = await session_store.reread_use(session, token_hash)
-            in_grace = (
-                used_at is not None
-                and now - used_at <= ctx.settings.refresh_reuse_grace
-                and stored_successor == successor_hash
-            )
-            if not in_grace:
-                reused = True
-                await session_store.end_session(
-                    session, found.session_id, now=now, reason="refresh_reuse"
-                )
-                cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
-                await audit.record(
-                    ctx,
+        if found.dpop_jkt is not None and found.dpop_jkt != dpop_jkt:
+            # RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+            raise InvalidDpopProofError("the refresh token is bound to another DPoP key")
+        if found.used_at is None:
+            if found.expires_at <= now:
+                raise InvalidGrant(_BAD_REFRESH)
+            if await session_store.mark_refresh_used(
+                session, token_hash, now=now, successor_hash=successor_hash
+            ):
+                await session_store.add_refresh_token(
                     session,
-                    "refresh_reuse",
-                    outcome="revoked",
-                    info=RequestInfo(client_ip=client_ip, actor=client.client_id),
-                    subject=found.username,
-                    client_id=client.client_id,
+                    token_hash=successor_hash,
                     session_id=found.session_id,
+                    now=now,
+                    expires_at=min(now + ctx.settings.refresh_idle_ttl, found.session_expires_at),
                 )
+                await session_store.touch_session(session, found.session_id, now=now)
+            else:
+                # Unreachable under the row locks; should another writer get in
+                # anyway, judge the request on what it committed.
+                found = await session_store.load_rotation(session, token_hash)
+                if found is None:
+                    raise InvalidGrant(_BAD_REFRESH)
+        if found.used_at is not None and not await _is_retry(
+            session, found, now, successor_hash, ctx.settings.refresh_reuse_grace
+        ):
+            reused = True
+            await session_store.end_session(
+                session, found.session_id, now=now, reason="refresh_reuse"
+            )
+            cursors = await publish.revoke(ctx, session, "sid", [found.session_id])
+            await audit.record(
+                ctx,
+                session,
+                "refresh_reuse",
+                outcome="revoked",
+                info=RequestInfo(client_ip=client_ip, actor=client.client_id),
+                subject=found.username,
+                client_id=client.client_id,
+                session_id=found.session_id,
+            )
     if reused:
         await publish.announce(ctx, cursors)
         raise InvalidGrant(_BAD_REFRESH)
@@ -264,8 +292,11 @@ async def refresh_grant(
         session_id=found.session_id,
         auth_time=found.auth_time,
         username=found.username,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope, successor)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, successor, token_type=_type_of(dpop_jkt)
+    )
 
 
 def _required(value: str | None, name: str) -> str:
@@ -274,12 +305,48 @@ def _required(value: str | None, name: str) -> str:
     return value
 
 
+def public_client_binding(client: ClientRow, dpop_jkt: str | None) -> str | None:
+    """The key a new session's refresh tokens are bound to: a public client's proof key.
+
+    A confidential client proves itself with its secret at every refresh; a public
+    one has only the key it proved possession of (RFC 9449 §5).
+    """
+    return dpop_jkt if client.secret_hash is None else None
+
+
 def _rotation_usable(found: Rotation, now: float) -> bool:
     return not found.blocked and found.ended_at is None and found.session_expires_at > now
 
 
+def _type_of(dpop_jkt: str | None) -> str:
+    return "Bearer" if dpop_jkt is None else "DPoP"
+
+
+async def _is_retry(
+    session: AsyncSession, found: Rotation, now: float, successor_hash: str, window: float
+) -> bool:
+    """Whether a used token, presented again, is a retry of a refresh whose answer was lost.
+
+    It is while the retry window since its first use has not passed and its
+    successor has not been used: until then the client may never have received
+    the successor, and answering it again gives nothing new away. Anything else
+    is a replay. The successor's use is read after the session lock is held, so
+    a rotation of it that just committed is seen.
+    """
+    assert found.used_at is not None
+    if now - found.used_at > window or found.successor_hash != successor_hash:
+        return False
+    successor_used_at, _ = await session_store.reread_use(session, successor_hash)
+    return successor_used_at is None
+
+
 async def client_credentials_grant(
-    ctx: ServerContext, client: ClientRow, *, scope: str | None, audiences: Sequence[str]
+    ctx: ServerContext,
+    client: ClientRow,
+    *,
+    scope: str | None,
+    audiences: Sequence[str],
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """A service's own token (RFC 6749 §4.4): ``sub`` is the client id, no refresh token.
 
@@ -296,5 +363,8 @@ async def client_credentials_grant(
         audiences=auds,
         scope=granted_scope,
         roles=client.roles,
+        dpop_jkt=dpop_jkt,
     )
-    return TokenResponse(access.token, access.expires_in, granted_scope)
+    return TokenResponse(
+        access.token, access.expires_in, granted_scope, token_type=_type_of(dpop_jkt)
+    )

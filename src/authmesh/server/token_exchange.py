@@ -41,13 +41,14 @@ class ExchangedToken:
     access_token: str
     expires_in: int
     scope: str
+    token_type: str = "Bearer"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body (no refresh token: the caller exchanges again)."""
         return {
             "access_token": self.access_token,
             "issued_token_type": ACCESS_TOKEN_TYPE,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": self.expires_in,
             "scope": self.scope,
         }
@@ -82,6 +83,7 @@ async def exchange_token(
     scope: str | None,
     audiences: Sequence[str],
     info: RequestInfo | None = None,
+    dpop_jkt: str | None = None,
 ) -> ExchangedToken:
     """A token for another audience, on behalf of the subject token's user.
 
@@ -147,6 +149,7 @@ async def exchange_token(
         username=principal.username,
         actor=actor_chain(claims, client.client_id),
         expires_by=int(claims["exp"]),
+        dpop_jkt=dpop_jkt,
     )
     async with ctx.db.transaction() as session:
         await audit.record(
@@ -159,4 +162,6 @@ async def exchange_token(
             audience=" ".join(auds),
             from_client=str(claims.get("client_id", "")),
         )
-    return ExchangedToken(access.token, access.expires_in, granted_scope)
+    return ExchangedToken(
+        access.token, access.expires_in, granted_scope, "Bearer" if dpop_jkt is None else "DPoP"
+    )

@@ -44,11 +44,13 @@ class TokenIssuer:
         username: str | None = None,
         actor: Mapping[str, object] | None = None,
         expires_by: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> AccessToken:
         """Sign an access token (``typ: at+jwt``) for a user session or a client.
 
         ``actor`` is the ``act`` claim of a delegated token (RFC 8693 §4.1);
         ``expires_by`` caps its expiry, so an exchanged token outlives no token it came from.
+        ``dpop_jkt`` binds the token to a DPoP key (``cnf.jkt``, RFC 9449 §6).
         """
         now = int(self._clock())
         jti = str(uuid.uuid4())
@@ -73,5 +75,7 @@ class TokenIssuer:
             claims["preferred_username"] = username
         if actor is not None:
             claims["act"] = dict(actor)
+        if dpop_jkt is not None:
+            claims["cnf"] = {"jkt": dpop_jkt}
         token = sign_jwt(claims, self._keys.signing_key(), typ="at+jwt")
         return AccessToken(token=token, expires_in=exp - now, jti=jti)

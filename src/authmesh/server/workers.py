@@ -66,4 +66,10 @@ def create_worker_app() -> FastAPI:
     raw = os.environ.get(SETTINGS_ENV)
     if raw is None:
         raise ConfigError(f"{SETTINGS_ENV} is not set: start workers with authmesh serve --workers")
-    return create_app(ServerSettings(**json.loads(raw)))
+    settings = ServerSettings(**json.loads(raw))
+    if settings.otel:
+        from authmesh.server.tracing import configure_tracing
+
+        # A tracer provider and its exporter belong to a process: one per worker.
+        configure_tracing()
+    return create_app(settings)

@@ -12,7 +12,7 @@ import base64
 import json
 import ssl
 import threading
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 import httpx
@@ -29,11 +29,14 @@ __all__ = [
     "basic_authorization",
     "fetch",
     "parse_json",
+    "propagate_trace",
 ]
 
 #: Discovery, JWKS and feed pages are small; refuse anything bigger than this.
 MAX_DOCUMENT_BYTES = 1 << 20
 USER_AGENT = f"authmesh-service/{__version__}"
+
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
 
 class HttpClients:
@@ -69,11 +72,21 @@ class HttpClients:
             "trust_env": False,
         }
 
+    def _traced(self, client: _Client) -> _Client:
+        """``client``, its requests traced when the config asks for OpenTelemetry."""
+        if self._config.otel:
+            from authmesh.tracing import instrument_httpx_client
+
+            instrument_httpx_client(client)
+        return client
+
     def sync_client(self) -> httpx.Client:
         """The shared synchronous client (thread-safe)."""
         with self._lock:
             if self._sync is None:
-                self._sync = httpx.Client(transport=self._transport, **self._options())
+                self._sync = self._traced(
+                    httpx.Client(transport=self._transport, **self._options())
+                )
             return self._sync
 
     def async_client(self) -> httpx.AsyncClient:
@@ -82,7 +95,9 @@ class HttpClients:
         with self._lock:
             if self._async is None or self._async_loop is not loop:
                 # A client's connections belong to one loop; a new loop needs a new client.
-                self._async = httpx.AsyncClient(transport=self._async_transport, **self._options())
+                self._async = self._traced(
+                    httpx.AsyncClient(transport=self._async_transport, **self._options())
+                )
                 self._async_loop = loop
             return self._async
 
@@ -176,6 +191,18 @@ def parse_json(fetched: Fetched, *, what: str, error: type[IssuerError] = Issuer
         return json.loads(fetched.body)
     except ValueError:
         raise error(f"{what}: the response is not JSON") from None
+
+
+def propagate_trace(config: ServiceConfig, request: httpx.Request) -> None:
+    """With ``otel``, put the current trace context (``traceparent``) on a call to another service.
+
+    The callee's spans then join the caller's trace (W3C Trace Context), even
+    when the application's own httpx client is not instrumented.
+    """
+    if config.otel:
+        from authmesh.tracing import inject_trace_context
+
+        inject_trace_context(request.headers)
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:

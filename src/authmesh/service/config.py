@@ -78,6 +78,10 @@ class ServiceConfig:
         algorithms: accepted signing algorithms (default: all supported).
         feed_backoff_initial: first reconnect delay of the feed subscriber.
         feed_backoff_max: longest reconnect delay (doubling with jitter up to it).
+        otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
+            the W3C trace context on service-to-service calls, and trace the
+            requests of a Starlette/FastAPI app set up by ``install`` (needs the
+            ``otel`` extra; spans go to the global tracer provider).
     """
 
     issuer: str
@@ -98,6 +102,7 @@ class ServiceConfig:
     algorithms: frozenset[str] | None = None
     feed_backoff_initial: timedelta = timedelta(seconds=0.25)
     feed_backoff_max: timedelta = timedelta(seconds=5)
+    otel: bool = False
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:
@@ -140,6 +145,10 @@ class ServiceConfig:
             object.__setattr__(self, "algorithms", algs)
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"ca_bundle {self.ca_bundle!r} is not a file")
+        if self.otel:
+            from authmesh.tracing import require_otel
+
+            require_otel("ServiceConfig(otel=True)")
 
     def _check_issuer(self) -> None:
         # RFC 8414 §2: an https URL with no query or fragment.
@@ -217,7 +226,7 @@ class ServiceConfig:
                     kwargs[f.name] = float(raw)
                 except ValueError:
                     raise ConfigError(f"{prefix}{f.name.upper()} must be seconds") from None
-            elif f.name in ("fail_open", "allow_insecure_http"):
+            elif f.name in ("fail_open", "allow_insecure_http", "otel"):
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise ConfigError(f"{prefix}{f.name.upper()} must be true or false")
                 kwargs[f.name] = raw.lower() in ("1", "true", "yes")

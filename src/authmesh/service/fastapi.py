@@ -40,6 +40,7 @@ from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.starlette import (
     AuthHTTPException,
     install,
+    mount_operations,
     principal_from_connection,
     realm_of,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "CurrentPrincipal",
     "authenticated",
     "install",
+    "mount_operations",
     "optional_principal",
     "protected",
     "require",

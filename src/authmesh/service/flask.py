@@ -20,6 +20,7 @@ Failures become responses in one place, :meth:`AuthMesh.error_response`.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -29,10 +30,11 @@ from authmesh.jose.errors import TokenRejected
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.operations import MetricsPage, Probe, liveness, operation_paths, readiness
 from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.service_auth import ServiceAuth
 
-__all__ = ["AuthMesh", "current_principal", "install"]
+__all__ = ["AuthMesh", "current_principal", "install", "mount_operations"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,3 +148,56 @@ def install(
     The arguments are :class:`AuthMesh`'s.
     """
     return AuthMesh(app, config_or_auth, start=start, wait=wait)
+
+
+def mount_operations(
+    app: Flask,
+    auth: AuthMesh | ServiceAuth | None = None,
+    *,
+    prefix: str = "",
+    metrics: bool = True,
+) -> None:
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics`` on a Flask app.
+
+    ::
+
+        auth = install(app, config)
+        mount_operations(app, auth)
+
+    See :mod:`authmesh.service.operations` for the answers.
+
+    Args:
+        app: the Flask app.
+        auth: the :class:`AuthMesh` ``install`` returned, or a :class:`ServiceAuth`
+            (default: the extension registered on the app).
+        prefix: put the three paths under this one (``"/ops"``).
+        metrics: serve ``/metrics`` (needs ``prometheus_client``).
+
+    Raises:
+        ConfigError: ``metrics`` without ``prometheus_client``, or a bad ``prefix``.
+        RuntimeError: no ``auth`` given and the extension is not set up on the app.
+    """
+    if auth is None:
+        auth = app.extensions.get("authmesh")
+        if auth is None:
+            raise RuntimeError("mount_operations needs install(app, ...) first, or auth=")
+    service = auth.auth if isinstance(auth, AuthMesh) else auth
+    healthz, readyz, metrics_path = operation_paths(prefix)
+
+    def answer(probe: Probe) -> Response:
+        return Response(
+            json.dumps(probe.body),
+            status=probe.status,
+            mimetype="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    app.add_url_rule(healthz, "authmesh_healthz", lambda: answer(liveness()))
+    app.add_url_rule(readyz, "authmesh_readyz", lambda: answer(readiness(service)))
+    if metrics:
+        page = MetricsPage(service)
+        app.add_url_rule(
+            metrics_path,
+            "authmesh_metrics",
+            lambda: Response(page.render(), content_type=page.content_type),
+        )

@@ -26,7 +26,7 @@ import httpx
 from authmesh.errors import ConfigError
 from authmesh.jose.policy import Clock
 from authmesh.service._discovery import Discovery
-from authmesh.service._http import HttpClients, basic_authorization
+from authmesh.service._http import HttpClients, basic_authorization, propagate_trace
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import DiscoveryError, TokenRequestError
 
@@ -159,6 +159,7 @@ class ClientCredentialsAuth(httpx.Auth):
         """Send with a token; on 401 renew it and retry once."""
         token = self._sync_token(None)
         request.headers["Authorization"] = f"Bearer {token}"
+        propagate_trace(self._config, request)
         response = yield request
         if response.status_code == 401:
             request.headers["Authorization"] = f"Bearer {self._sync_token(token)}"
@@ -170,6 +171,7 @@ class ClientCredentialsAuth(httpx.Auth):
         """Async :meth:`sync_auth_flow`."""
         token = await self._async_token(None)
         request.headers["Authorization"] = f"Bearer {token}"
+        propagate_trace(self._config, request)
         response = yield request
         if response.status_code == 401:
             request.headers["Authorization"] = f"Bearer {await self._async_token(token)}"

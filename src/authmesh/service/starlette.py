@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authmesh.jose.errors import TokenRejected
@@ -35,6 +35,7 @@ from authmesh.service._live_asgi import HttpWatch, serve_websocket_until_revoked
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.operations import MetricsPage, liveness, operation_paths, readiness
 from authmesh.service.principal import Principal
 from authmesh.service.service_auth import ServiceAuth
 
@@ -42,11 +43,13 @@ __all__ = [
     "AsyncTokenVerifier",
     "AuthHTTPException",
     "BearerAuthMiddleware",
+    "OperationsMiddleware",
     "error_response",
     "find_auth",
     "get_principal",
     "install",
     "install_error_handlers",
+    "mount_operations",
     "principal_from_connection",
     "realm_of",
 ]
@@ -55,6 +58,8 @@ __all__ = [
 CHECKED = "authmesh.checked"
 #: app.state attribute holding the ServiceAuth (set by the adapters' install helpers).
 STATE_ATTR = "authmesh"
+#: Probes and scrapes are not traced (``otel``): they would drown the requests that matter.
+UNTRACED_URLS = "/healthz,/readyz,/metrics"
 
 
 class AsyncTokenVerifier(Protocol):
@@ -126,6 +131,9 @@ def install(
         lifespan: wrap the app's lifespan to start/stop the JWKS cache and feed
             (leave false if you pass ``auth.lifespan`` yourself).
 
+    With ``otel`` in the config, the app's requests become OpenTelemetry server
+    spans that continue the caller's trace.
+
     Returns:
         the :class:`ServiceAuth` now serving the app (for health and metrics).
     """
@@ -134,6 +142,10 @@ def install(
     if middleware:
         app.add_middleware(BearerAuthMiddleware, auth=auth, required=required)
     install_error_handlers(app, auth.realm)
+    if auth.config.otel:
+        from authmesh.tracing import instrument_asgi_app
+
+        instrument_asgi_app(app, excluded_urls=UNTRACED_URLS)
     if lifespan:
         inner = app.router.lifespan_context
 
@@ -144,6 +156,80 @@ def install(
 
         app.router.lifespan_context = wrapped
     return auth
+
+
+def mount_operations(
+    app: Starlette,
+    auth: ServiceAuth | None = None,
+    *,
+    prefix: str = "",
+    metrics: bool = True,
+) -> None:
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics`` on a Starlette (or FastAPI) app.
+
+    ::
+
+        auth = install(app, config)
+        mount_operations(app, auth)
+
+    They are answered ahead of the app's middleware and routes: no token is
+    needed even with ``required=True``, probes are not traced, and they stay out
+    of the OpenAPI document. See :mod:`authmesh.service.operations` for the answers.
+
+    Args:
+        app: the application, before it starts.
+        auth: the :class:`ServiceAuth` ``install`` returned (default: the one on the app).
+        prefix: put the three paths under this one (``"/ops"``).
+        metrics: serve ``/metrics`` (needs ``prometheus_client``).
+
+    Raises:
+        ConfigError: ``metrics`` without ``prometheus_client``, or a bad ``prefix``.
+        RuntimeError: no ``auth`` given and ``install`` was not called.
+    """
+    if auth is None:
+        auth = getattr(app.state, STATE_ATTR, None)
+        if not isinstance(auth, ServiceAuth):
+            raise RuntimeError("mount_operations needs install(app, ...) first, or auth=")
+    app.add_middleware(
+        OperationsMiddleware,
+        auth=auth,
+        paths=operation_paths(prefix),
+        page=MetricsPage(auth) if metrics else None,
+    )
+
+
+class OperationsMiddleware:
+    """Pure ASGI middleware answering the operations paths (see :func:`mount_operations`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: ServiceAuth,
+        paths: tuple[str, str, str],
+        page: MetricsPage | None,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.healthz, self.readyz, self.metrics = paths
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        response: Response
+        if path == self.healthz or path == self.readyz:
+            probe = liveness() if path == self.healthz else readiness(self.auth)
+            response = JSONResponse(
+                probe.body, status_code=probe.status, headers={"Cache-Control": "no-store"}
+            )
+        elif path == self.metrics and self.page is not None:
+            response = Response(self.page.render(), media_type=self.page.content_type)
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
 
 def _authorization(scope: Scope) -> list[str]:

@@ -11,7 +11,8 @@
     install(app, config_or_auth)
     app.include_router(GraphQLRouter(schema, context_getter=context_getter()), prefix="/graphql")
 
-``install`` is the Starlette/FastAPI one (Strawberry runs inside such an app).
+``install`` and ``mount_operations`` (``/healthz``, ``/readyz``, ``/metrics``) are
+the Starlette/FastAPI ones (Strawberry runs inside such an app).
 
 The principal is ``info.context["principal"]``. A request sending a bad token
 is still refused with an HTTP 401 (by the middleware, or by
@@ -36,7 +37,12 @@ from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 
 from authmesh.service.principal import Principal
-from authmesh.service.starlette import AsyncTokenVerifier, install, principal_from_connection
+from authmesh.service.starlette import (
+    AsyncTokenVerifier,
+    install,
+    mount_operations,
+    principal_from_connection,
+)
 
 __all__ = [
     "FORBIDDEN",
@@ -51,6 +57,7 @@ __all__ = [
     "context_getter",
     "install",
     "is_auth_denial",
+    "mount_operations",
     "principal_from_info",
 ]
 

@@ -33,7 +33,7 @@ import httpx
 from authmesh.errors import ConfigError
 from authmesh.jose.policy import Clock
 from authmesh.service._discovery import Discovery
-from authmesh.service._http import HttpClients, basic_authorization
+from authmesh.service._http import HttpClients, basic_authorization, propagate_trace
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import TokenRequestError
 from authmesh.service.httpx_auth import (
@@ -95,6 +95,7 @@ class TokenExchanger:
             raise ConfigError("max_cached must be at least 1")
         if token_endpoint is not None:
             config.check_url(token_endpoint, what="token_endpoint")
+        self.config = config
         self.audience = audience
         self._scope = _names(scope)
         self._renew_at = renew_at
@@ -213,6 +214,7 @@ class _OnBehalfOf(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         token = self._exchanger.exchange(self._subject_token)
         request.headers["Authorization"] = f"Bearer {token}"
+        propagate_trace(self._exchanger.config, request)
         response = yield request
         if response.status_code == 401:
             renewed = self._exchanger.exchange(self._subject_token, rejected=token)
@@ -224,6 +226,7 @@ class _OnBehalfOf(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self._exchanger.aexchange(self._subject_token)
         request.headers["Authorization"] = f"Bearer {token}"
+        propagate_trace(self._exchanger.config, request)
         response = yield request
         if response.status_code == 401:
             renewed = await self._exchanger.aexchange(self._subject_token, rejected=token)

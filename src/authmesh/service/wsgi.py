@@ -12,6 +12,7 @@ without a token); a bad token or malformed header is refused with the RFC 6750
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -20,10 +21,19 @@ from authmesh.jose.errors import TokenRejected
 from authmesh.service.bearer import challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.operations import MetricsPage, liveness, operation_paths, readiness
 from authmesh.service.principal import Principal
 from authmesh.service.service_auth import ServiceAuth
 
-__all__ = ["ENVIRON_KEY", "BearerAuthWSGIMiddleware", "TokenVerifier", "install", "wsgi_error"]
+__all__ = [
+    "ENVIRON_KEY",
+    "BearerAuthWSGIMiddleware",
+    "OperationsWSGIMiddleware",
+    "TokenVerifier",
+    "install",
+    "mount_operations",
+    "wsgi_error",
+]
 
 ENVIRON_KEY = "authmesh.principal"
 
@@ -106,3 +116,65 @@ def install(
     if start:
         auth.start(wait=wait)
     return BearerAuthWSGIMiddleware(app, auth, required=required)
+
+
+class OperationsWSGIMiddleware:
+    """Answer ``/healthz``, ``/readyz`` and ``/metrics`` ahead of a WSGI app (no token needed).
+
+    See :mod:`authmesh.service.operations` for the answers.
+    """
+
+    def __init__(
+        self, app: WSGIApp, auth: ServiceAuth, *, prefix: str = "", metrics: bool = True
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.healthz, self.readyz, self.metrics = operation_paths(prefix)
+        self.page = MetricsPage(auth) if metrics else None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        if path == self.healthz or path == self.readyz:
+            probe = liveness() if path == self.healthz else readiness(self.auth)
+            body = json.dumps(probe.body).encode()
+            content_type = "application/json"
+            status = probe.status
+        elif path == self.metrics and self.page is not None:
+            body, content_type, status = self.page.render(), self.page.content_type, 200
+        else:
+            return self.app(environ, start_response)
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+
+def mount_operations(
+    app: WSGIApp,
+    auth: ServiceAuth | None = None,
+    *,
+    prefix: str = "",
+    metrics: bool = True,
+) -> OperationsWSGIMiddleware:
+    """Wrap a WSGI app to serve the operations endpoints: ``app = mount_operations(app)``.
+
+    Args:
+        app: the app ``install`` returned (or any WSGI app, with ``auth``).
+        auth: the :class:`ServiceAuth` (default: ``app.auth`` of an installed app).
+        prefix: put the three paths under this one (``"/ops"``).
+        metrics: serve ``/metrics`` (needs ``prometheus_client``).
+
+    Raises:
+        ConfigError: ``metrics`` without ``prometheus_client``, or a bad ``prefix``.
+        RuntimeError: no ``auth``, and ``app`` is not an installed app.
+    """
+    if auth is None:
+        auth = getattr(app, "auth", None)
+        if not isinstance(auth, ServiceAuth):
+            raise RuntimeError("mount_operations needs the app install() returned, or auth=")
+    return OperationsWSGIMiddleware(app, auth, prefix=prefix, metrics=metrics)

@@ -37,6 +37,7 @@ async def create_client(
     post_logout_redirect_uris: Sequence[str] = (),
     first_party: bool = True,
     serves: Sequence[str] = (),
+    dpop_bound_access_tokens: bool = False,
 ) -> ClientRow:
     """Insert a client; the primary key rejects a duplicate ``client_id``."""
     row = ClientRow(
@@ -52,6 +53,7 @@ async def create_client(
         post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
         first_party=first_party,
         serves=sorted(set(serves)),
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     session.add(row)
     await session.flush()

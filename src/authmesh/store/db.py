@@ -1,17 +1,24 @@
-"""Database connection: engine, sessions, and Alembic migrations run in-process."""
+"""Database connection: engine, sessions, and Alembic migrations run in-process.
+
+Every wait on the database is bounded (:class:`DatabaseTimeouts`), so an outage
+turns into an error within seconds instead of a hung request, and a connection
+that failed is thrown away, so the pool recovers by itself once the database is
+back.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,13 +26,44 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
 
 from authmesh.errors import ConfigError
+from authmesh.store.outages import database_outage
 
-__all__ = ["Database", "default_sqlite_url", "normalize_url"]
+__all__ = ["Database", "DatabaseTimeouts", "default_sqlite_url", "normalize_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: The client-side bound on a statement is the server's statement_timeout plus
+#: this: a slow statement is cancelled by PostgreSQL (the connection stays
+#: usable), and the client's bound only fires when the network is silent.
+_CLIENT_MARGIN = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTimeouts:
+    """How long anything may wait on the database, in seconds.
+
+    Attributes:
+        connect: opening a connection (TCP, TLS, start-up, authentication).
+        checkout: waiting for a free pooled connection when all are in use.
+        statement: one statement on PostgreSQL (``statement_timeout``); on SQLite,
+            how long a writer waits for the lock (``busy_timeout``).
+    """
+
+    connect: float = 3.0
+    checkout: float = 3.0
+    statement: float = 5.0
+
+    @property
+    def ping(self) -> float:
+        """The bound on the liveness check of a pooled connection at checkout.
+
+        A healthy answer takes milliseconds; a connection that stays silent this
+        long is replaced, which costs one connect, not a failed request.
+        """
+        return min(1.0, self.connect)
 
 
 def default_sqlite_url(data_dir: str | os.PathLike[str]) -> str:
@@ -57,17 +95,20 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the driver, say when a transaction begins (see _sqlite_begin).
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    # WAL lets readers run beside the one writer; busy_timeout makes writers of
-    # several processes wait their turn instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, say when a transaction begins (see _sqlite_begin).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        # WAL lets readers run beside the one writer; busy_timeout makes writers of
+        # several processes wait their turn instead of failing with "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -81,41 +122,123 @@ def _sqlite_begin(conn: Connection) -> None:
     await_only(driver.execute("BEGIN IMMEDIATE"))
 
 
-def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-    # pool_pre_ping's job, in one round trip instead of three: SQLAlchemy's asyncpg
-    # ping wraps its query in BEGIN and ROLLBACK (for PgBouncer's transaction mode,
-    # which authmesh does not use). A connection the server dropped (a restart)
-    # fails here, and the pool retries the checkout with a fresh connection.
-    try:
-        await_only(dbapi_conn.driver_connection.fetchrow(";"))
-    except Exception as exc:
-        raise DisconnectionError("the pooled connection no longer answers") from exc
-
-
 class Database:
-    """An async engine and its session factory."""
+    """An async engine and its session factory.
 
-    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+    Args:
+        url: a SQLAlchemy URL (``sqlite://``, ``postgresql://`` pick the async driver).
+        schema: the PostgreSQL schema (``search_path``) of authmesh's tables.
+        timeouts: the bounds on every wait for the database.
+        create: whether a SQLite file that does not exist may be created; without
+            it a missing file is a :class:`~authmesh.errors.ConfigError`, so a
+            mistyped path never silently starts an empty database.
+
+    Raises:
+        ConfigError: the URL is not supported, or (``create=False``) the SQLite
+            file does not exist.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        echo: bool = False,
+        timeouts: DatabaseTimeouts | None = None,
+        create: bool = True,
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.schema = schema
-        kwargs: dict[str, Any] = {"echo": echo}
+        self.timeouts = timeouts or DatabaseTimeouts()
+        #: What the last use of the database showed: False after an outage, True
+        #: after a connection answered. For the cheap liveness check.
+        self.reachable = True
+        statement = self.timeouts.statement
+        # Statements and parameters never reach an error message, so never a log either.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             db_path = make_url(self.url).database
-            if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+                if create:
+                    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                elif not Path(db_path).is_file():
+                    raise ConfigError(
+                        f"no authmesh database at {db_path}: check --data-dir or "
+                        "--database-url, or create it with 'authmesh db upgrade'"
+                    )
+            kwargs["connect_args"] = {"timeout": statement}
         else:
-            kwargs.update(pool_size=10, max_overflow=20)
-            if schema:
-                kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=self.timeouts.checkout,
+                connect_args=self._pg_connect_args(bounded=True),
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        sync_engine = self.engine.sync_engine
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            event.listen(sync_engine, "connect", _sqlite_pragmas(round(statement * 1000)))
+            event.listen(sync_engine, "begin", _sqlite_begin)
+            event.listen(sync_engine.pool, "checkout", self._answered)
         else:
-            event.listen(self.engine.sync_engine.pool, "checkout", _ping)
+            event.listen(sync_engine.pool, "checkout", self._ping)
+        event.listen(sync_engine, "handle_error", self._on_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def _pg_connect_args(self, *, bounded: bool) -> dict[str, Any]:
+        """asyncpg's arguments; ``bounded`` adds the statement timeouts."""
+        server_settings = {"search_path": self.schema} if self.schema else {}
+        args: dict[str, Any] = {"timeout": self.timeouts.connect}
+        if bounded:
+            statement = self.timeouts.statement
+            server_settings["statement_timeout"] = str(round(statement * 1000))
+            args["command_timeout"] = statement + _CLIENT_MARGIN
+        return {**args, "server_settings": server_settings}
+
+    def _answered(self, _dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        self.reachable = True
+
+    def _ping(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        # pool_pre_ping's job, in one round trip instead of three: SQLAlchemy's asyncpg
+        # ping wraps its query in BEGIN and ROLLBACK (for PgBouncer's transaction mode,
+        # which authmesh does not use). A connection the server dropped (a restart)
+        # fails here, and the pool retries the checkout with a fresh connection.
+        driver = dbapi_conn.driver_connection
+        try:
+            await_only(driver.fetchrow(";", timeout=self.timeouts.ping))
+        except Exception as exc:
+            self.reachable = False
+            # Abort at once: the pool's graceful close would wait on a silent network.
+            driver.terminate()
+            raise DisconnectionError("the pooled connection no longer answers") from exc
+        self.reachable = True
+
+    def note_outage(self) -> None:
+        """Record that a request met a database outage (for the liveness report)."""
+        self.reachable = False
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        """Throw away a connection that timed out or lost its network.
+
+        SQLAlchemy knows a closed asyncpg connection is gone, but not one whose
+        statement timed out on the client: that connection still waits for its
+        cancellation, and handing it back to the pool would stall the next
+        request. Marked as a disconnect, it is invalidated, and so is the rest of
+        the pool (connections made before it), which lets the server recover
+        without a restart once the database is back.
+        """
+        if database_outage(context.original_exception) is None:
+            return
+        self.reachable = False
+        if isinstance(context.original_exception, TimeoutError | OSError):
+            context.is_disconnect = True
+            connection = context.connection
+            if connection is not None and not connection.invalidated:
+                driver = connection.connection.driver_connection
+                terminate = getattr(driver, "terminate", None)
+                if terminate is not None and not self.is_sqlite:
+                    terminate()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -123,13 +246,33 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def has_tables(self) -> bool:
+        """Whether migrations ever ran here (the Alembic version table exists)."""
+        async with self.engine.connect() as conn:
+            return bool(await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")))
+
     async def upgrade(self) -> None:
         """Apply every Alembic migration up to head (idempotent)."""
-        async with self.engine.begin() as conn:
-            if not self.is_sqlite:
+        if self.is_sqlite:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(self._run_upgrade)
+            return
+        # A migration may rewrite a large table, and a second process starting at
+        # once waits for the first one's: no statement timeout here, only the
+        # connect timeout, on a connection of its own.
+        engine = create_async_engine(
+            self.url,
+            hide_parameters=True,
+            poolclass=NullPool,
+            connect_args=self._pg_connect_args(bounded=False),
+        )
+        try:
+            async with engine.begin() as conn:
                 # Two processes starting at once must not both run the migrations.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(427001)"))
-            await conn.run_sync(self._run_upgrade)
+                await conn.run_sync(self._run_upgrade)
+        finally:
+            await engine.dispose()
 
     def _run_upgrade(self, connection: Connection) -> None:
         command.upgrade(self._alembic_config(connection), "head")

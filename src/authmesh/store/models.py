@@ -99,6 +99,8 @@ class ClientRow(Base):
     # The audiences of this client's own API: a user's token for one of them is what
     # the client may trade for a token to another service (token exchange, RFC 8693).
     serves: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Every access token of this client must be DPoP-bound (RFC 9449 §5.2 metadata).
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SessionRow(Base):
@@ -122,6 +124,8 @@ class SessionRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    # The DPoP key a public client's refresh tokens are bound to (RFC 9449 §5).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # A browser sign-in (single sign-on) holds the hash of its cookie's secret; the
     # sessions its authorization codes open name it as their parent and end with it.
     parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)

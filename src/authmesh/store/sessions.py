@@ -53,12 +53,18 @@ class Rotation:
     username: str
     blocked: bool
     roles: list[str]
+    dpop_jkt: str | None = None
+    """The DPoP key the session's refresh tokens are bound to (a public client's)."""
 
 
 # One statement instead of four (token, session, user, roles). The outer join on
-# roles gives one row per role (one row with NULL when there is none). Only the
-# token row is locked: it is what concurrent rotations of the same token contend
-# for (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes the writers).
+# roles gives one row per role (one row with NULL when there is none). The token
+# row and its session row are locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+# serializes the writers): every rotation, retry and reuse of a session's tokens
+# queues on the session row, so concurrent replays, even of two different tokens
+# of one session, end it once, with one revocation event and one audit row. A
+# waiter reads the two locked rows as committed by the one it waited for; other
+# rows, as of the statement's start (read anything else afterwards, see reread_use).
 _LOAD_ROTATION = (
     select(
         RefreshTokenRow.used_at,
@@ -75,13 +81,14 @@ _LOAD_ROTATION = (
         UserRow.username,
         UserRow.blocked,
         UserRoleRow.role,
+        SessionRow.dpop_jkt,
     )
     .select_from(RefreshTokenRow)
     .join(SessionRow, SessionRow.id == RefreshTokenRow.session_id)
     .join(UserRow, UserRow.id == SessionRow.user_id)
     .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
     .where(RefreshTokenRow.token_hash == bindparam("token_hash"))
-    .with_for_update(of=RefreshTokenRow)
+    .with_for_update(of=[RefreshTokenRow, SessionRow])
 )
 _REREAD_USE = select(RefreshTokenRow.used_at, RefreshTokenRow.successor_hash).where(
     RefreshTokenRow.token_hash == bindparam("token_hash")
@@ -119,6 +126,7 @@ async def create_session(
     session_id: str | None = None,
     client_ip: str | None = None,
     user_agent: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> SessionRow:
     """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
 
@@ -138,6 +146,7 @@ async def create_session(
         "amr": None if amr is None else list(amr),
         "client_ip": client_ip,
         "user_agent": None if user_agent is None else user_agent[:300],
+        "dpop_jkt": dpop_jkt,
     }
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
@@ -254,9 +263,10 @@ async def mark_refresh_used(
 
 
 async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | None:
-    """The refresh token with its session, user and roles, the token row locked; or ``None``.
+    """The refresh token with its session, user and roles; or ``None``.
 
-    ``None`` also when the session or the user no longer exists.
+    The token and session rows are locked (see ``_LOAD_ROTATION``). ``None``
+    also when the session or the user no longer exists.
     """
     rows = (await session.execute(_LOAD_ROTATION, {"token_hash": token_hash})).all()
     if not rows:
@@ -277,11 +287,16 @@ async def load_rotation(session: AsyncSession, token_hash: str) -> Rotation | No
         username=first[11],
         blocked=bool(first[12]),
         roles=sorted(row[13] for row in rows if row[13] is not None),
+        dpop_jkt=first[14],
     )
 
 
 async def reread_use(session: AsyncSession, token_hash: str) -> tuple[float | None, str | None]:
-    """``(used_at, successor_hash)`` of a refresh token as committed now."""
+    """``(used_at, successor_hash)`` of a refresh token as committed now.
+
+    A statement of its own, so under the locks of :func:`load_rotation` it sees
+    what the transactions it waited for committed.
+    """
     row = (await session.execute(_REREAD_USE, {"token_hash": token_hash})).first()
     return (None, None) if row is None else (row[0], row[1])
 

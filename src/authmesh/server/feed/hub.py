@@ -20,8 +20,10 @@ from authmesh.jose.policy import Clock
 from authmesh.revocation import RevocationEvent
 from authmesh.server.config import ServerSettings
 from authmesh.server.feed.tail import FeedTail
+from authmesh.server.redis_client import short_timeout_client
 from authmesh.store import revocations
 from authmesh.store.db import Database
+from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = ["CHANNEL", "FeedHub"]
 
@@ -43,6 +45,9 @@ class FeedHub:
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
+        #: Publishes wake-ups with short timeouts: a hung Redis must not hold the
+        #: request that committed a revocation (the listener keeps its own client).
+        self._publisher: Any = None
         self.backend = "memory"
         # One channel per schema, so deployments sharing a database don't wake each other.
         self.channel = CHANNEL if not db.schema else f"{CHANNEL}_{db.schema}"
@@ -57,6 +62,9 @@ class FeedHub:
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(self._settings.redis_url)
+            self._publisher = short_timeout_client(
+                self._settings.redis_url, timeout=self._settings.redis_timeout
+            )
             self.backend = "redis"
             self._tasks.append(asyncio.create_task(self._listen_redis()))
         elif not self._db.is_sqlite:
@@ -77,6 +85,9 @@ class FeedHub:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        if self._publisher is not None:
+            await self._publisher.aclose()
+            self._publisher = None
 
     def drain(self) -> None:
         """End every feed stream of this process (for a shutdown); subscribers reconnect."""
@@ -94,16 +105,16 @@ class FeedHub:
         """Announce a committed event to this process and to the others."""
         self._advance(cursor)
         try:
-            if self._redis is not None:
-                await self._redis.publish(self.channel, str(cursor))
+            if self._publisher is not None:
+                await self._publisher.publish(self.channel, str(cursor))
             elif not self._db.is_sqlite:
                 async with self._db.engine.connect() as conn:
                     raw = await conn.get_raw_connection()
                     await raw.driver_connection.execute(  # type: ignore[union-attr]
                         "SELECT pg_notify($1, $2)", self.channel, str(cursor)
                     )
-        except Exception:  # the event is durable; listeners also re-read on heartbeats
-            log.warning("could not broadcast revocation cursor %s", cursor, exc_info=True)
+        except Exception as exc:  # committed and durable: never fail the caller for this
+            _warn(f"could not broadcast revocation cursor {cursor}; others read it later", exc)
 
     async def wait(self, seen: int, timeout: float) -> None:
         """Return when a cursor newer than ``seen`` is known, or after ``timeout``."""
@@ -134,7 +145,7 @@ class FeedHub:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(dsn)
+                conn = await asyncpg.connect(dsn, timeout=self._db.timeouts.connect)
                 await conn.add_listener(self.channel, self._on_pg_notify)
                 # Anything written while we were not listening.
                 await self._refresh_latest()
@@ -142,8 +153,8 @@ class FeedHub:
                     await asyncio.sleep(5)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("revocation LISTEN connection lost; reconnecting", exc_info=True)
+            except Exception as exc:
+                _warn("revocation LISTEN connection lost; reconnecting", exc)
                 await asyncio.sleep(1)
             finally:
                 if conn is not None and not conn.is_closed():
@@ -169,3 +180,13 @@ class FeedHub:
             except Exception:
                 log.warning("revocation pub/sub connection lost; reconnecting", exc_info=True)
                 await asyncio.sleep(1)
+
+
+def _warn(what: str, exc: Exception) -> None:
+    """A database outage in one line (it is expected, and a traceback says no more)."""
+    outage = database_outage(exc)
+    if outage is None:
+        # Redis or the network: named by type, as the database's outages are.
+        log.warning("%s: %s", what, type(exc).__name__)
+    else:
+        log.warning("%s: %s", what, describe_outage(outage))

@@ -13,7 +13,13 @@ class RateLimiterUnavailable(OperatorError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The limiter's store is down: fail closed rather than allow unlimited guessing."""
+    """The limiter's store is down: fail closed rather than allow unlimited guessing.
+
+    503 with ``Retry-After`` (RFC 9110 §10.2.3): when the limiter tries Redis again.
+    """
 
     error = "temporarily_unavailable"
     status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after or 5)))}

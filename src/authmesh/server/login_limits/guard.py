@@ -4,6 +4,11 @@ Failed logins are tracked per account and per client address (exponential
 back-off, then a lock an admin can lift); request rates are limited per address.
 Every refusal is the same 429 ``slow_down`` with ``Retry-After``, whether or not
 the account exists or is locked, so the answers tell an attacker nothing.
+
+Only sign-ins (a password checked) use the limits every process shares, in Redis
+when configured; the other requests are counted by this process alone and never
+wait on Redis. While Redis is down, sign-ins follow ``sign_in_limits_on_redis_outage``
+(see :mod:`authmesh.server.login_limits.failover`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 from authmesh.server.config import ServerSettings
 from authmesh.server.errors import RateLimited
 from authmesh.server.login_limits.errors import RateLimiterUnavailable, TemporarilyUnavailable
+from authmesh.server.login_limits.failover import FailoverRateLimiter
 from authmesh.server.login_limits.limiter import Decision, RateLimitConfig, RateLimiter
 from authmesh.server.login_limits.memory_limiter import MemoryRateLimiter
 from authmesh.server.login_limits.redis_limiter import RedisRateLimiter
@@ -33,6 +39,10 @@ class LoginGuard:
             lock_after=settings.login_lock_after,
             lock_seconds=settings.login_lock_seconds,
         )
+        #: This process's counts: request rates of what is not a sign-in, and the
+        #: sign-in limits too while Redis is down (``per_process`` policy).
+        self.local = MemoryRateLimiter(config)
+        self.limiter: RateLimiter
         if limiter is not None:
             self.limiter = limiter
         elif settings.redis_url:
@@ -41,9 +51,13 @@ class LoginGuard:
             prefix = "authmesh:rl:" + (
                 f"{settings.database_schema}:" if settings.database_schema else ""
             )
-            self.limiter = RedisRateLimiter.from_url(settings.redis_url, config, prefix=prefix)
+            shared = RedisRateLimiter.from_url(
+                settings.redis_url, config, prefix=prefix, timeout=settings.redis_timeout
+            )
+            per_process = settings.sign_in_limits_on_redis_outage == "per_process"
+            self.limiter = FailoverRateLimiter(shared, self.local if per_process else None)
         else:
-            self.limiter = MemoryRateLimiter(config)
+            self.limiter = self.local
         self._rate = settings.rate_limit_per_minute
 
     async def close(self) -> None:
@@ -64,19 +78,36 @@ class LoginGuard:
         if not decision.allowed:
             raise RateLimited(_TOO_MANY, retry_after=decision.retry_after)
 
-    async def hit(self, endpoint: str, address: str | None) -> None:
+    def _unavailable(self) -> TemporarilyUnavailable:
+        seconds = None
+        if isinstance(self.limiter, FailoverRateLimiter):
+            seconds = self.limiter.retry_after()
+        return TemporarilyUnavailable("sign-ins are paused; try again shortly", retry_after=seconds)
+
+    async def redis_reachable(self) -> bool | None:
+        """Whether the shared limiter's Redis answers now; ``None`` without Redis."""
+        if not isinstance(self.limiter, FailoverRateLimiter):
+            return None
+        return await self.limiter.ping()
+
+    async def hit(self, endpoint: str, address: str | None, *, signs_in: bool = True) -> None:
         """Count one request of ``address`` to ``endpoint``.
+
+        ``signs_in=False`` (a request proving a token or a client secret, not a
+        password): counted by this process alone, never in Redis.
 
         Raises:
             RateLimited: over ``rate_limit_per_minute``.
+            TemporarilyUnavailable: a sign-in while Redis is down, under the
+                ``refuse`` policy.
         """
         if self._rate <= 0 or not address:
             return
+        limiter = self.limiter if signs_in else self.local
         try:
-            decision = await self.limiter.hit(f"ip:{address}:{endpoint}", self._rate, 60.0)
+            decision = await limiter.hit(f"ip:{address}:{endpoint}", self._rate, 60.0)
         except RateLimiterUnavailable:
-            log.warning("rate limiter unavailable; refusing %s", endpoint)
-            raise TemporarilyUnavailable("try again shortly") from None
+            raise self._unavailable() from None
         self._refuse(decision)
 
     async def before_login(self, username: str, address: str | None) -> None:
@@ -90,8 +121,7 @@ class LoginGuard:
             for key in self._keys(username, address):
                 self._refuse(await self.limiter.check(key))
         except RateLimiterUnavailable:
-            log.warning("rate limiter unavailable; refusing logins")
-            raise TemporarilyUnavailable("try again shortly") from None
+            raise self._unavailable() from None
 
     async def failed(self, username: str, address: str | None) -> bool:
         """Record a failed login; whether the account is now locked."""
@@ -112,5 +142,12 @@ class LoginGuard:
             log.warning("rate limiter unavailable; failures not reset")
 
     async def unlock(self, username: str) -> None:
-        """An admin lifts the account's lock and back-off."""
-        await self.limiter.unlock(f"acct:{username_key(username)}")
+        """An admin lifts the account's lock and back-off.
+
+        Raises:
+            TemporarilyUnavailable: Redis is down, so the shared lock may stay.
+        """
+        try:
+            await self.limiter.unlock(f"acct:{username_key(username)}")
+        except RateLimiterUnavailable:
+            raise self._unavailable() from None

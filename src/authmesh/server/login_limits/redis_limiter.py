@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from authmesh.server.login_limits.counters import MICROSECONDS, gcra, key_digest
 from authmesh.server.login_limits.errors import RateLimiterUnavailable
 from authmesh.server.login_limits.limiter import ALLOWED, Clock, Decision, RateLimitConfig
+from authmesh.server.redis_client import short_timeout_client
 
 __all__ = ["RedisRateLimiter"]
 
@@ -144,9 +145,13 @@ class RedisRateLimiter:
         config: RateLimitConfig | None = None,
         *,
         prefix: str = "authmesh:rl:",
+        timeout: float = 0.5,
     ) -> RedisRateLimiter:
-        """A limiter with its own client for ``url``; :meth:`aclose` closes it."""
-        limiter = cls(Redis.from_url(url), config, prefix=prefix)
+        """A limiter with its own client for ``url``; :meth:`aclose` closes it.
+
+        Every call fails within about ``timeout`` seconds when Redis does not answer.
+        """
+        limiter = cls(short_timeout_client(url, timeout=timeout), config, prefix=prefix)
         limiter._owned = True
         return limiter
 
@@ -154,6 +159,10 @@ class RedisRateLimiter:
         """Close the Redis client if this limiter made it."""
         if self._owned:
             await self._redis.aclose()
+
+    async def ping(self) -> None:
+        """Raise :class:`RateLimiterUnavailable` unless Redis answers."""
+        await self._call(self._redis.ping())
 
     def _now(self) -> str:
         return "" if self._clock is None else repr(self._clock())

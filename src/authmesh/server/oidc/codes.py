@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
-from authmesh.server.clients import ClientCredentials, authenticate_client, check_grant_type
+from authmesh.server.clients import (
+    ClientCredentials,
+    authenticate_client,
+    check_dpop_requirement,
+    check_grant_type,
+)
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest
 from authmesh.server.feed import publish
-from authmesh.server.grants import TokenResponse
+from authmesh.server.grants import TokenResponse, public_client_binding
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import BrowserSession
 from authmesh.server.oidc.id_tokens import mint_id_token
@@ -68,6 +73,7 @@ async def authorization_code_grant(
     redirect_uri: str | None,
     code_verifier: str | None,
     client_ip: str | None,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
@@ -88,6 +94,7 @@ async def authorization_code_grant(
     async with ctx.db.transaction() as session:
         client = await authenticate_client(ctx, creds, session=session)
         check_grant_type(client, "authorization_code")
+        check_dpop_requirement(client, dpop_jkt)
         code = _required(code, "code")
         redirect_uri = _required(redirect_uri, "redirect_uri")
         code_verifier = _required(code_verifier, "code_verifier")
@@ -97,12 +104,14 @@ async def authorization_code_grant(
                 info = RequestInfo(client_ip=client_ip, actor=client.client_id)
                 cursors = await _end_replayed(ctx, session, found, info)
             else:
-                opened = await _use(ctx, session, client, found, redirect_uri, code_verifier)
+                opened = await _use(
+                    ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt
+                )
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
     assert found is not None  # opened only from a found code
-    return _tokens(ctx, client, found.nonce, opened)
+    return _tokens(ctx, client, found.nonce, opened, dpop_jkt)
 
 
 def _required(value: str | None, name: str) -> str:
@@ -141,6 +150,7 @@ async def _use(
     found: Exchange,
     redirect_uri: str,
     verifier: str,
+    dpop_jkt: str | None = None,
 ) -> Opened | None:
     """Mark the code used and, if it is good, open its session: the session id is made
     first so that one UPDATE both uses the code and binds it to the session."""
@@ -164,6 +174,7 @@ async def _use(
         auth_time=found.browser_auth_time,
         parent_id=found.browser_session_id,
         amr=found.browser_amr or ["pwd"],
+        dpop_jkt=public_client_binding(client, dpop_jkt),
     )
     refresh = None
     if "refresh_token" in client.grant_types:
@@ -179,7 +190,11 @@ async def _use(
 
 
 def _tokens(
-    ctx: ServerContext, client: ClientRow, nonce: str | None, opened: Opened
+    ctx: ServerContext,
+    client: ClientRow,
+    nonce: str | None,
+    opened: Opened,
+    dpop_jkt: str | None = None,
 ) -> TokenResponse:
     sess = opened.session
     access = ctx.issuer.access_token(
@@ -191,6 +206,7 @@ def _tokens(
         session_id=sess.id,
         auth_time=sess.auth_time,
         username=opened.user.username,
+        dpop_jkt=dpop_jkt,
     )
     id_token = None
     if "openid" in sess.scope.split():
@@ -206,7 +222,12 @@ def _tokens(
             access_token=access.token,
         )
     return TokenResponse(
-        access.token, access.expires_in, sess.scope, opened.refresh_token, id_token
+        access.token,
+        access.expires_in,
+        sess.scope,
+        opened.refresh_token,
+        id_token,
+        token_type="Bearer" if dpop_jkt is None else "DPoP",
     )
 
 

@@ -71,6 +71,9 @@ class NewClient(BaseModel):
         max_length=100,
         description="Audiences of the client's own API (the tokens it may exchange)",
     )
+    dpop_bound_access_tokens: bool = Field(
+        default=False, description="Every token must be bound to a DPoP key (RFC 9449)"
+    )
 
 
 class ClientSettings(BaseModel):
@@ -206,6 +209,7 @@ async def create_client(request: Request, body: NewClient, admin: Admin) -> JSON
         post_logout_redirect_uris=body.post_logout_redirect_uris,
         first_party=body.first_party,
         serves=body.serves,
+        dpop_bound_access_tokens=body.dpop_bound_access_tokens,
         info=_info(request, admin),
     )
     result = made.client.to_json()

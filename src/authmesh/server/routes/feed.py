@@ -13,12 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from prometheus_client import Gauge
 
 from authmesh.server.errors import InvalidRequest
 from authmesh.server.feed.access import authenticate_reader
 from authmesh.server.feed.page import PAGE_SIZE, read_page
 from authmesh.server.feed.stream import FeedStream, Heartbeat
+from authmesh.server.metrics import ServerMetrics
 from authmesh.server.routes.common import get_context, get_metrics
 
 __all__ = ["router"]
@@ -67,21 +67,26 @@ async def stream(
             raise InvalidRequest("Last-Event-ID must not be negative")
     feed = FeedStream(ctx, cursor, stop=request.is_disconnected)
     return StreamingResponse(
-        _frames(feed, get_metrics(request).feed_streams),
+        _frames(feed, get_metrics(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _frames(feed: FeedStream, gauge: Gauge) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted in ``gauge`` while open."""
-    gauge.inc()
+async def _frames(feed: FeedStream, metrics: ServerMetrics) -> AsyncIterator[bytes]:
+    """The stream as SSE frames, counted as a follower (with its position) while open."""
+    metrics.feed_streams.inc()
+    follower = metrics.followers.open(feed.cursor)
     try:
         yield b"retry: 1000\n\n"
         async for item in feed:
+            # The position moves once the frame is handed over for sending.
             if isinstance(item, Heartbeat):
                 yield _sse("heartbeat", item.to_json())
+                metrics.followers.advance(follower, item.latest_cursor)
             else:
                 yield _sse("revocation", item.to_json(), item.cursor)
+                metrics.followers.advance(follower, item.cursor)
     finally:
-        gauge.dec()
+        metrics.followers.close(follower)
+        metrics.feed_streams.dec()

@@ -8,15 +8,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from authmesh.dpop import verify_proof
+from authmesh.errors import InvalidDpopProof
 from authmesh.server import grants, introspection
 from authmesh.server.clients import (
     TOKEN_EXCHANGE,
     authenticate_client,
+    check_dpop_requirement,
     check_grant_type,
     parse_client_credentials,
 )
 from authmesh.server.context import ServerContext
-from authmesh.server.errors import OAuthError, UnsupportedGrantType
+from authmesh.server.errors import InvalidDpopProofError, OAuthError, UnsupportedGrantType
 from authmesh.server.oidc.codes import authorization_code_grant
 from authmesh.server.routes.common import (
     NO_STORE,
@@ -34,6 +37,7 @@ from authmesh.store.models import ClientRow
 __all__ = ["GRANT_TYPES", "router"]
 
 #: The grants of the token endpoint, in the order discovery lists them.
+TOKEN_PATH = "/oauth/token"
 GRANT_TYPES = (
     "authorization_code",
     "password",
@@ -104,6 +108,30 @@ async def _client(request: Request, ctx: ServerContext, form: Form) -> ClientRow
     return await authenticate_client(ctx, creds)
 
 
+def _dpop_key(ctx: ServerContext, request: Request) -> str | None:
+    """The thumbprint of the key the request's DPoP proof proves, or ``None`` without one.
+
+    Raises:
+        InvalidDpopProofError: a proof that fails, or more than one (RFC 9449 §4.3).
+    """
+    proofs = request.headers.getlist("dpop")
+    if not proofs:
+        return None
+    if len(proofs) > 1:
+        raise InvalidDpopProofError("send one DPoP header")
+    try:
+        proof = verify_proof(
+            proofs[0],
+            method="POST",
+            url=f"{ctx.issuer.issuer}{TOKEN_PATH}",
+            now=ctx.now(),
+            replay=ctx.dpop_replay,
+        )
+    except InvalidDpopProof as exc:
+        raise InvalidDpopProofError(str(exc)) from None
+    return proof.jkt
+
+
 @router.post("/oauth/token", openapi_extra=_FORM_BODY, summary="Token endpoint (RFC 6749)")
 async def token(request: Request) -> Response:
     """Issue tokens for the password, refresh_token and client_credentials grants."""
@@ -112,13 +140,18 @@ async def token(request: Request) -> Response:
     started = time.perf_counter()
     grant_type = "unknown"
     try:
-        await ctx.guard.hit("token", request_info(request).client_ip)
         form = await read_form(request)
+        # Only a sign-in (the password grant) is counted in the limits every
+        # process shares, in Redis; the other grants prove a token or a secret,
+        # are counted by this process alone and never wait on Redis.
+        signs_in = form.get("grant_type") == "password"
+        await ctx.guard.hit("token", request_info(request).client_ip, signs_in=signs_in)
         grant_type = form.require("grant_type")
         if grant_type not in GRANT_TYPES:
             grant_type = "unsupported"
             raise UnsupportedGrantType(f"supported: {', '.join(GRANT_TYPES)}")
         creds = parse_client_credentials(request.headers.get("authorization"), form.single)
+        dpop_jkt = _dpop_key(ctx, request)
         # Sign with the key every replica considers active (another may have rotated).
         await ctx.keys.refresh_if_stale()
         client_ip = request.client.host if request.client else None
@@ -134,6 +167,7 @@ async def token(request: Request) -> Response:
                 redirect_uri=form.get("redirect_uri"),
                 code_verifier=form.get("code_verifier"),
                 client_ip=client_ip,
+                dpop_jkt=dpop_jkt,
             )
         elif grant_type == "password":
             result = await grants.password_grant(
@@ -144,6 +178,7 @@ async def token(request: Request) -> Response:
                 scope=form.get("scope"),
                 audiences=audiences,
                 client_ip=client_ip,
+                dpop_jkt=dpop_jkt,
             )
         elif grant_type == "refresh_token":
             result = await grants.refresh_grant(
@@ -152,11 +187,13 @@ async def token(request: Request) -> Response:
                 refresh_token=form.get("refresh_token"),
                 scope=form.get("scope"),
                 client_ip=client_ip,
+                dpop_jkt=dpop_jkt,
             )
         elif grant_type == TOKEN_EXCHANGE:
             grant_type = "token_exchange"  # the metric's label, not the URN
             client = await authenticate_client(ctx, creds)
             check_grant_type(client, TOKEN_EXCHANGE)
+            check_dpop_requirement(client, dpop_jkt)
             result = await exchange_token(
                 ctx,
                 client,
@@ -167,12 +204,14 @@ async def token(request: Request) -> Response:
                 scope=form.get("scope"),
                 audiences=audiences,
                 info=request_info(request, actor=client.client_id),
+                dpop_jkt=dpop_jkt,
             )
         else:
             client = await authenticate_client(ctx, creds)
             check_grant_type(client, grant_type)
+            check_dpop_requirement(client, dpop_jkt)
             result = await grants.client_credentials_grant(
-                ctx, client, scope=form.get("scope"), audiences=audiences
+                ctx, client, scope=form.get("scope"), audiences=audiences, dpop_jkt=dpop_jkt
             )
     except OAuthError as exc:
         metrics.token_requests.labels(grant_type, exc.error).inc()

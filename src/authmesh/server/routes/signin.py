@@ -16,6 +16,7 @@ from authmesh.server import accounts
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
 from authmesh.server.login import verify_login
+from authmesh.server.login_limits import TemporarilyUnavailable
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import (
     BrowserSession,
@@ -343,6 +344,15 @@ async def login(request: Request) -> Response:
         signed, step = await sign_in(
             ctx, user, username, password, client_id=client.client_id, info=info, then=then
         )
+    except TemporarilyUnavailable as exc:
+        # The sign-in limits' Redis is down and the operator chose to refuse.
+        paused = error_page(
+            "Signing in is paused for a moment. Try again in a few seconds.",
+            status_code=503,
+            heading="Sign-in unavailable",
+        )
+        paused.headers.update(exc.headers())
+        return paused
     except (InvalidGrant, RateLimited) as exc:
         message = "Invalid username or password."
         if isinstance(exc, RateLimited):

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from authmesh.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from authmesh.jose import ASYMMETRIC_ALGORITHMS
 from authmesh.server.oidc.authorization import PROMPTS
 from authmesh.server.oidc.scopes import OIDC_SCOPES
@@ -59,6 +60,7 @@ def discovery_document(issuer: str, signing_alg: str) -> dict[str, Any]:
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "id_token_signing_alg_values_supported": algs,
         "access_token_signing_alg_values_supported": algs,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         "subject_types_supported": ["public"],
         "claims_supported": [
             "iss",

@@ -1,0 +1,217 @@
+"""DPoP (RFC 9449): proofs of possession that bind an access token to the client's key.
+
+A client signs a small JWT, the *proof*, for each request with a key of its
+own, and sends it in the ``DPoP`` header. The auth server writes the key's
+thumbprint into the tokens it issues (``cnf.jkt``); a service then accepts such
+a token only with a fresh proof by that key, for that method and URL, naming
+that token (``ath``). A stolen token alone is useless.
+
+This module imports nothing of the server or the SDK: both check proofs here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from authmesh.errors import InvalidDpopProof, InvalidKey
+from authmesh.jose.b64 import b64url_decode, b64url_encode
+from authmesh.jose.errors import MalformedToken
+from authmesh.jose.jws import decode_segment
+from authmesh.jose.keys import Key
+
+__all__ = [
+    "ALGORITHMS",
+    "DpopProof",
+    "ReplayCache",
+    "access_token_hash",
+    "make_proof",
+    "normalize_htu",
+    "verify_proof",
+]
+
+#: Asymmetric algorithms only: a proof's key is public, an HMAC proof proves nothing.
+ALGORITHMS = ("EdDSA", "ES256", "RS256")
+PROOF_TYPE = "dpop+jwt"
+#: JWK members of a private key; a proof must carry the public key only (§4.2).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
+_MAX_PROOF = 8192
+_MAX_JTI = 256
+
+
+@dataclass(frozen=True, slots=True)
+class DpopProof:
+    """A proof that passed every check."""
+
+    jkt: str
+    """The RFC 7638 thumbprint of the proof's key (what ``cnf.jkt`` must equal)."""
+    jti: str
+    iat: float
+
+
+def access_token_hash(access_token: str) -> str:
+    """``ath``: base64url(SHA-256(token)) (§4.2)."""
+    return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest()).decode()
+
+
+def normalize_htu(url: str) -> str:
+    """The URL a proof names, compared without query and fragment (§4.3), case-normalized."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path or "/", "", ""))
+
+
+class ReplayCache:
+    """The proofs seen within their acceptance window, to refuse each a second time (§11.1).
+
+    Bounded: past ``max_entries`` the oldest entries go first. Thread-safe.
+    """
+
+    def __init__(self, *, max_entries: int = 100_000, clock: Any = time.time) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def first_use(self, key: str, expires_at: float) -> bool:
+        """Record ``key`` until ``expires_at``; whether it was not seen before."""
+        now = self._clock()
+        with self._lock:
+            while self._seen:
+                oldest, until = next(iter(self._seen.items()))
+                if until > now and len(self._seen) < self._max:
+                    break
+                del self._seen[oldest]
+            if key in self._seen:
+                return False
+            self._seen[key] = expires_at
+            return True
+
+
+def make_proof(
+    key: Key,
+    *,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    nonce: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A DPoP proof by ``key`` (private, asymmetric) for one request."""
+    claims: dict[str, Any] = {
+        "jti": str(uuid.uuid4()),
+        "htm": method.upper(),
+        "htu": normalize_htu(url),
+        "iat": int(time.time() if now is None else now),
+    }
+    if access_token is not None:
+        claims["ath"] = access_token_hash(access_token)
+    if nonce is not None:
+        claims["nonce"] = nonce
+    public = key.public().to_jwk()
+    for member in ("kid", "alg", "use"):
+        public.pop(member, None)
+    # Not sign_jwt: it rightly refuses a key in the header, which is what a proof is.
+    header = {"typ": PROOF_TYPE, "alg": key.alg, "jwk": public}
+    signing_input = _segment(header) + b"." + _segment(claims)
+    return (signing_input + b"." + b64url_encode(key.sign(signing_input))).decode("ascii")
+
+
+def _segment(obj: Mapping[str, Any]) -> bytes:
+    return b64url_encode(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def verify_proof(
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    now: float,
+    access_token: str | None = None,
+    max_age: float = 60.0,
+    leeway: float = 5.0,
+    replay: ReplayCache | None = None,
+    algorithms: tuple[str, ...] = ALGORITHMS,
+) -> DpopProof:
+    """Check a proof for a request of ``method`` to ``url`` (RFC 9449 §4.3).
+
+    ``access_token`` is the token presented with it (a resource request), so the
+    proof must name it in ``ath``; at the token endpoint there is none.
+
+    Raises:
+        InvalidDpopProof: any check fails; the message says which.
+    """
+    header, claims = _checked_signature(proof, algorithms)
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
+        raise InvalidDpopProof("the proof needs a jti")
+    if claims.get("htm") != method.upper():
+        raise InvalidDpopProof("the proof is for another HTTP method")
+    htu = claims.get("htu")
+    if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):
+        raise InvalidDpopProof("the proof is for another URL")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise InvalidDpopProof("the proof needs a numeric iat")
+    if iat > now + leeway:
+        raise InvalidDpopProof("the proof is issued in the future")
+    if iat < now - max_age - leeway:
+        raise InvalidDpopProof("the proof is too old")
+    if access_token is not None:
+        if claims.get("ath") != access_token_hash(access_token):
+            raise InvalidDpopProof("the proof does not name this access token (ath)")
+    elif "ath" in claims:
+        raise InvalidDpopProof("a proof for the token endpoint names no access token")
+    jkt = header["_jkt"]
+    if replay is not None and not replay.first_use(f"{jkt}:{jti}", iat + max_age + leeway):
+        raise InvalidDpopProof("the proof was used before")
+    return DpopProof(jkt=jkt, jti=jti, iat=float(iat))
+
+
+def _checked_signature(
+    proof: str, algorithms: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not proof or len(proof) > _MAX_PROOF or proof.count(".") != 2:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    head, body, signature = proof.encode("ascii", "replace").split(b".")
+    try:
+        header = decode_segment(head, what="header")
+        claims = decode_segment(body, what="payload")
+        raw_signature = b64url_decode(signature)
+    except (MalformedToken, ValueError):
+        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
+    if header.get("typ") != PROOF_TYPE:
+        raise InvalidDpopProof("the proof's typ must be dpop+jwt")
+    alg = header.get("alg")
+    if alg not in algorithms:
+        raise InvalidDpopProof(f"the proof's alg must be one of {', '.join(algorithms)}")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, Mapping) or _PRIVATE_MEMBERS & set(jwk):
+        raise InvalidDpopProof("the proof must carry its public key (jwk) and nothing private")
+    if "crit" in header:
+        raise InvalidDpopProof("the proof has critical header parameters")
+    try:
+        key = Key.from_jwk(jwk, alg=str(alg))
+    except InvalidKey:
+        raise InvalidDpopProof("the proof's jwk is not a usable public key") from None
+    if not key.verify(head + b"." + body, raw_signature):
+        raise InvalidDpopProof("the proof's signature is wrong")
+    header["_jkt"] = key.thumbprint()
+    return header, claims
