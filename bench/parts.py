@@ -59,6 +59,12 @@ def _signin(budget: float) -> PartResult:
     return signin.run(budget)
 
 
+def _dpop(budget: float) -> PartResult:
+    from bench import dpop
+
+    return dpop.run(budget)
+
+
 def _jwks(budget: float) -> PartResult:
     from bench import jwks
 
@@ -66,13 +72,14 @@ def _jwks(budget: float) -> PartResult:
 
 
 PARTS: list[Part] = [
-    Part("verify_cold", "first-seen token: floor, authmesh and peers", 100.0, _verify_cold),
+    Part("verify_cold", "first-seen token: floor, authmesh and peers", 95.0, _verify_cold),
     Part("verify_warm", "repeat token through the service SDK", 50.0, _verify_warm),
-    Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 110.0, _rps),
+    Part("rps", "FastAPI service: /open vs /protected vs PyJWT", 105.0, _rps),
     Part("revocation", "block -> rejected by 20 services; state memory", 55.0, _revocation),
     Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 70.0, _token_endpoint),
     Part("signin", "browser sign-ins and SSO per server CPU-second", 60.0, _signin),
     Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
+    Part("dpop", "a DPoP proof over its signature check", 15.0, _dpop),
 ]
 
 assert sum(p.budget for p in PARTS) * 1.2 < TOTAL_LIMIT, "part budgets exceed the run limit"

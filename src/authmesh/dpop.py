@@ -165,7 +165,7 @@ def verify_proof(
     if claims.get("htm") != method.upper():
         raise InvalidDpopProof("the proof is for another HTTP method")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):
+    if not isinstance(htu, str) or (htu != url and normalize_htu(htu) != normalize_htu(url)):
         raise InvalidDpopProof("the proof is for another URL")
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or isinstance(iat, bool):
@@ -179,23 +179,53 @@ def verify_proof(
             raise InvalidDpopProof("the proof does not name this access token (ath)")
     elif "ath" in claims:
         raise InvalidDpopProof("a proof for the token endpoint names no access token")
-    jkt = header["_jkt"]
+    jkt = header.jkt
     if replay is not None and not replay.first_use(f"{jkt}:{jti}", iat + max_age + leeway):
         raise InvalidDpopProof("the proof was used before")
     return DpopProof(jkt=jkt, jti=jti, iat=float(iat))
 
 
-def _checked_signature(
-    proof: str, algorithms: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    if not proof or len(proof) > _MAX_PROOF or proof.count(".") != 2:
-        raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    head, body, signature = proof.encode("ascii", "replace").split(b".")
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """A proof header that passed its checks, with its key imported once."""
+
+    key: Key
+    jkt: str
+
+
+class _HeaderMemo:
+    """Parsed proof headers by their encoded bytes.
+
+    A client signs every proof with the same key, so every proof it sends has
+    the same header segment: decoding it, importing the JWK and hashing its
+    thumbprint once leaves the signature check as the cost of a proof.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._parsed: OrderedDict[bytes, _Header] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
+        with self._lock:
+            found = self._parsed.get(segment)
+        if found is not None and found.key.alg in algorithms:
+            return found
+        parsed = _parse_header(segment, algorithms)
+        with self._lock:
+            self._parsed[segment] = parsed
+            if len(self._parsed) > self._size:
+                self._parsed.popitem(last=False)
+        return parsed
+
+
+_HEADERS = _HeaderMemo()
+
+
+def _parse_header(segment: bytes, algorithms: tuple[str, ...]) -> _Header:
     try:
-        header = decode_segment(head, what="header")
-        claims = decode_segment(body, what="payload")
-        raw_signature = b64url_decode(signature)
-    except (MalformedToken, ValueError):
+        header = decode_segment(segment, what="header")
+    except MalformedToken:
         raise InvalidDpopProof("the proof is not valid base64url JSON") from None
     if header.get("typ") != PROOF_TYPE:
         raise InvalidDpopProof("the proof's typ must be dpop+jwt")
@@ -211,7 +241,19 @@ def _checked_signature(
         key = Key.from_jwk(jwk, alg=str(alg))
     except InvalidKey:
         raise InvalidDpopProof("the proof's jwk is not a usable public key") from None
-    if not key.verify(head + b"." + body, raw_signature):
+    return _Header(key=key, jkt=key.thumbprint())
+
+
+def _checked_signature(proof: str, algorithms: tuple[str, ...]) -> tuple[_Header, dict[str, Any]]:
+    if not proof or len(proof) > _MAX_PROOF or proof.count(".") != 2:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    head, body, signature = proof.encode("ascii", "replace").split(b".")
+    header = _HEADERS.get(head, algorithms)
+    try:
+        claims = decode_segment(body, what="payload")
+        raw_signature = b64url_decode(signature)
+    except (MalformedToken, ValueError):
+        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
+    if not header.key.verify(head + b"." + body, raw_signature):
         raise InvalidDpopProof("the proof's signature is wrong")
-    header["_jkt"] = key.thumbprint()
     return header, claims

@@ -24,8 +24,9 @@ Tree (every error class authmesh raises on purpose, by package)::
     ├── BearerError                   here: the other outcomes of RFC 6750 §3 (server and SDK)
     │   ├── MissingToken              401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest            401 error="invalid_request" (malformed Authorization)
-    │   └── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
-    ├── InvalidDpopProof              here: a DPoP proof fails (RFC 9449; server and SDK)
+    │   ├── InsufficientScope         403 error="insufficient_scope" (role or scope missing)
+    │   ├── InvalidDpopProof          401 DPoP error="invalid_dpop_proof" (RFC 9449 §7.1)
+    │   └── DpopRequired              401 DPoP error="invalid_token": a bound token as bearer
     ├── OAuthError                    authmesh.server: RFC 6749 §5.2 JSON errors
     │   ├── InvalidRequest            400 (a form parameter missing, repeated or malformed)
     │   ├── InvalidClient             401 with a Basic challenge
@@ -69,6 +70,7 @@ __all__ = [
     "AuthmeshError",
     "BearerError",
     "ConfigError",
+    "DpopRequired",
     "InsufficientScope",
     "InvalidDpopProof",
     "InvalidKey",
@@ -100,6 +102,8 @@ class BearerError(AuthmeshError):
     status: ClassVar[int] = 401
     #: The RFC 6750 §3.1 error code; ``None`` when the challenge must carry none.
     error: ClassVar[str | None] = None
+    #: The authentication scheme of the challenge (RFC 9449 adds ``DPoP``).
+    scheme: ClassVar[str] = "Bearer"
     default_message: ClassVar[str] = "the request is not authorized"
 
     def __init__(self, message: str | None = None) -> None:
@@ -159,9 +163,27 @@ class InsufficientScope(BearerError):
         super().__init__(message)
 
 
-class InvalidDpopProof(AuthmeshError):
+class InvalidDpopProof(BearerError):
     """A DPoP proof is missing, malformed, badly signed, stale, replayed or for another request.
 
     ``invalid_dpop_proof``: 400 at the token endpoint (RFC 9449 §5), 401 with a
     ``DPoP`` challenge at a service (§7.1). The message is safe to show the client.
     """
+
+    status = 401
+    error = "invalid_dpop_proof"
+    scheme = "DPoP"
+    default_message = "the DPoP proof is not valid for this request"
+
+
+class DpopRequired(BearerError):
+    """A DPoP-bound token came as a bearer token, or an unbound one with the DPoP scheme.
+
+    RFC 9449 §7.1: a stolen bound token must not pass as a bearer token; 401
+    ``invalid_token`` with a ``DPoP`` challenge.
+    """
+
+    status = 401
+    error = "invalid_token"
+    scheme = "DPoP"
+    default_message = "this token is bound to a DPoP key: send 'DPoP <token>' and a DPoP proof"

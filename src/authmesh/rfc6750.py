@@ -84,6 +84,34 @@ def parse_authorization(values: Sequence[str]) -> str | None:
     return parts[1]
 
 
+def parse_credentials(values: Sequence[str]) -> tuple[str, str] | None:
+    """``(scheme, token)`` of a request's ``Authorization`` header: ``bearer`` or ``dpop``.
+
+    RFC 6750 §2.1 and RFC 9449 §7.1 share the syntax ``<scheme> <token>``; the
+    scheme comes back lowercase. ``None`` when no header was sent.
+
+    Raises:
+        InvalidRequest: two headers, another scheme, no token or more than one.
+    """
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest("send a single Authorization header")
+    parts = values[0].split()
+    if not parts:
+        raise InvalidRequest("the Authorization header is empty")
+    scheme = parts[0].lower()
+    if scheme not in ("bearer", "dpop"):
+        raise InvalidRequest("the Authorization scheme must be Bearer or DPoP")
+    if len(parts) != 2:
+        raise InvalidRequest(
+            "the Authorization header has no token"
+            if len(parts) == 1
+            else "the Authorization header must carry exactly one token: '<scheme> <token>'"
+        )
+    return scheme, parts[1]
+
+
 @dataclass(frozen=True, slots=True)
 class Challenge:
     """The HTTP answer to an authentication or authorization failure."""
@@ -109,10 +137,21 @@ class Challenge:
         ]
 
 
+#: What a DPoP challenge offers (RFC 9449 §7.1 ``algs``).
+DPOP_ALGS = "EdDSA ES256 RS256"
+
+
 def _challenge(
-    realm: str, status: int, error: str | None, description: str, scope: str | None = None
+    realm: str,
+    status: int,
+    error: str | None,
+    description: str,
+    scope: str | None = None,
+    scheme: str = "Bearer",
 ) -> Challenge:
     params = [f"realm={quote_param(realm)}"]
+    if scheme == "DPoP":
+        params.append(f'algs="{DPOP_ALGS}"')
     if error is not None:
         params.append(f'error="{error}"')
         params.append(f"error_description={quote_param(description)}")
@@ -122,7 +161,7 @@ def _challenge(
         status=status,
         error=error,
         description=description,
-        www_authenticate="Bearer " + ", ".join(params),
+        www_authenticate=f"{scheme} " + ", ".join(params),
     )
 
 
@@ -131,7 +170,7 @@ def bearer_challenge(exc: BearerError, realm: str) -> Challenge:
     scope = None
     if isinstance(exc, InsufficientScope) and exc.missing_scopes:
         scope = " ".join(sorted(exc.required_scopes))
-    return _challenge(realm, exc.status, exc.error, exc.message, scope)
+    return _challenge(realm, exc.status, exc.error, exc.message, scope, exc.scheme)
 
 
 def invalid_token_challenge(message: str, realm: str) -> Challenge:

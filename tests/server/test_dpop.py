@@ -237,3 +237,31 @@ def test_a_proof_made_by_another_library_is_accepted(api: Api) -> None:
 
     assert response.status_code == 200, response.text
     assert _claims(response.json()["access_token"])["cnf"]["jkt"] == private.thumbprint()
+
+
+def test_the_servers_own_apis_honour_the_binding(api: Api, key: Key) -> None:
+    token = _login(api, key).json()["access_token"]
+    url = f"{api.url}/userinfo"
+
+    as_bearer = api.http.get("/userinfo", headers=api.bearer(token))
+    with_proof = api.http.get(
+        "/userinfo",
+        headers={
+            "Authorization": f"DPoP {token}",
+            "DPoP": make_proof(key, method="GET", url=url, access_token=token),
+        },
+    )
+    foreign = api.http.get(
+        "/userinfo",
+        headers={
+            "Authorization": f"DPoP {token}",
+            "DPoP": make_proof(Key.generate("ES256"), method="GET", url=url, access_token=token),
+        },
+    )
+
+    assert as_bearer.status_code == 401
+    assert as_bearer.headers["www-authenticate"].startswith("DPoP ")
+    assert 'error="invalid_token"' in as_bearer.headers["www-authenticate"]
+    assert with_proof.status_code == 200, with_proof.text
+    assert foreign.status_code == 401
+    assert 'error="invalid_dpop_proof"' in foreign.headers["www-authenticate"]

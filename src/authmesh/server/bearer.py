@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authmesh.errors import InsufficientScope, MissingToken
+from authmesh.dpop import verify_proof
+from authmesh.errors import DpopRequired, InsufficientScope, InvalidDpopProof, MissingToken
 from authmesh.jose import ACCESS_TOKEN_TYPES, TokenRejected, TokenRevoked, VerifyPolicy, verify_jwt
-from authmesh.rfc6750 import parse_authorization
+from authmesh.rfc6750 import parse_credentials
 from authmesh.server.context import ServerContext
 from authmesh.store import revocations
 from authmesh.store import sessions as session_store
@@ -77,21 +78,67 @@ async def live_access_claims(ctx: ServerContext, token: str) -> dict[str, Any] |
     return claims
 
 
-async def authenticate_bearer(ctx: ServerContext, authorization: Sequence[str]) -> BearerPrincipal:
-    """Verify the bearer token of the ``Authorization`` headers and check that it is live.
+async def authenticate_bearer(
+    ctx: ServerContext,
+    authorization: Sequence[str],
+    *,
+    proofs: Sequence[str] = (),
+    method: str = "GET",
+    path: str = "/",
+) -> BearerPrincipal:
+    """Verify the access token of the ``Authorization`` headers and check that it is live.
+
+    A DPoP-bound token (``cnf.jkt``) is taken only as ``DPoP <token>`` with a proof
+    by its key for ``method`` and this server's URL of ``path`` (RFC 9449 §7).
 
     Raises:
         MissingToken: no header.
         InvalidRequest: a malformed header (RFC 6750 §2.1).
+        DpopRequired / InvalidDpopProof: the token's binding is not honoured.
         TokenRejected: the token is not valid, or (``TokenRevoked``) no longer live.
     """
-    token = parse_authorization(authorization)
-    if token is None:
+    credentials = parse_credentials(authorization)
+    if credentials is None:
         raise MissingToken("no bearer token")
-    principal = await check_live(ctx, await verify_access_token(ctx, token))
+    scheme, token = credentials
+    claims = await verify_access_token(ctx, token)
+    _check_binding(ctx, claims, scheme, token, proofs, method, path)
+    principal = await check_live(ctx, claims)
     if principal is None:
         raise TokenRevoked()
     return principal
+
+
+def _check_binding(
+    ctx: ServerContext,
+    claims: dict[str, Any],
+    scheme: str,
+    token: str,
+    proofs: Sequence[str],
+    method: str,
+    path: str,
+) -> None:
+    cnf = claims.get("cnf")
+    bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if scheme == "bearer":
+        if bound is not None:
+            raise DpopRequired()
+        return
+    if bound is None:
+        raise DpopRequired("the token is not bound to a DPoP key: send it as a bearer token")
+    if len(proofs) != 1:
+        raise InvalidDpopProof("send exactly one DPoP proof")
+    proof = verify_proof(
+        proofs[0],
+        method=method,
+        url=f"{ctx.issuer.issuer}{path}",
+        now=ctx.now(),
+        access_token=token,
+        leeway=float(ctx.settings.leeway),
+        replay=ctx.dpop_replay,
+    )
+    if proof.jkt != bound:
+        raise InvalidDpopProof("the proof is signed by another key than the token is bound to")
 
 
 async def check_live(ctx: ServerContext, claims: dict[str, Any]) -> BearerPrincipal | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from authmesh.jose.errors import TokenRejected, TokenRevoked, VerifierUnavailable
 from authmesh.service.bearer import Challenge, challenge_for, parse_authorization
 from authmesh.service.config import ServiceConfig
+from authmesh.service.dpop import DPoPAuth
 from authmesh.service.errors import (
     BearerError,
     DiscoveryError,
@@ -54,6 +55,7 @@ __all__ = [
     "BearerError",
     "Challenge",
     "ClientCredentialsAuth",
+    "DPoPAuth",
     "DiscoveryError",
     "FeedError",
     "FeedUnauthorized",

@@ -9,7 +9,9 @@ Tree::
     │                                  shared with the auth server)
     │   ├── MissingToken               401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest             401 error="invalid_request" (malformed Authorization)
-    │   └── InsufficientScope          403 error="insufficient_scope" (role or scope missing)
+    │   ├── InsufficientScope          403 error="insufficient_scope" (role or scope missing)
+    │   ├── InvalidDpopProof           401 DPoP error="invalid_dpop_proof" (RFC 9449 §7.1)
+    │   └── DpopRequired               401 DPoP error="invalid_token" (a bound token as bearer)
     └── IssuerError                    talking to the auth server failed; never a 401 by itself
         ├── DiscoveryError             discovery or JWKS document unusable or unreachable
         ├── FeedError                  the revocation feed answered badly
@@ -24,7 +26,9 @@ from __future__ import annotations
 from authmesh.errors import (
     AuthmeshError,
     BearerError,
+    DpopRequired,
     InsufficientScope,
+    InvalidDpopProof,
     InvalidRequest,
     MissingToken,
 )
@@ -32,9 +36,11 @@ from authmesh.errors import (
 __all__ = [
     "BearerError",
     "DiscoveryError",
+    "DpopRequired",
     "FeedError",
     "FeedUnauthorized",
     "InsufficientScope",
+    "InvalidDpopProof",
     "InvalidRequest",
     "IssuerError",
     "MissingToken",

@@ -27,7 +27,8 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, g, request
 
 from authmesh.jose.errors import TokenRejected
-from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.rfc6750 import parse_credentials
+from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
 from authmesh.service.operations import MetricsPage, Probe, liveness, operation_paths, readiness
@@ -95,9 +96,19 @@ class AuthMesh:
 
     def _authenticate(self) -> None:
         g.principal = None
-        token = parse_authorization(request.headers.getlist("Authorization"))
-        if token is not None:
-            g.principal = self.auth.verify(token)
+        credentials = parse_credentials(request.headers.getlist("Authorization"))
+        if credentials is not None:
+            scheme, token = credentials
+            principal = self.auth.verify(token)
+            if scheme != "bearer" or principal.dpop_jkt is not None:
+                self.auth.check_presentation(
+                    principal,
+                    scheme,
+                    request.headers.getlist("DPoP"),
+                    request.method,
+                    lambda: request.base_url,
+                )
+            g.principal = principal
 
     def require(
         self,

@@ -23,7 +23,9 @@ from typing import Any
 
 import httpx
 
+from authmesh.dpop import make_proof
 from authmesh.errors import ConfigError
+from authmesh.jose import Key
 from authmesh.jose.policy import Clock
 from authmesh.service._discovery import Discovery
 from authmesh.service._http import HttpClients, basic_authorization, propagate_trace
@@ -68,11 +70,15 @@ async def async_token_endpoint_of(discovery: Discovery) -> str:
     return endpoint
 
 
-def parse_token_response(response: httpx.Response) -> tuple[str, float]:
-    """The bearer access token of a token response (RFC 6749 §5.1) and its lifetime.
+def parse_token_response(
+    response: httpx.Response, *, token_type: str = "bearer"
+) -> tuple[str, float]:
+    """The access token of a token response (RFC 6749 §5.1) and its lifetime.
+
+    ``token_type`` is the one asked for: ``bearer``, or ``dpop`` with a proof (RFC 9449).
 
     Raises:
-        TokenRequestError: an error response (§5.2), or no bearer access token.
+        TokenRequestError: an error response (§5.2), or no access token of that type.
     """
     try:
         doc = json.loads(response.content)
@@ -89,11 +95,11 @@ def parse_token_response(response: httpx.Response) -> tuple[str, float]:
             status=response.status_code,
         )
     token = doc.get("access_token")
-    token_type = doc.get("token_type")
+    kind = doc.get("token_type")
     if not isinstance(token, str) or not token:
         raise TokenRequestError("token endpoint: the response has no access_token")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenRequestError("token endpoint: the token is not a bearer token")
+    if not isinstance(kind, str) or kind.lower() != token_type:
+        raise TokenRequestError(f"token endpoint: the token is not a {token_type} token")
     expires_in = doc.get("expires_in", DEFAULT_EXPIRES_IN)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
         expires_in = DEFAULT_EXPIRES_IN
@@ -129,9 +135,13 @@ class ClientCredentialsAuth(httpx.Auth):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         monotonic: Clock = time.monotonic,
+        dpop_key: Key | None = None,
     ) -> None:
         if config.client_id is None or config.client_secret is None:
             raise ConfigError("ClientCredentialsAuth needs client_id and client_secret")
+        if dpop_key is not None and (not dpop_key.is_private or dpop_key.is_symmetric):
+            raise ConfigError("dpop_key must be a private asymmetric key")
+        self._dpop_key = dpop_key
         if not 0 < renew_at <= 1:
             raise ConfigError("renew_at must be in (0, 1]")
         if token_endpoint is not None:
@@ -158,11 +168,11 @@ class ClientCredentialsAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         """Send with a token; on 401 renew it and retry once."""
         token = self._sync_token(None)
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         propagate_trace(self._config, request)
         response = yield request
         if response.status_code == 401:
-            request.headers["Authorization"] = f"Bearer {self._sync_token(token)}"
+            self._present(request, self._sync_token(token))
             yield request
 
     async def async_auth_flow(
@@ -170,12 +180,22 @@ class ClientCredentialsAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Async :meth:`sync_auth_flow`."""
         token = await self._async_token(None)
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         propagate_trace(self._config, request)
         response = yield request
         if response.status_code == 401:
-            request.headers["Authorization"] = f"Bearer {await self._async_token(token)}"
+            self._present(request, await self._async_token(token))
             yield request
+
+    def _present(self, request: httpx.Request, token: str) -> None:
+        """``Bearer <token>``, or ``DPoP <token>`` with a fresh proof (RFC 9449 §7)."""
+        if self._dpop_key is None:
+            request.headers["Authorization"] = f"Bearer {token}"
+            return
+        request.headers["Authorization"] = f"DPoP {token}"
+        request.headers["DPoP"] = make_proof(
+            self._dpop_key, method=request.method, url=str(request.url), access_token=token
+        )
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -197,7 +217,7 @@ class ClientCredentialsAuth(httpx.Auth):
             endpoint = self._endpoint or self._sync_endpoint()
             started = self._monotonic()
             try:
-                response = self._http.sync_client().post(endpoint, **self._request())
+                response = self._http.sync_client().post(endpoint, **self._request(endpoint))
             except httpx.HTTPError as exc:
                 raise TokenRequestError(f"token endpoint: {type(exc).__name__}: {exc}") from exc
             return self._store(response, started)
@@ -216,7 +236,7 @@ class ClientCredentialsAuth(httpx.Auth):
             endpoint = self._endpoint or await self._async_endpoint()
             started = self._monotonic()
             try:
-                response = await self._http.async_client().post(endpoint, **self._request())
+                response = await self._http.async_client().post(endpoint, **self._request(endpoint))
             except httpx.HTTPError as exc:
                 raise TokenRequestError(f"token endpoint: {type(exc).__name__}: {exc}") from exc
             return self._store(response, started)
@@ -227,21 +247,23 @@ class ClientCredentialsAuth(httpx.Auth):
     async def _async_endpoint(self) -> str:
         return await async_token_endpoint_of(self._discovery)
 
-    def _request(self) -> dict[str, Any]:
+    def _request(self, endpoint: str) -> dict[str, Any]:
         form: dict[str, Any] = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = " ".join(self._scope)
         if self._audience:
             form["audience"] = self._audience
-        return {
-            "data": form,
-            "headers": {"Authorization": self._authorization, "Accept": "application/json"},
-        }
+        headers = {"Authorization": self._authorization, "Accept": "application/json"}
+        if self._dpop_key is not None:
+            headers["DPoP"] = make_proof(self._dpop_key, method="POST", url=endpoint)
+        return {"data": form, "headers": headers}
 
     def _store(self, response: httpx.Response, started: float) -> str:
         """Parse a token response (RFC 6749 §5.1/§5.2) and cache the token."""
         self.token_requests += 1
-        token, expires_in = parse_token_response(response)
+        token, expires_in = parse_token_response(
+            response, token_type="bearer" if self._dpop_key is None else "dpop"
+        )
         self._token = token
         # Counted from when the request was sent: the token's clock started no earlier.
         self._renew_deadline = started + self._renew_at * expires_in

@@ -41,6 +41,8 @@ class Principal:
     """Every claim of the token (read-only)."""
     token: str = field(repr=False)
     """The raw access token, e.g. to forward it downstream."""
+    dpop_jkt: str | None = None
+    """``cnf.jkt``: the DPoP key the token is bound to (RFC 9449 §6); ``None`` when unbound."""
     actor_chain: tuple[str, ...] = ()
     """The services acting for the subject (``act``, RFC 8693 §4.1), the one calling now
     first; empty when the token was not delegated through token exchange."""
@@ -71,6 +73,7 @@ class Principal:
             claims=MappingProxyType(claims if isinstance(claims, dict) else dict(claims)),
             token=token,
             actor_chain=_actor_chain(claims["act"]) if "act" in claims else (),
+            dpop_jkt=_jkt(claims["cnf"]) if "cnf" in claims else None,
         )
 
     @classmethod
@@ -156,6 +159,20 @@ def _actor_chain(act: object) -> tuple[str, ...]:
         chain.append(act["sub"])
         act = act.get("act")
     return tuple(chain)
+
+
+def _jkt(cnf: object) -> str | None:
+    """``cnf.jkt`` (RFC 9449 §6.1).
+
+    Raises:
+        InvalidClaim: a ``cnf`` that is not an object, or a ``jkt`` that is not a string.
+    """
+    if not isinstance(cnf, Mapping):
+        raise InvalidClaim("the 'cnf' claim must be an object")
+    jkt = cnf.get("jkt")
+    if jkt is not None and not isinstance(jkt, str):
+        raise InvalidClaim("the 'cnf.jkt' claim must be a string")
+    return jkt
 
 
 Delegation = Literal["allow", "require", "refuse"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from authmesh.service._live import LiveConnections
 from authmesh.service._revocations import RevocationState
 from authmesh.service._subscriber import RevocationSubscriber, ThreadedRevocationSubscriber
 from authmesh.service.config import ServiceConfig
+from authmesh.service.dpop import ProofChecker
 from authmesh.service.principal import Principal
 from authmesh.service.stats import ServiceStats
 from authmesh.service.verifier import Verifier
@@ -74,6 +75,8 @@ class ServiceAuth:
         self.feed: FeedProcessor | None = None
         #: Open connections (WebSockets, streams) to end when their token is revoked.
         self.live = LiveConnections()
+        #: DPoP-bound tokens need a proof by their key (RFC 9449 §7).
+        self.dpop = ProofChecker(leeway=config.leeway.total_seconds(), clock=clock)
         self.revocations: RevocationState | None = None
         if config.has_client_credentials:
             self.revocations = RevocationState(clock=clock, monotonic=monotonic)
@@ -111,6 +114,17 @@ class ServiceAuth:
     async def averify(self, token: str) -> Principal:
         """:meth:`Verifier.averify`."""
         return await self.verifier.averify(token)
+
+    def check_presentation(
+        self,
+        principal: Principal,
+        scheme: str,
+        proofs: Sequence[str],
+        method: str,
+        url: Callable[[], str],
+    ) -> None:
+        """:meth:`ProofChecker.check`: a bound token only with a proof by its key."""
+        self.dpop.check(principal, scheme, proofs, method, url)
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Whether an event the feed delivered covers a token with these claims."""

@@ -31,10 +31,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authmesh.jose.errors import TokenRejected
+from authmesh.rfc6750 import parse_credentials
 from authmesh.service._live_asgi import HttpWatch, serve_websocket_until_revoked
-from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
-from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.errors import BearerError, DpopRequired, MissingToken
 from authmesh.service.operations import MetricsPage, liveness, operation_paths, readiness
 from authmesh.service.principal import Principal
 from authmesh.service.service_auth import ServiceAuth
@@ -236,6 +237,28 @@ def _authorization(scope: Scope) -> list[str]:
     return [value.decode("latin-1") for key, value in scope["headers"] if key == b"authorization"]
 
 
+def _present(auth: Any, principal: Principal, scheme: str, scope: Scope) -> None:
+    """Check how the token came (DPoP, RFC 9449 §7); a plain bearer token costs one test."""
+    if scheme == "bearer" and principal.dpop_jkt is None:
+        return
+    checker = getattr(auth, "check_presentation", None)
+    if checker is None:
+        raise DpopRequired("this service does not accept DPoP-bound tokens")
+    proofs = [v.decode("latin-1") for k, v in scope["headers"] if k == b"dpop"]
+    method = "GET" if scope["type"] == "websocket" else scope["method"]
+    checker(principal, scheme, proofs, method, lambda: _request_url(scope))
+
+
+def _request_url(scope: Scope) -> str:
+    """The URL the client called, without query (what a DPoP proof's ``htu`` names)."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme"))
+    return f"{scheme}://{host}{scope.get('root_path', '')}{scope['path']}"
+
+
 class BearerAuthMiddleware:
     """Authenticate bearer tokens for every HTTP/WebSocket connection.
 
@@ -265,9 +288,11 @@ class BearerAuthMiddleware:
             return
         principal = None
         try:
-            token = parse_authorization(_authorization(scope))
-            if token is not None:
+            credentials = parse_credentials(_authorization(scope))
+            if credentials is not None:
+                scheme, token = credentials
                 principal = await self.auth.averify(token)
+                _present(self.auth, principal, scheme, scope)
             elif self.required:
                 raise MissingToken()
         except (TokenRejected, BearerError) as exc:
@@ -328,9 +353,11 @@ async def principal_from_connection(
         try:
             # The raw ASGI list, as the middleware reads it: building Starlette's
             # Headers view costs more than the check of a known token.
-            token = parse_authorization(_authorization(scope))
-            if token is not None:
+            credentials = parse_credentials(_authorization(scope))
+            if credentials is not None:
+                scheme, token = credentials
                 principal = await auth.averify(token)
+                _present(auth, principal, scheme, scope)
                 scope["auth"] = scope["user"] = principal
                 return principal
         except (TokenRejected, BearerError) as exc:

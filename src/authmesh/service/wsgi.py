@@ -16,11 +16,13 @@ import json
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Protocol
+from wsgiref.util import request_uri
 
 from authmesh.jose.errors import TokenRejected
-from authmesh.service.bearer import challenge_for, parse_authorization
+from authmesh.rfc6750 import parse_credentials
+from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
-from authmesh.service.errors import BearerError, MissingToken
+from authmesh.service.errors import BearerError, DpopRequired, MissingToken
 from authmesh.service.operations import MetricsPage, liveness, operation_paths, readiness
 from authmesh.service.principal import Principal
 from authmesh.service.service_auth import ServiceAuth
@@ -81,15 +83,33 @@ class BearerAuthWSGIMiddleware:
         header = environ.get("HTTP_AUTHORIZATION")
         principal = None
         try:
-            token = parse_authorization([] if header is None else [header])
-            if token is not None:
+            credentials = parse_credentials([] if header is None else [header])
+            if credentials is not None:
+                scheme, token = credentials
                 principal = self.auth.verify(token)
+                if scheme != "bearer" or principal.dpop_jkt is not None:
+                    _present(self.auth, principal, scheme, environ)
             elif self.required:
                 raise MissingToken()
         except (TokenRejected, BearerError) as exc:
             return wsgi_error(exc, self.realm, start_response)
         environ[ENVIRON_KEY] = principal
         return self.app(environ, start_response)
+
+
+def _present(auth: Any, principal: Principal, scheme: str, environ: dict[str, Any]) -> None:
+    """Check a DPoP presentation (RFC 9449 §7); WSGI joins repeated headers with commas."""
+    checker = getattr(auth, "check_presentation", None)
+    if checker is None:
+        raise DpopRequired("this service does not accept DPoP-bound tokens")
+    proof = environ.get("HTTP_DPOP")
+    checker(
+        principal,
+        scheme,
+        [] if proof is None else [proof],
+        environ.get("REQUEST_METHOD", "GET"),
+        lambda: request_uri(environ, include_query=False),
+    )
 
 
 def install(

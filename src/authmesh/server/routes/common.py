@@ -121,7 +121,13 @@ def no_store_json(content: Any, status_code: int = 200) -> JSONResponse:
 
 async def bearer_principal(request: Request) -> BearerPrincipal:
     """FastAPI dependency: the caller of an endpoint that takes a bearer token."""
-    return await authenticate_bearer(get_context(request), request.headers.getlist("authorization"))
+    return await authenticate_bearer(
+        get_context(request),
+        request.headers.getlist("authorization"),
+        proofs=request.headers.getlist("dpop"),
+        method=request.method,
+        path=request.url.path,
+    )
 
 
 async def admin_principal(request: Request) -> BearerPrincipal:
