@@ -22,7 +22,8 @@ TOKEN=$(echo "$LOGIN" | json '["access_token"]')
 REFRESH=$(echo "$LOGIN" | json '["refresh_token"]')
 echo "$LOGIN" | json '["scope"]'
 
-# 2. REST: create an order (orders asks catalog for the price with its own service token)
+# 2. REST: create an order (orders asks catalog for the price with its own service token,
+#    and calls it for alice with her token exchanged: catalog sees "alice via orders-svc")
 curl -s -w '\n' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"product_id": "p1", "quantity": 2}' $ORDERS_URL/orders
 curl -s -w '\n' -H "Authorization: Bearer $TOKEN" $ORDERS_URL/orders

@@ -1,7 +1,9 @@
-"""The demo web app's side of OpenID Connect: a confidential client with PKCE.
+"""The demo web app's side of OpenID Connect: a confidential client with PKCE and DPoP.
 
 Written against the standards only (discovery, the authorization code grant,
-ID token rules), the way any relying party would be.
+ID token rules, DPoP), the way any relying party would be. Its token requests
+carry a DPoP proof by the web app's own key, so the users' access tokens it
+holds are bound to that key: one copied out of it is useless elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from authmesh.jose import KeySet, TokenRejected, VerifyPolicy, verify_jwt
+from authmesh.dpop import make_proof
+from authmesh.jose import Key, KeySet, TokenRejected, VerifyPolicy, verify_jwt
 
 __all__ = ["LoginStart", "OIDCClient", "SignInFailed", "Tokens"]
 
@@ -43,15 +46,24 @@ class Tokens:
     id_token: str
     subject: str
     username: str
+    token_type: str = "Bearer"
 
 
 class OIDCClient:
     """Discovery, the authorization request, the code exchange and the refresh."""
 
     def __init__(
-        self, *, issuer: str, client_id: str, client_secret: str, redirect_uri: str
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        dpop_key: Key | None = None,
     ) -> None:
         self.issuer = issuer
+        #: The key the users' tokens are bound to (DPoP, RFC 9449); ``None``: bearer tokens.
+        self.dpop_key = dpop_key
         self.client_id = client_id
         self.redirect_uri = redirect_uri
         self._http = httpx.AsyncClient(auth=(client_id, client_secret), timeout=5.0)
@@ -108,6 +120,7 @@ class OIDCClient:
             id_token=body["id_token"],
             subject=claims["sub"],
             username=str(claims.get("preferred_username", claims["sub"])),
+            token_type=str(body.get("token_type", "Bearer")),
         )
 
     async def refresh(self, tokens: Tokens) -> bool:
@@ -122,7 +135,15 @@ class OIDCClient:
             return False
         tokens.access_token = body["access_token"]
         tokens.refresh_token = body.get("refresh_token", tokens.refresh_token)
+        tokens.token_type = str(body.get("token_type", "Bearer"))
         return True
+
+    def authorization(self, tokens: Tokens, method: str, url: str) -> dict[str, str]:
+        """The headers that present ``tokens`` to a service: a DPoP proof with a bound token."""
+        if tokens.token_type.lower() != "dpop" or self.dpop_key is None:
+            return {"Authorization": f"Bearer {tokens.access_token}"}
+        proof = make_proof(self.dpop_key, method=method, url=url, access_token=tokens.access_token)
+        return {"Authorization": f"DPoP {tokens.access_token}", "DPoP": proof}
 
     async def logout_url(self, tokens: Tokens, post_logout_redirect_uri: str) -> str:
         """Where to send the browser to end the provider's session too."""
@@ -135,7 +156,10 @@ class OIDCClient:
 
     async def _token(self, form: dict[str, str]) -> dict[str, Any]:
         endpoint = (await self.metadata())["token_endpoint"]
-        response = await self._http.post(endpoint, data=form)
+        headers = {}
+        if self.dpop_key is not None:
+            headers["DPoP"] = make_proof(self.dpop_key, method="POST", url=endpoint)
+        response = await self._http.post(endpoint, data=form, headers=headers)
         if response.status_code != 200:
             raise SignInFailed(f"the token endpoint refused: {response.text[:200]}")
         body: dict[str, Any] = response.json()

@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from authmesh.demo.oidc_client import LoginStart, OIDCClient, SignInFailed, Tokens
 from authmesh.demo.service_common import demo_facts, host_port
+from authmesh.jose import Key
 
 __all__ = ["WebApp", "create_app", "main"]
 
@@ -60,7 +61,7 @@ class WebApp:
         """Call a service with the user's token; refresh once on a 401; sign out if that fails."""
         assert visit.tokens is not None
         for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {visit.tokens.access_token}"}
+            headers = self.oidc.authorization(visit.tokens, method, url)
             response = await self.http.request(method, url, headers=headers, **kwargs)
             if response.status_code != 401 or attempt == 2:
                 break
@@ -219,6 +220,7 @@ def main() -> None:
         client_id=facts["WEBAPP_CLIENT_ID"],
         client_secret=facts["WEBAPP_CLIENT_SECRET"],
         redirect_uri=f"{base}/callback",
+        dpop_key=Key.generate("EdDSA"),
     )
     web = WebApp(oidc, facts["ORDERS_URL"], facts["CATALOG_URL"], base)
     host, port = host_port(base)
