@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench scale venv clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,18 @@ test: $(STAMP) $(AXE)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Replicas behind HAProxy under load with a kill, and 1,000 feed followers
+# (needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379).
+SCALE_STAMP := $(VENV)/.installed-scale
+$(SCALE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,scale]'
+	@touch $(SCALE_STAMP)
+
+scale: $(SCALE_STAMP)
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q haproxy >/dev/null; }
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -81,6 +81,7 @@ def _rotate(target: DbTarget) -> str:
     env = {
         **os.environ,
         "AUTHMESH_DATABASE_URL": target.url,
+        "AUTHMESH_DATA_DIR": str(target.data_dir),  # where the server keeps its master key
         "AUTHMESH_KEY_PUBLISH_AHEAD": str(PUBLISH_AHEAD),
         "AUTHMESH_JWKS_MAX_AGE": str(JWKS_MAX_AGE),
     }

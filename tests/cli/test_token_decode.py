@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -44,7 +45,8 @@ def test_without_keys_it_decodes_and_says_it_did_not_verify(
     for text in ("Header", "alg", "EdDSA", "eddsa-1", "at+jwt", "Payload", "alice", '["admin"]'):
         assert text in out
     assert "expires in 4 min" in out
-    assert "issued 2 s ago" in out
+    # 2 s before the token was made; more if the machine stalled before decoding it.
+    assert re.search(r"issued \d+ s ago", out), out
     assert " UTC" in out
     assert "Signature  64 bytes" in out
     assert "NOT VERIFIED" in out

@@ -48,7 +48,7 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHMESH_")}
     env["COLUMNS"] = "250"
     done = subprocess.run(
-        [str(EXE), *args, "--database-url", stack.db_url],
+        [str(EXE), *args, "--database-url", stack.db_url, "--data-dir", str(stack.data_dir)],
         env=env,
         capture_output=True,
         text=True,

@@ -150,7 +150,11 @@ def test_private_keys_are_encrypted_at_rest_with_a_master_key(
         KeyEncryptor(MASTER).decrypt(row.private_jwk, aad="another-kid")
 
 
-def test_without_a_master_key_keys_are_stored_plain(api: Api) -> None:
+def test_keys_are_stored_plain_only_when_the_operator_chose_it(
+    start_server: Callable[..., Api],
+) -> None:
+    api = start_server(insecure_plaintext_keys=True)
+
     (row,) = _key_rows(api)
 
     assert row.encrypted is False
@@ -201,7 +205,8 @@ async def test_a_wrong_master_key_fails_with_a_clear_config_error(
         "was altered"
     )
     assert str(missing.value) == (
-        f"signing key {kid} is encrypted: set AUTHMESH_MASTER_KEY to use it"
+        f"signing key {kid} is encrypted: set AUTHMESH_MASTER_KEY (or --data-dir to the "
+        "folder holding master.key) to use it"
     )
     # And the right key still opens it.
     await _start_context(db, master_key=MASTER)

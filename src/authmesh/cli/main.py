@@ -32,6 +32,7 @@ SUBCOMMANDS: Mapping[str, str] = MappingProxyType(
         "audit": "authmesh.cli.audit:audit",
         "dev-cert": "authmesh.cli.devcert:dev_cert",
         "demo": "authmesh.cli.demo:demo",
+        "doctor": "authmesh.cli.doctor:doctor",
     }
 )
 

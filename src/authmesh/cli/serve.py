@@ -1,4 +1,4 @@
-"""``authmesh serve`` and ``authmesh db upgrade``."""
+"""``authmesh serve`` and ``authmesh db upgrade`` (``db prune`` is in its own module)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from authmesh.cli.prune import prune
 from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
@@ -27,6 +28,7 @@ __all__ = ["db_app", "serve"]
 _STARTUP_FAILURE = 3
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app.command("prune")(prune)
 
 
 def serve(
@@ -57,11 +59,21 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    insecure_plaintext_keys: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-plaintext-keys",
+            help="Without AUTHMESH_MASTER_KEY, store private signing keys unencrypted "
+            "instead of keeping a master key in the data folder",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
     import uvicorn
 
     from authmesh.server.app import create_app
+    from authmesh.server.config import check_issuer_for_host
     from authmesh.server.logs import logging_config
     from authmesh.server.workers import check_workers
 
@@ -77,8 +89,11 @@ def serve(
         workers=workers,
         log_format=log_format,
         otel=otel,
+        insecure_plaintext_keys=insecure_plaintext_keys,
     )
+    check_issuer_for_host(settings)
     check_workers(settings)
+    _warn_about_open_files(settings)
     if settings.otel:
         from authmesh.server.tracing import configure_tracing
 
@@ -118,13 +133,26 @@ def serve(
             log_config=logging_config(settings.log_format, log_level),
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            proxy_headers=False,
+            # A balancer's X-Forwarded-For is believed only from the proxies named:
+            # anyone else could put any address there and dodge the per-address limits.
+            proxy_headers=settings.trusted_proxies is not None,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does
         server.run(sockets=[listener])
     if not server.started:
         raise SystemExit(_STARTUP_FAILURE)
+
+
+def _warn_about_open_files(settings: ServerSettings) -> None:
+    """Say at start what ``authmesh doctor`` would: files other users can read."""
+    from authmesh.server.doctor.files import check_file_modes
+    from authmesh.server.doctor.findings import Status
+
+    for finding in check_file_modes(settings):
+        if finding.status is not Status.OK:
+            typer.echo(f"authmesh: warning: {finding.message}", err=True)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -180,7 +208,8 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
         log_config=logging_config(settings.log_format, log_level),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=False,
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
         # Feed streams never end by themselves; subscribers reconnect to another worker.
         timeout_graceful_shutdown=3,
     )

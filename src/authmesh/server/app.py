@@ -34,6 +34,7 @@ from authmesh.server.errors import OAuthError
 from authmesh.server.metrics import ServerMetrics
 from authmesh.server.openapi import describe_api
 from authmesh.server.readiness import Readiness
+from authmesh.server.retention import RetentionJob
 from authmesh.server.routes import (
     account,
     account_page,
@@ -54,7 +55,6 @@ from authmesh.server.routes import (
 from authmesh.server.routes.common import NO_STORE
 from authmesh.server.routes.console_common import install_console_errors
 from authmesh.server.unavailable import DatabaseOutageGuard
-from authmesh.store import revocations
 from authmesh.store.outages import database_outage, describe_outage
 
 __all__ = ["create_app"]
@@ -188,7 +188,7 @@ def _install_error_handlers(app: FastAPI, realm: str) -> None:
 
 
 async def _maintenance(ctx: ServerContext) -> None:
-    """Scheduled key rotation and pruning of expired revocation events."""
+    """Scheduled key rotation (pruning is the retention job's)."""
     while True:
         await asyncio.sleep(_MAINTENANCE_SECONDS)
         try:
@@ -196,8 +196,6 @@ async def _maintenance(ctx: ServerContext) -> None:
             if rotated is not None:
                 async with ctx.db.transaction() as session:
                     await audit.record(ctx, session, "key_rotate", kid=rotated.kid, scheduled=True)
-            async with ctx.db.transaction() as session:
-                await revocations.prune_expired(session, now=ctx.now())
         except Exception as exc:
             outage = database_outage(exc)
             if outage is None:
@@ -216,12 +214,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await ctx.start()
+        await ctx.start(seal_plaintext_keys=True)
         await ctx.hub.start()
         task = asyncio.create_task(_maintenance(ctx))
+        pruning = RetentionJob(ctx)
+        pruning.start()
+        _app.state.retention = pruning
         try:
             yield {}
         finally:
+            await pruning.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

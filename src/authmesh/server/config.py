@@ -6,6 +6,7 @@ the TOML file, defaults. Everything is validated at start with a clear message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic_settings import (
 
 from authmesh.errors import ConfigError
 
-__all__ = ["ServerSettings", "load_settings"]
+__all__ = ["ServerSettings", "check_issuer_for_host", "is_wildcard_host", "load_settings"]
 
 _CONFIG_FILE_ENV = "AUTHMESH_CONFIG"
 
@@ -95,7 +96,13 @@ class ServerSettings(BaseSettings):
     )
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
     master_key: SecretStr | None = Field(
-        default=None, description="Encrypts private keys at rest when set"
+        default=None,
+        description="Encrypts private keys at rest; unset, one is kept in data_dir/master.key",
+    )
+    insecure_plaintext_keys: bool = Field(
+        default=False,
+        description="Without a master key, store private keys unencrypted instead of "
+        "creating data_dir/master.key",
     )
 
     redis_url: str | None = None
@@ -130,6 +137,11 @@ class ServerSettings(BaseSettings):
         default=600, ge=0, description="Requests per minute per address on public endpoints; 0=off"
     )
 
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Addresses (comma-separated, or '*') of balancers whose X-Forwarded-For "
+        "names the client: rate limits, login back-off and audit then see the client",
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -139,6 +151,22 @@ class ServerSettings(BaseSettings):
     otel: bool = Field(
         default=False,
         description="Trace requests, SQL and outgoing HTTP with OpenTelemetry (authmesh[otel])",
+    )
+
+    retention_interval: float = Field(
+        default=300.0, ge=0, description="Prune expired rows this often; 0 = only by hand"
+    )
+    retention_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows deleted per transaction when pruning"
+    )
+    audit_retention: int = Field(
+        default=90 * 86400, ge=0, description="Keep audit events this long; 0 = forever"
+    )
+    feed_retention: int = Field(
+        default=0,
+        ge=0,
+        description="Keep revocation events at least this long; they are always kept "
+        "until every token they cover has expired (access_token_ttl + leeway)",
     )
 
     @model_validator(mode="after")
@@ -218,3 +246,31 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
                 os.environ.pop(_CONFIG_FILE_ENV, None)
             else:
                 os.environ[_CONFIG_FILE_ENV] = previous
+
+
+def is_wildcard_host(host: str) -> bool:
+    """Whether listening on ``host`` means every interface (``0.0.0.0``, ``::``)."""
+    if host in ("", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def check_issuer_for_host(settings: ServerSettings) -> None:
+    """Refuse a wildcard host without an explicit issuer.
+
+    The issuer is in every token and every endpoint URL; ``http://0.0.0.0:8000``
+    is an address no client can use, and a guess (the machine's name) could be
+    the wrong one behind a proxy.
+
+    Raises:
+        ConfigError: the host is a wildcard and no issuer was given.
+    """
+    if settings.issuer is None and is_wildcard_host(settings.host):
+        host = settings.host or "''"
+        raise ConfigError(
+            f"--host {host} listens on every interface: give the public URL "
+            "clients use with --issuer (or AUTHMESH_ISSUER), e.g. --issuer https://auth.example.com"
+        )

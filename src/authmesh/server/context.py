@@ -17,13 +17,16 @@ from authmesh.server.config import ServerSettings
 from authmesh.server.feed.hub import FeedHub
 from authmesh.server.keys import KeyManager
 from authmesh.server.login_limits import LoginGuard
+from authmesh.server.master_key import MasterKey
 from authmesh.server.passwords import PasswordHasher, PasswordParams, PasswordPolicy
-from authmesh.server.secrets import KeyEncryptor, new_secret
+from authmesh.server.secrets import new_secret
 from authmesh.server.tokens import TokenIssuer
 from authmesh.store.db import Database, DatabaseTimeouts
 from authmesh.store.meta import get_or_create_meta
 
 __all__ = ["RequestInfo", "ServerContext", "quiet_data_loggers"]
+
+log = logging.getLogger(__name__)
 
 #: Loggers that print SQL parameters and result rows at INFO/DEBUG: password hashes,
 #: the refresh-token pepper and (without a master key) private signing keys.
@@ -90,15 +93,12 @@ class ServerContext:
             ),
             create=create_database,
         )
-        encryptor = (
-            KeyEncryptor(settings.master_key.get_secret_value()) if settings.master_key else None
-        )
         keys = KeyManager(
             db,
             alg=settings.signing_alg,
             publish_ahead=settings.key_publish_ahead,
             token_lifetime=settings.access_token_ttl + settings.leeway,
-            encryptor=encryptor,
+            master_key=MasterKey.from_settings(settings),
             clock=clock,
         )
         params = PasswordParams(
@@ -123,14 +123,32 @@ class ServerContext:
             clock=clock,
         )
 
-    async def start(self) -> None:
-        """Migrate the database, make sure a signing key exists, load the pepper."""
+    async def start(self, *, seal_plaintext_keys: bool = False) -> None:
+        """Migrate the database, make sure a signing key exists, load the pepper.
+
+        ``seal_plaintext_keys`` (the server, not a one-off command) encrypts private
+        keys still stored in plaintext under the master key.
+        """
         await self.db.upgrade()
         await self.keys.ensure_key()
+        if seal_plaintext_keys:
+            await self._seal_plaintext_keys()
         pepper = await get_or_create_meta(self.db, "refresh_pepper", new_secret)
         self.pepper = pepper.encode()
         web_key = await get_or_create_meta(self.db, "web_secret", new_secret)
         self.web_key = web_key.encode()
+
+    async def _seal_plaintext_keys(self) -> None:
+        master_key = self.keys.master_key
+        sealed = await self.keys.seal_plaintext_keys()
+        if sealed:
+            log.warning(
+                "encrypted %d signing key(s) stored in plaintext, under the master key (%s)",
+                sealed,
+                master_key.source,
+            )
+        elif master_key.plaintext_allowed and master_key.for_reading() is None:
+            log.warning("private signing keys are stored in plaintext (insecure_plaintext_keys)")
 
     async def close(self) -> None:
         """Stop the feed and close the database."""

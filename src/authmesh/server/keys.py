@@ -18,7 +18,7 @@ from sqlalchemy import text
 from authmesh.errors import ConfigError
 from authmesh.jose import Key, KeySet
 from authmesh.jose.policy import Clock
-from authmesh.server.secrets import KeyEncryptor
+from authmesh.server.master_key import MASTER_KEY_FILE, MasterKey
 from authmesh.store import signing_keys
 from authmesh.store.db import Database
 from authmesh.store.models import SigningKeyRow
@@ -51,7 +51,7 @@ class KeyManager:
         alg: str,
         publish_ahead: float,
         token_lifetime: float,
-        encryptor: KeyEncryptor | None,
+        master_key: MasterKey,
         clock: Clock,
     ) -> None:
         self._db = db
@@ -59,7 +59,8 @@ class KeyManager:
         self._publish_ahead = publish_ahead
         # How long after retirement a key must stay published: its last token's life.
         self._token_lifetime = token_lifetime
-        self._encryptor = encryptor
+        #: Where the key sealing the private keys comes from.
+        self.master_key = master_key
         self._clock = clock
         # Another replica's rotation must be seen before the new key activates,
         # or the replicas would sign with different keys for a while.
@@ -108,10 +109,7 @@ class KeyManager:
         self, key: Key, *, published_at: float, activates_at: float, retire_older: bool = False
     ) -> None:
         private = key.to_jwk(private=True)
-        if self._encryptor is not None:
-            stored, encrypted = self._encryptor.encrypt(private, aad=key.kid), True
-        else:
-            stored, encrypted = json.dumps(private), False
+        stored, encrypted = self._seal(private, kid=key.kid)
         public = private if key.is_symmetric else key.to_jwk(private=False)
         async with self._db.transaction() as session:
             if retire_older:
@@ -143,13 +141,38 @@ class KeyManager:
         self._rows, self._keys = rows, keys
         self._loaded_at = self._clock()
 
+    def _seal(self, private: dict[str, Any], *, kid: str) -> tuple[str, bool]:
+        """The stored form of a private JWK, and whether it is encrypted."""
+        encryptor = self.master_key.for_writing()
+        if encryptor is None:  # the operator chose plaintext keys
+            return json.dumps(private), False
+        return encryptor.encrypt(private, aad=kid), True
+
+    async def seal_plaintext_keys(self) -> int:
+        """Encrypt the private keys stored in plaintext (by an older version, or by choice
+        before a master key was set); how many. Nothing when plaintext is still the choice.
+        """
+        if self.master_key.for_reading() is None and self.master_key.plaintext_allowed:
+            return 0
+        sealed = 0
+        async with self._db.transaction() as session:
+            for row in await signing_keys.all_keys(session):
+                if not row.encrypted:
+                    stored, encrypted = self._seal(json.loads(row.private_jwk), kid=row.kid)
+                    sealed += await signing_keys.replace_private_key(
+                        session, kid=row.kid, private_jwk=stored, encrypted=encrypted
+                    )
+        return sealed
+
     def _load(self, row: SigningKeyRow) -> Key:
         if row.encrypted:
-            if self._encryptor is None:
+            encryptor = self.master_key.for_reading()
+            if encryptor is None:
                 raise ConfigError(
-                    f"signing key {row.kid} is encrypted: set AUTHMESH_MASTER_KEY to use it"
+                    f"signing key {row.kid} is encrypted: set AUTHMESH_MASTER_KEY (or --data-dir "
+                    f"to the folder holding {MASTER_KEY_FILE}) to use it"
                 )
-            jwk: dict[str, Any] = self._encryptor.decrypt(row.private_jwk, aad=row.kid)
+            jwk: dict[str, Any] = encryptor.decrypt(row.private_jwk, aad=row.kid)
         else:
             jwk = json.loads(row.private_jwk)
         return Key.from_jwk(jwk, alg=row.alg)

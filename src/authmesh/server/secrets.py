@@ -59,11 +59,15 @@ def successor_token(pepper: bytes, token: str) -> str:
 
 
 class KeyEncryptor:
-    """AES-256-GCM under a key derived (HKDF-SHA256) from the operator's master key."""
+    """AES-256-GCM under a key derived (HKDF-SHA256) from the operator's master key.
 
-    def __init__(self, master_key: str) -> None:
+    ``name`` says where the master key came from, in error messages.
+    """
+
+    def __init__(self, master_key: str, *, name: str = "AUTHMESH_MASTER_KEY") -> None:
+        self.name = name
         if len(master_key) < 16:
-            raise ConfigError("AUTHMESH_MASTER_KEY must be at least 16 characters")
+            raise ConfigError(f"{name} must be at least 16 characters")
         self._aead = AESGCM(
             HKDF(
                 algorithm=hashes.SHA256(), length=32, salt=None, info=b"authmesh signing keys"
@@ -87,7 +91,7 @@ class KeyEncryptor:
             plain = self._aead.decrypt(raw[:12], raw[12:], aad.encode())
         except InvalidTag:
             raise ConfigError(
-                f"cannot decrypt signing key {aad}: AUTHMESH_MASTER_KEY is wrong or the "
+                f"cannot decrypt signing key {aad}: {self.name} is wrong or the "
                 "stored key was altered"
             ) from None
         result: dict[str, Any] = json.loads(plain)

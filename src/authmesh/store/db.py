@@ -31,8 +31,15 @@ from sqlalchemy.util import await_only
 
 from authmesh.errors import ConfigError
 from authmesh.store.outages import database_outage
+from authmesh.store.private_files import create_private_file, private_dir
 
-__all__ = ["Database", "DatabaseTimeouts", "default_sqlite_url", "normalize_url"]
+__all__ = [
+    "Database",
+    "DatabaseTimeouts",
+    "default_sqlite_url",
+    "latest_revision",
+    "normalize_url",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The client-side bound on a statement is the server's statement_timeout plus
@@ -161,7 +168,10 @@ class Database:
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
                 if create:
-                    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                    # Made here with owner-only modes; SQLite gives its -wal and -shm
+                    # files the database file's mode.
+                    path = Path(db_path)
+                    create_private_file(private_dir(path.parent) / path.name)
                 elif not Path(db_path).is_file():
                     raise ConfigError(
                         f"no authmesh database at {db_path}: check --data-dir or "
@@ -286,3 +296,14 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def latest_revision() -> str:
+    """The newest migration's revision: what ``upgrade`` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

@@ -111,6 +111,9 @@ class SessionRow(Base):
         Index("ix_sessions_user_open", "user_id", "ended_at"),
         Index("ix_sessions_browser_secret", "browser_secret_hash", unique=True),
         Index("ix_sessions_console_secret", "console_secret_hash", unique=True),
+        # Retention finds ended and expired sessions by these.
+        Index("ix_sessions_ended", "ended_at"),
+        Index("ix_sessions_expires", "expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -143,6 +146,8 @@ class RefreshTokenRow(Base):
     """A refresh token, stored as its SHA-256; each is used once, then rotated."""
 
     __tablename__ = "refresh_tokens"
+    # Retention finds expired tokens by it.
+    __table_args__ = (Index("ix_refresh_tokens_expires", "expires_at"),)
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import SigningKeyRow
 
-__all__ = ["add_key", "all_keys", "published_keys", "retire_keys_before"]
+__all__ = ["add_key", "all_keys", "published_keys", "replace_private_key", "retire_keys_before"]
 
 
 async def add_key(
@@ -67,3 +67,19 @@ async def retire_keys_before(
         .where(SigningKeyRow.activates_at < activates_at, SigningKeyRow.retires_at.is_(None))
         .values(retires_at=retires_at, expires_at=expires_at)
     )
+
+
+async def replace_private_key(
+    session: AsyncSession, *, kid: str, private_jwk: str, encrypted: bool
+) -> int:
+    """Store a plaintext key's private part in a new form (sealed); 1 if it was still plain.
+
+    Only a row still in plaintext changes, so two processes sealing at once
+    leave one sealed form, not a mix.
+    """
+    result = await session.execute(
+        update(SigningKeyRow)
+        .where(SigningKeyRow.kid == kid, SigningKeyRow.encrypted.is_(False))
+        .values(private_jwk=private_jwk, encrypted=encrypted)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

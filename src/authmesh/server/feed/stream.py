@@ -56,8 +56,11 @@ class FeedStream:
     Args:
         ctx: the server context (its hub wakes the stream).
         cursor: the last cursor the reader has seen.
-        stop: asked before every read of the log; the stream ends when it says so
-            (a route passes "has the client gone?").
+        stop: asked before the first read of the log and after every quiet
+            heartbeat interval; the stream ends when it says so (a route passes
+            "has the client gone?"). Not asked on a wake-up for new events,
+            where 1,000 streams would ask at once: a reader that has gone is
+            found by the failed write, or at the next heartbeat.
     """
 
     def __init__(
@@ -77,7 +80,8 @@ class FeedStream:
 
     async def _run(self) -> AsyncIterator[RevocationEvent | Heartbeat]:
         ctx, hub = self._ctx, self._ctx.hub
-        while not hub.draining and not await self._stop():
+        ask = True
+        while not hub.draining and not (ask and await self._stop()):
             # Captured before the read: a wake-up for anything newer is never missed.
             seen = hub.latest
             events = await hub.tail.since(self.cursor, seen=seen, now=ctx.now(), limit=PAGE_SIZE)
@@ -87,4 +91,4 @@ class FeedStream:
             if len(events) == PAGE_SIZE:
                 continue
             yield Heartbeat(latest_cursor=max(seen, self.cursor), server_time=ctx.now())
-            await hub.wait(seen, ctx.settings.feed_heartbeat)
+            ask = not await hub.wait(seen, ctx.settings.feed_heartbeat)

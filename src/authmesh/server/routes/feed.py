@@ -74,19 +74,30 @@ async def stream(
 
 
 async def _frames(feed: FeedStream, metrics: ServerMetrics) -> AsyncIterator[bytes]:
-    """The stream as SSE frames, counted as a follower (with its position) while open."""
+    """The stream as SSE frames, counted as a follower (with its position) while open.
+
+    Events go out with the heartbeat that follows them in one write (a page at
+    most): one socket write per stream per wake-up instead of two, which is
+    most of a replica's work when a block reaches 1,000 open streams.
+    """
     metrics.feed_streams.inc()
     follower = metrics.followers.open(feed.cursor)
     try:
         yield b"retry: 1000\n\n"
+        pending: list[bytes] = []
         async for item in feed:
-            # The position moves once the frame is handed over for sending.
             if isinstance(item, Heartbeat):
-                yield _sse("heartbeat", item.to_json())
-                metrics.followers.advance(follower, item.latest_cursor)
+                pending.append(_sse("heartbeat", item.to_json()))
+                position = item.latest_cursor
             else:
-                yield _sse("revocation", item.to_json(), item.cursor)
-                metrics.followers.advance(follower, item.cursor)
+                pending.append(_sse("revocation", item.to_json(), item.cursor))
+                position = item.cursor
+                if len(pending) < PAGE_SIZE:
+                    continue
+            yield b"".join(pending)
+            pending.clear()
+            # The position moves once the frames are handed over for sending.
+            metrics.followers.advance(follower, position)
     finally:
         metrics.followers.close(follower)
         metrics.feed_streams.dec()

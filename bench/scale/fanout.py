@@ -1,0 +1,183 @@
+"""Fan-out: one replica serving 1,000 revocation-feed followers.
+
+One ``authmesh serve`` process (PostgreSQL, Redis), ``followers`` streams from
+:mod:`bench.scale.followers` processes. Per trial the admin blocks a user on
+the replica; the figure is the time from the block's response to the instant
+the *last* follower has seen the event. Memory per follower is the replica's
+resident set with every stream open (and a few blocks served), minus the same
+before the first stream, over the number of followers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.scale.checks import percentile
+from bench.scale.cluster import (
+    ADMIN,
+    AUDIENCE,
+    PUBLIC_CLIENT,
+    STREAMS_PER_CLIENT,
+    cluster,
+    feed_client,
+)
+from bench.servers import cpu_seconds
+
+__all__ = ["TARGET_P99_MS", "FanOut", "measure"]
+
+TARGET_P99_MS = 250.0
+#: Seconds of quiet with every stream open, to measure the heartbeats' CPU.
+IDLE_WINDOW = 4.0
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class FanOut:
+    """The fan-out figures."""
+
+    followers: int
+    processes: int
+    latencies_ms: list[float] = field(default_factory=list)
+    rss_before_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    open_seconds: float = 0.0
+    #: Server CPU per second with every stream open and nothing happening (heartbeats).
+    idle_cpu_per_second: float = 0.0
+    #: Server CPU per block beyond the idle rate: the block and its fan-out.
+    cpu_per_block: float = 0.0
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies_ms, 0.99)
+
+    @property
+    def kb_per_follower(self) -> float:
+        return (self.rss_after_mb - self.rss_before_mb) * 1024 / self.followers
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, from ``/proc``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+class _Followers:
+    """The follower processes and their line protocol."""
+
+    def __init__(self, url: str, secrets: dict[str, str], total: int, processes: int) -> None:
+        share = [total // processes + (i < total % processes) for i in range(processes)]
+        clients = [feed_client(i) for i in range(-(-total // STREAMS_PER_CLIENT))]
+        env = {
+            **os.environ,
+            "SCALE_STREAMS_PER_CLIENT": str(STREAMS_PER_CLIENT),
+            "SCALE_CLIENTS": json.dumps([[name, secrets[name]] for name in clients]),
+        }
+        starts = [sum(share[:p]) for p in range(processes)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.scale.followers", str(n), str(first), url],
+                cwd=_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            for n, first in zip(share, starts, strict=True)
+        ]  # fmt: skip
+        self.sel = selectors.DefaultSelector()
+        for i, p in enumerate(self.procs):
+            assert p.stdout is not None
+            self.sel.register(p.stdout, selectors.EVENT_READ, i)
+
+    def collect(self, expect: str, timeout: float) -> list[str]:
+        got: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(got) < len(self.procs):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"follower processes did not say {expect!r} in {timeout} s")
+            for key, _ in self.sel.select(left):
+                line = key.fileobj.readline().strip()  # type: ignore[union-attr]
+                if not line.startswith(expect):
+                    raise RuntimeError(f"follower process {key.data}: {line!r}")
+                got[key.data] = line
+        return list(got.values())
+
+    def send(self, line: str) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write(line + "\n")
+            p.stdin.flush()
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.stdin:
+                p.stdin.close()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _token(http: httpx.Client, username: str, password: str) -> str:
+    r = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": PUBLIC_CLIENT,
+            "username": username,
+            "password": password,
+            "audience": AUDIENCE,
+        },
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> FanOut:
+    """Open the streams, block ``trials`` users one after another, time each."""
+    out = FanOut(followers, processes)
+    clients = -(-followers // STREAMS_PER_CLIENT)
+    with cluster(replicas=1, users=1, victims=trials, feed_clients=clients) as c:
+        replica = c.replicas[0]
+        with httpx.Client(base_url=replica.url, timeout=30) as http:
+            admin = {"Authorization": f"Bearer {_token(http, *ADMIN)}"}
+            for _ in range(20):  # warm the paths a block takes before the baseline
+                http.get("/healthz")
+            time.sleep(1)
+            out.rss_before_mb = rss_mb(replica.pid)
+            started = time.monotonic()
+            group = _Followers(replica.url, c.secrets, followers, processes)
+            try:
+                group.collect("ready", 180)
+                out.open_seconds = time.monotonic() - started
+                time.sleep(1)
+                cpu0, t0 = cpu_seconds(replica.pid), time.monotonic()
+                time.sleep(IDLE_WINDOW)
+                cpu1, t1 = cpu_seconds(replica.pid), time.monotonic()
+                out.idle_cpu_per_second = (cpu1 - cpu0) / (t1 - t0)
+                for i in range(trials):
+                    cursor = int(http.get("/healthz").json()["latest_cursor"])
+                    group.send(f"arm {cursor}")
+                    time.sleep(0.2)  # let the streams go quiet
+                    r = http.post(f"/admin/users/victim{i}/block", headers=admin)
+                    answered = time.time()
+                    r.raise_for_status()
+                    instants = [float(line.split()[1]) for line in group.collect("done", 60)]
+                    out.latencies_ms.append((max(instants) - answered) * 1e3)
+                cpu2, t2 = cpu_seconds(replica.pid), time.monotonic()
+                idle = out.idle_cpu_per_second * (t2 - t1)
+                out.cpu_per_block = (cpu2 - cpu1 - idle) / len(out.latencies_ms)
+                out.rss_after_mb = rss_mb(replica.pid)
+            finally:
+                group.close()
+    return out
