@@ -20,7 +20,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── TokenNotYetValid
     │   ├── IssuedInFuture
     │   ├── TokenRevoked
-    │   └── VerifierUnavailable       the revocation feed is stale: fail closed
+    │   └── VerifierUnavailable       the revocation feed is stale: fail closed (503)
     ├── BearerError                   here: the other outcomes of RFC 6750 §3 (server and SDK)
     │   ├── MissingToken              401, no error code (§3.1: no credentials sent)
     │   ├── InvalidRequest            401 error="invalid_request" (malformed Authorization)
@@ -40,6 +40,7 @@ Tree (every error class authmesh raises on purpose, by package)::
     │   ├── AccessDenied              403
     │   ├── NotFound                  404 (admin API)
     │   ├── RateLimited               429 slow_down, with Retry-After
+    │   │   └── StreamLimitReached    a client over its revocation-feed stream limit
     │   └── TemporarilyUnavailable    503 (the rate limiter's store is down: fail closed)
     ├── WeakPassword                  authmesh.server: a new password breaks the policy
     ├── UntrustedRedirect             authmesh.server.oidc: an error page, never a redirect

@@ -10,10 +10,21 @@ no token                   401     nothing (§3.1: no error code)
 malformed header           401     ``error="invalid_request"``
 bad, expired, revoked…     401     ``error="invalid_token"``
 missing role or scope      403     ``error="insufficient_scope"`` (+ ``scope``)
+cannot check the token     503     no challenge; ``Retry-After`` instead
 =========================  ======  ==========================================
 
 §3.1 allows 400 for ``invalid_request``; authmesh answers 401 so every
 authentication failure is a 401 with a challenge a client knows to act on.
+
+The last row is not an authentication failure: the token may be fine, but the
+verifier cannot vouch for it now (its revocation feed is stale, or the issuer's
+keys are not loaded yet). A 401 ``invalid_token`` would tell the client to
+throw a good token away and sign in again, and every client retrying at once
+would then hit the issuer. So it is a 503 with ``Retry-After`` (RFC 9110
+§15.6.4, §10.2.3) and the JSON body ``{"error": "temporarily_unavailable"}``
+(the OAuth 2.0 code for the same condition, RFC 6749 §4.1.2.1). It carries no
+``WWW-Authenticate``: other credentials would not change the answer
+(RFC 9110 §11.6.1).
 
 A description in the header is reduced to the characters §3 allows in
 ``error_description`` (%x20-21 / %x23-5B / %x5D-7E): a quote becomes ``'``, a
@@ -34,16 +45,20 @@ from authmesh.errors import BearerError, InsufficientScope, InvalidRequest
 
 __all__ = [
     "MAX_DESCRIPTION",
+    "UNAVAILABLE_RETRY_AFTER",
     "Challenge",
     "basic_challenge",
     "bearer_challenge",
     "invalid_token_challenge",
     "parse_authorization",
     "quote_param",
+    "unavailable_challenge",
 ]
 
 #: Longest ``error_description`` put in a header.
 MAX_DESCRIPTION = 200
+#: Seconds a client is asked to wait after a 503 (a stale feed reconnects within about one).
+UNAVAILABLE_RETRY_AFTER = 2
 _TRANSLATE = {ord('"'): "'", ord("\\"): "/", ord("\t"): " ", ord("\n"): " ", ord("\r"): " "}
 
 
@@ -114,12 +129,17 @@ def parse_credentials(values: Sequence[str]) -> tuple[str, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    """The HTTP answer to an authentication or authorization failure."""
+    """The HTTP answer to an authentication or authorization failure.
+
+    ``www_authenticate`` is ``None`` and ``retry_after`` set (seconds) for the
+    503 of a verifier that cannot check tokens right now.
+    """
 
     status: int
     error: str | None
     description: str
-    www_authenticate: str
+    www_authenticate: str | None
+    retry_after: int | None = None
 
     @property
     def body(self) -> bytes:
@@ -129,12 +149,13 @@ class Challenge:
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        """The response headers (challenge, JSON, not cacheable)."""
-        return [
-            ("WWW-Authenticate", self.www_authenticate),
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-        ]
+        """The response headers (challenge or ``Retry-After``, JSON, not cacheable)."""
+        headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        if self.www_authenticate is not None:
+            headers.insert(0, ("WWW-Authenticate", self.www_authenticate))
+        if self.retry_after is not None:
+            headers.insert(0, ("Retry-After", str(self.retry_after)))
+        return headers
 
 
 #: What a DPoP challenge offers (RFC 9449 §7.1 ``algs``).
@@ -176,6 +197,17 @@ def bearer_challenge(exc: BearerError, realm: str) -> Challenge:
 def invalid_token_challenge(message: str, realm: str) -> Challenge:
     """The answer to a rejected token (bad, expired, revoked…): 401 ``invalid_token``."""
     return _challenge(realm, 401, "invalid_token", message)
+
+
+def unavailable_challenge(message: str, retry_after: int = UNAVAILABLE_RETRY_AFTER) -> Challenge:
+    """The answer when the token cannot be checked right now: 503 with ``Retry-After``."""
+    return Challenge(
+        status=503,
+        error="temporarily_unavailable",
+        description=message,
+        www_authenticate=None,
+        retry_after=retry_after,
+    )
 
 
 def basic_challenge(realm: str) -> str:

@@ -53,7 +53,11 @@ async def _chunks(
         ),
     )
     feed: Any = _Items(items)
-    return [chunk async for chunk in _frames(feed, metrics)]
+    ctx: Any = SimpleNamespace(now=lambda: NOW)
+    follower: Any = SimpleNamespace(
+        sent_event=lambda cursor, at: None, sent_heartbeat=lambda at, cursor: None
+    )
+    return [chunk async for chunk in _frames(ctx, feed, follower, metrics)]
 
 
 async def test_events_go_out_with_their_heartbeat_in_one_write() -> None:
@@ -122,7 +126,8 @@ async def test_the_client_is_asked_about_only_at_the_start_and_after_quiet_inter
 
 async def test_the_hub_says_whether_it_was_woken_or_timed_out() -> None:
     db: Any = SimpleNamespace(schema=None)
-    hub = FeedHub(db, settings=SimpleNamespace(), clock=lambda: NOW)  # type: ignore[arg-type]
+    settings: Any = SimpleNamespace(feed_max_streams_per_client=20)
+    hub = FeedHub(db, settings=settings, clock=lambda: NOW)
     assert await hub.wait(0, 0.01) is False
     waiting = asyncio.create_task(hub.wait(0, 5))
     await asyncio.sleep(0)

@@ -53,7 +53,7 @@ def test_missing_token_challenge_has_no_error_code() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [TokenExpired(), TokenRevoked(), VerifierUnavailable(), TokenRejected("nope")],
+    [TokenExpired(), TokenRevoked(), TokenRejected("nope")],
     ids=lambda e: e.reason,
 )
 def test_invalid_token_challenge(error: TokenRejected) -> None:
@@ -70,6 +70,21 @@ def test_invalid_token_challenge(error: TokenRejected) -> None:
         "error_description": error.message,
     }
     assert ("Cache-Control", "no-store") in challenge.headers
+
+
+def test_a_token_that_cannot_be_checked_now_is_503_with_retry_after() -> None:
+    # A stale revocation feed: the token may be fine, so no invalid_token and no challenge.
+    error = VerifierUnavailable("the service cannot check revocations right now")
+    challenge = challenge_for(error, "orders")
+    assert challenge.status == 503
+    assert challenge.www_authenticate is None and challenge.retry_after == 2
+    headers = dict(challenge.headers)
+    assert headers["Retry-After"] == "2" and "WWW-Authenticate" not in headers
+    assert headers["Cache-Control"] == "no-store"
+    assert json.loads(challenge.body) == {
+        "error": "temporarily_unavailable",
+        "error_description": error.message,
+    }
 
 
 def test_invalid_request_is_401() -> None:

@@ -126,7 +126,10 @@ async def test_revoked_and_stale(
     assert response.json()["error_description"] == "the session of this token has ended"
     state.last_heard -= 60
     response = await client.get("/me", headers=bearer(mock_issuer.state.mint(sid="other")))
-    assert response.status_code == 401
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert "www-authenticate" not in response.headers
+    assert response.json()["error"] == "temporarily_unavailable"
     assert "revocation feed unreachable" in response.json()["error_description"]
     health = (await client.get("/health")).json()
     assert health["status"] == "failing" and health["feed"]["stale"] is True
@@ -178,6 +181,14 @@ async def test_websocket_with_a_bad_token_is_closed(
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
     assert seen == []
     await middleware(scope(mock_issuer.state.mint(sub="wendy")), receive, send)
+    assert seen == ["wendy"]
+
+    state = mock_auth.revocations
+    assert state is not None
+    state.last_heard -= 60  # a stale feed: "try again later", not a policy violation
+    sent.clear()
+    await middleware(scope(mock_issuer.state.mint(sub="vera")), receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1013, "reason": "try again later"}]
     assert seen == ["wendy"]
 
 

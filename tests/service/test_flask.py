@@ -91,6 +91,22 @@ def test_revoked(client: Any, mock_issuer: MockIssuer, mock_auth: ServiceAuth) -
     assert response.json["error_description"] == "the token has been revoked: sign in again"
 
 
+def test_a_stale_feed_is_503_with_retry_after(
+    client: Any, mock_issuer: MockIssuer, mock_auth: ServiceAuth
+) -> None:
+    assert mock_auth.revocations is not None
+    mock_auth.revocations.last_heard -= 60
+    response = client.get("/me", headers=bearer(mock_issuer.state.mint(sub="stale")))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert "WWW-Authenticate" not in response.headers
+    assert response.json["error"] == "temporarily_unavailable"
+    wsgi = Client(BearerAuthWSGIMiddleware(hello, mock_auth))
+    response = wsgi.get("/", headers=bearer(mock_issuer.state.mint(sub="stale")))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert json.loads(response.data)["error"] == "temporarily_unavailable"
+
+
 def test_needs_a_config() -> None:
     with pytest.raises(TypeError):
         AuthMesh(None, None)

@@ -175,11 +175,11 @@ def test_issuer_down_keeps_accepting_then_fails_closed(
     fresh = issuer.state.mint(sid="s2")  # never seen: verified with the cached JWKS
     assert service.get("/me", cached).status_code == 200
     assert service.get("/me", fresh).status_code == 200
-    wait_for(lambda: service.get("/me", cached).status_code == 401, timeout=5)
+    wait_for(lambda: service.get("/me", cached).status_code == 503, timeout=5)
     refused_after = time.monotonic() - down_at
     assert refused_after >= 1.0 - 0.3  # not before the staleness bound (1 s) …
     response = service.get("/me", fresh)
-    assert response.status_code == 401
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
     assert "revocation feed unreachable" in response.json()["error_description"]
     health = service.get("/health").json()
     assert health["status"] == "failing" and health["feed"]["stale"]

@@ -79,6 +79,18 @@ async def test_a_bad_token_is_refused_at_the_http_layer(
     assert response.json()["error"] == "invalid_token"
 
 
+async def test_a_stale_feed_is_503_at_the_http_layer(
+    client: httpx.AsyncClient, mock_issuer: MockIssuer, mock_auth: ServiceAuth
+) -> None:
+    assert mock_auth.revocations is not None
+    mock_auth.revocations.last_heard -= 60
+    response = await query(client, "{ me { sub } }", mock_issuer.state.mint(sub="stale"))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert "www-authenticate" not in response.headers
+    assert response.json()["error"] == "temporarily_unavailable"
+
+
 def test_permission_classes_are_memoized_with_distinct_names() -> None:
     assert HasRole("admin") is HasRole("admin")
     assert HasRole("admin") is not HasRole("clerk")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -64,6 +65,9 @@ def test_requests_carry_the_cursor_and_basic_credentials(proc: FeedProcessor) ->
     assert stream["headers"]["Last-Event-ID"] == "7"
     assert stream["headers"]["Accept"] == "text/event-stream"
     assert req["headers"]["Authorization"] == stream["headers"]["Authorization"]
+    # Names this process, so the issuer's follower list tells replicas apart.
+    assert stream["headers"]["Authmesh-Replica"] == req["headers"]["Authmesh-Replica"]
+    assert stream["headers"]["Authmesh-Replica"].endswith(f":{os.getpid()}")
     # RFC 6749 §2.3.1: form-urlencoded before Basic, so ':' and '%' survive.
     decoded = base64.b64decode(req["headers"]["Authorization"][6:]).decode()
     assert decoded == "orders:p%40ss%3Aw%25rd+%C3%A9"
@@ -113,13 +117,58 @@ def test_handle_sse_events(proc: FeedProcessor) -> None:
     assert proc.state.cursor == 4
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+def test_backoff_retries_at_once_then_doubles_with_jitter_up_to_the_cap() -> None:
     config = mock_config(feed_backoff_initial=0.25, feed_backoff_max=5)
     high = FeedProcessor(config, RevocationState(), rng=lambda: 1.0)
     low = FeedProcessor(config, RevocationState(), rng=lambda: 0.0)
+    # The first retry anywhere in [0, initial]: a restarted server is followed at once.
     assert [high.backoff(n) for n in range(7)] == [0.25, 0.5, 1, 2, 4, 5, 5]
-    assert [low.backoff(n) for n in range(3)] == [0.125, 0.25, 0.5]
+    assert [low.backoff(n) for n in range(3)] == [0, 0.25, 0.5]
     assert high.backoff(10_000) == 5
+
+
+def test_default_schedule_stays_under_half_a_second_while_the_issuer_is_down() -> None:
+    config = mock_config(feed_backoff_initial=0.25, feed_backoff_max=0.5)
+    high = FeedProcessor(config, RevocationState(), rng=lambda: 1.0)
+    refused = httpx.ConnectError("connection refused")
+    assert high.retry_delay(refused, 0) == 0.25
+    assert max(high.retry_delay(refused, n) for n in range(50)) == 0.5
+    assert high.retry_delay(FeedError("the stream ended"), 3) == 0.5
+
+
+def test_an_error_answer_is_retried_after_retry_after_or_more_slowly(proc: FeedProcessor) -> None:
+    config = mock_config(feed_backoff_initial=0.25, feed_backoff_max=0.5)
+    high = FeedProcessor(config, RevocationState(), rng=lambda: 1.0)
+    with pytest.raises(FeedError) as limited:
+        proc.check_stream(httpx.Response(429, headers={"retry-after": "7"}))
+    assert limited.value.status == 429 and limited.value.retry_after == 7
+    assert high.retry_delay(limited.value, 0) == 7 + 0.25
+    with pytest.raises(FeedError) as absurd:
+        proc.check_stream(httpx.Response(503, headers={"retry-after": "86400"}))
+    assert absurd.value.retry_after == 60
+    with pytest.raises(FeedError) as dated:
+        proc.apply_page(Fetched(503, httpx.Headers({"retry-after": "Wed, 21 Oct 2015"}), b""))
+    assert dated.value.status == 503 and dated.value.retry_after is None
+    assert [high.retry_delay(dated.value, n) for n in range(7)] == [0.5, 1, 2, 4, 8, 10, 10]
+    with pytest.raises(FeedUnauthorized) as refused:
+        proc.check_stream(httpx.Response(401))
+    assert high.retry_delay(refused.value, 10) == 10
+
+
+def test_a_long_outage_is_logged_once_then_summarised(
+    proc: FeedProcessor, caplog: pytest.LogCaptureFixture
+) -> None:
+    proc.connected = True
+    with caplog.at_level("DEBUG", logger="authmesh.service._feed"):
+        for _ in range(20):
+            proc.failed(httpx.ConnectError("connection refused"))
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ConnectError" in warnings[0].getMessage()
+    assert proc.stats.feed_failures == 20 and not proc.connected
+    caplog.clear()
+    proc.failed(FeedError("revocation feed: HTTP 503", status=503))  # a new kind of failure
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "19 more failures" in caplog.records[0].getMessage()
 
 
 @pytest.mark.parametrize(

@@ -201,9 +201,10 @@ class Service:
         return self.get("/me", token)
 
     def accepts(self, token: str) -> bool:
-        """Whether the service lets this token in (a 401 means no; anything else fails)."""
+        """Whether the service lets this token in (a 401, or the 503 of a stale feed,
+        means no; anything else fails)."""
         response = self.whoami(token)
-        if response.status_code == 401:
+        if response.status_code in (401, 503):
             return False
         assert response.status_code == 200, (self.framework, response.text)
         if self.framework == "graphql":

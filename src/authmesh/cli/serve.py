@@ -70,11 +70,10 @@ def serve(
     ] = None,
 ) -> None:
     """Start the auth server (SQLite in ./data unless told otherwise)."""
-    import uvicorn
-
     from authmesh.server.app import create_app
     from authmesh.server.config import check_issuer_for_host
     from authmesh.server.logs import logging_config
+    from authmesh.server.serving import AuthServer, uvicorn_config
     from authmesh.server.workers import check_workers
 
     settings = settings_from(
@@ -113,30 +112,15 @@ def serve(
         _serve_workers(settings, log_level, listener)
         return
     app = create_app(settings)
-    hub = app.state.context.hub
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # Revocation-feed streams never end by themselves: without this a
-            # graceful shutdown would wait for every subscribed service to hang up.
-            hub.drain()
-            await super().shutdown(sockets)
-
     where = safe_url(settings.db_url)
     typer.echo(f"authmesh auth server: {settings.issuer_url} (database {where})")
-    server = Server(
-        uvicorn.Config(
+    # Read timeouts, body and header bounds, and feed streams drained on shutdown.
+    server = AuthServer(
+        uvicorn_config(
             app,
-            host=settings.host,
-            port=settings.port,
+            settings,
             log_level=log_level,
             log_config=logging_config(settings.log_format, log_level),
-            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            # A balancer's X-Forwarded-For is believed only from the proxies named:
-            # anyone else could put any address there and dodge the per-address limits.
-            proxy_headers=settings.trusted_proxies is not None,
-            forwarded_allow_ips=settings.trusted_proxies,
         )
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does
@@ -187,7 +171,8 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
     import uvicorn
 
     from authmesh.server.logs import logging_config
-    from authmesh.server.workers import APP_FACTORY, worker_environment
+    from authmesh.server.serving import header_parser_bound
+    from authmesh.server.workers import APP_FACTORY, HTTP_PROTOCOL, worker_environment
 
     # The database was migrated and its first signing key made once, in this process,
     # rather than racing in N workers. uvicorn binds the port again for its workers (it
@@ -210,6 +195,9 @@ def _serve_workers(settings: ServerSettings, log_level: str, listener: socket.so
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=settings.trusted_proxies is not None,
         forwarded_allow_ips=settings.trusted_proxies,
+        # Read timeouts and header bound, as in one process (by name: workers import it).
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=header_parser_bound(settings),
         # Feed streams never end by themselves; subscribers reconnect to another worker.
         timeout_graceful_shutdown=3,
     )

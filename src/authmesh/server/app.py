@@ -28,6 +28,7 @@ from authmesh.rfc6750 import (
     invalid_token_challenge,
 )
 from authmesh.server import audit
+from authmesh.server.body_limit import BodyLimit, quiet_client_disconnects
 from authmesh.server.config import ServerSettings
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import OAuthError
@@ -128,10 +129,13 @@ def _error_body(error: str, description: str) -> dict[str, str]:
 
 def _challenge_response(challenge: Challenge) -> JSONResponse:
     # The body always names an OAuth error code: a missing token reads as invalid_token.
+    headers = dict(NO_STORE)
+    if challenge.www_authenticate is not None:
+        headers["WWW-Authenticate"] = challenge.www_authenticate
     return JSONResponse(
         _error_body(challenge.error or "invalid_token", challenge.description),
         status_code=challenge.status,
-        headers={**NO_STORE, "WWW-Authenticate": challenge.www_authenticate},
+        headers=headers,
     )
 
 
@@ -250,10 +254,12 @@ def create_app(
         app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
     install_console_errors(app)
+    quiet_client_disconnects(app)
     describe_api(app)
     # Innermost of the middleware, so its 503s carry the security headers too.
     app.add_middleware(DatabaseOutageGuard, db=ctx.db)
     app.add_middleware(RejectNul)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=settings.tls_cert is not None)
     if settings.otel:
         from authmesh.server.tracing import instrument_server

@@ -123,6 +123,12 @@ class ServerSettings(BaseSettings):
     feed_poll_interval: float = Field(
         default=1.0, gt=0, description="Safety-net poll of the revocation log on SQLite"
     )
+    feed_max_streams_per_client: int = Field(
+        default=20,
+        ge=0,
+        description="Open revocation-feed streams a service client may hold per server "
+        "process; more are answered 429; 0 = no limit",
+    )
 
     password_min_length: int = Field(default=10, ge=8, le=128)
     # OWASP's 7 MiB x 5 passes x 1 lane, Keycloak's default too (see PasswordParams).
@@ -144,6 +150,29 @@ class ServerSettings(BaseSettings):
     )
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's headers; then 408 and closed",
+    )
+    http_body_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's body once its headers are in",
+    )
+    http_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Largest request body; a larger one is answered 413; 0 = no limit",
+    )
+    http_max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line and headers; larger is answered 431",
+    )
 
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as timestamped text or one JSON object per line"

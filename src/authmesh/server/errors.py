@@ -24,6 +24,7 @@ __all__ = [
     "NotFound",
     "OAuthError",
     "RateLimited",
+    "StreamLimitReached",
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedTokenType",
@@ -113,6 +114,10 @@ class RateLimited(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(self.retry_after or 1)))}
+
+
+class StreamLimitReached(RateLimited):
+    """A client already holds as many revocation-feed streams as it may: 429."""
 
 
 class NotFound(OAuthError):

@@ -21,12 +21,22 @@ from authmesh.server.config import ServerSettings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["SETTINGS_ENV", "check_workers", "create_worker_app", "worker_environment"]
+__all__ = [
+    "APP_FACTORY",
+    "HTTP_PROTOCOL",
+    "SETTINGS_ENV",
+    "check_workers",
+    "create_worker_app",
+    "worker_environment",
+]
 
 #: The settings of the parent, as JSON, for the workers it starts.
 SETTINGS_ENV = "AUTHMESH_WORKER_SETTINGS"
 #: The import string uvicorn gives each worker.
 APP_FACTORY = "authmesh.server.workers:create_worker_app"
+#: The HTTP protocol uvicorn gives each worker, by name (a class made at run time
+#: cannot be sent to a spawned process): read timeouts from the parent's settings.
+HTTP_PROTOCOL = "authmesh.server.workers:WorkerHTTPProtocol"
 
 
 def check_workers(settings: ServerSettings) -> None:
@@ -59,14 +69,27 @@ def worker_environment(settings: ServerSettings) -> dict[str, str]:
     return {SETTINGS_ENV: json.dumps(values)}
 
 
+def _worker_settings() -> ServerSettings:
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw is None:
+        raise ConfigError(f"{SETTINGS_ENV} is not set: start workers with authmesh serve --workers")
+    return ServerSettings(**json.loads(raw))
+
+
+def __getattr__(name: str) -> Any:
+    # ``WorkerHTTPProtocol``, built when a worker's uvicorn imports it by name.
+    if name == "WorkerHTTPProtocol":
+        from authmesh.server.serving import http_protocol
+
+        return http_protocol(_worker_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def create_worker_app() -> FastAPI:
     """The app of one worker (uvicorn calls this in each worker process)."""
     from authmesh.server.app import create_app
 
-    raw = os.environ.get(SETTINGS_ENV)
-    if raw is None:
-        raise ConfigError(f"{SETTINGS_ENV} is not set: start workers with authmesh serve --workers")
-    settings = ServerSettings(**json.loads(raw))
+    settings = _worker_settings()
     if settings.otel:
         from authmesh.server.tracing import configure_tracing
 

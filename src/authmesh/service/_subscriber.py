@@ -3,8 +3,11 @@
 Each connection first catches up with ``GET /revocations?after=CURSOR`` page by
 page, then follows ``GET /revocations/stream`` (SSE) with ``Last-Event-ID``
 set to the last cursor applied, so nothing written while disconnected is
-lost. On any failure it reconnects with exponential backoff and jitter. If the
-issuer has no stream endpoint (404), it polls the page endpoint instead.
+lost. On any failure it reconnects on the schedule of
+:meth:`~authmesh.service._feed.FeedProcessor.retry_delay`: at once (jittered)
+after a restart, short capped delays while the issuer is unreachable, and the
+issuer's ``Retry-After`` when it refuses. If the issuer has no stream endpoint
+(404), it polls the page endpoint instead.
 
 Both endpoints authenticate the service with HTTP Basic (RFC 6749 §2.3.1).
 
@@ -86,19 +89,21 @@ class RevocationSubscriber:
         proc = self.processor
         while True:
             heard = proc.state.last_heard
+            error: BaseException
             try:
                 await self._session()
-                proc.failed(FeedError("the stream ended"))
+                error = FeedError("the stream ended")
             except asyncio.CancelledError:
                 raise
             except (IssuerError, httpx.HTTPError, ValueError) as exc:
-                proc.failed(exc)
+                error = exc
             except Exception as exc:  # never let the task die: that would fail closed forever
                 log.exception("revocation feed: unexpected error")
-                proc.failed(exc)
+                error = exc
+            proc.failed(error)
             if proc.state.last_heard != heard:
                 attempt = 0
-            await asyncio.sleep(proc.backoff(attempt))
+            await asyncio.sleep(proc.retry_delay(error, attempt))
             attempt += 1
 
     async def _session(self) -> None:
@@ -212,21 +217,23 @@ class ThreadedRevocationSubscriber:
         proc = self.processor
         while not self._stopping.is_set():
             heard = proc.state.last_heard
+            error: BaseException
             try:
                 self._session()
-                proc.failed(FeedError("the stream ended"))
+                error = FeedError("the stream ended")
             except (IssuerError, httpx.HTTPError, ValueError) as exc:
                 if self._stopping.is_set():
                     break
-                proc.failed(exc)
+                error = exc
             except Exception as exc:  # never let the thread die: that would fail closed forever
                 if self._stopping.is_set():
                     break
                 log.exception("revocation feed: unexpected error")
-                proc.failed(exc)
+                error = exc
+            proc.failed(error)
             if proc.state.last_heard != heard:
                 attempt = 0
-            self._stopping.wait(proc.backoff(attempt))
+            self._stopping.wait(proc.retry_delay(error, attempt))
             attempt += 1
 
     def _session(self) -> None:

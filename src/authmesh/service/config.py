@@ -76,8 +76,14 @@ class ServiceConfig:
         realm: the ``realm`` of ``WWW-Authenticate`` challenges (RFC 6750 §3);
             defaults to the (first) audience.
         algorithms: accepted signing algorithms (default: all supported).
-        feed_backoff_initial: first reconnect delay of the feed subscriber.
-        feed_backoff_max: longest reconnect delay (doubling with jitter up to it).
+        feed_backoff_initial: the feed subscriber's first reconnect comes within
+            this delay (uniformly jittered from zero), so a restarted issuer is
+            followed again at once without every service arriving together.
+        feed_backoff_max: longest delay between later attempts while the issuer is
+            unreachable (doubling with jitter up to it); kept short so the feed
+            catches up within a second of the issuer being back. An issuer that
+            answers with an error is retried after its ``Retry-After``, or on a
+            slower schedule.
         otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
             the W3C trace context on service-to-service calls, and trace the
             requests of a Starlette/FastAPI app set up by ``install`` (needs the
@@ -101,7 +107,7 @@ class ServiceConfig:
     realm: str | None = None
     algorithms: frozenset[str] | None = None
     feed_backoff_initial: timedelta = timedelta(seconds=0.25)
-    feed_backoff_max: timedelta = timedelta(seconds=5)
+    feed_backoff_max: timedelta = timedelta(seconds=0.5)
     otel: bool = False
 
     def __post_init__(self) -> None:

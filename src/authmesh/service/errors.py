@@ -3,8 +3,9 @@
 Tree::
 
     AuthmeshError
-    ├── TokenRejected (authmesh.jose)  401 error="invalid_token"  (incl. TokenRevoked,
-    │                                  VerifierUnavailable when the feed is stale)
+    ├── TokenRejected (authmesh.jose)  401 error="invalid_token"  (incl. TokenRevoked;
+    │                                  but VerifierUnavailable, a stale feed, is a 503
+    │                                  with Retry-After: the token may be fine)
     ├── BearerError                    the other outcomes of RFC 6750 §3 (from authmesh.errors,
     │                                  shared with the auth server)
     │   ├── MissingToken               401, no error code (§3.1: no credentials sent)
@@ -57,7 +58,18 @@ class DiscoveryError(IssuerError):
 
 
 class FeedError(IssuerError):
-    """The revocation feed answered with an unexpected status or content."""
+    """The revocation feed answered with an unexpected status or content.
+
+    ``status`` is the HTTP status when the issuer answered (``None`` for a bad
+    body or a broken stream), ``retry_after`` the seconds its ``Retry-After`` asked for.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class FeedUnauthorized(FeedError):

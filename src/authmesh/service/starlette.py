@@ -10,7 +10,8 @@ one place failures become responses.
 WebSocket connection that sends one and sets ``scope["auth"]`` and
 ``scope["user"]`` to the :class:`Principal` (``None`` when no token came). A
 request carrying a bad token is refused with 401 even on public endpoints
-(RFC 6750 §3.1). It is pure ASGI, not ``BaseHTTPMiddleware``: no extra task
+(RFC 6750 §3.1); one that cannot be checked right now (a stale revocation
+feed) with 503 and ``Retry-After``. It is pure ASGI, not ``BaseHTTPMiddleware``: no extra task
 or thread per request.
 
 Failures become HTTP only through :func:`error_response`; code deeper in the
@@ -30,7 +31,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authmesh.jose.errors import TokenRejected
+from authmesh.jose.errors import TokenRejected, VerifierUnavailable
 from authmesh.rfc6750 import parse_credentials
 from authmesh.service._live_asgi import HttpWatch, serve_websocket_until_revoked
 from authmesh.service.bearer import challenge_for
@@ -83,10 +84,7 @@ class AuthHTTPException(HTTPException):
         super().__init__(
             status_code=self.challenge.status,
             detail=self.challenge.description,
-            headers={
-                "WWW-Authenticate": self.challenge.www_authenticate,
-                "Cache-Control": "no-store",
-            },
+            headers={k: v for k, v in self.challenge.headers if k != "Content-Type"},
         )
 
 
@@ -298,7 +296,7 @@ class BearerAuthMiddleware:
         except (TokenRejected, BearerError) as exc:
             if scope["type"] == "websocket":
                 # Before the handshake completes this makes the server answer 403.
-                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+                await send(_websocket_refusal(exc))
                 return
             await error_response(exc, self.realm)(scope, receive, send)
             return
@@ -322,6 +320,14 @@ class BearerAuthMiddleware:
         finally:
             if watch.connection is not None:  # only a request that streamed was watched
                 await watch.finish(send)
+
+
+def _websocket_refusal(exc: TokenRejected | BearerError) -> dict[str, Any]:
+    """The close message refusing a WebSocket: 1013 "try again later" when the token
+    cannot be checked right now (RFC 6455 §7.4.2 registry), else 1008 policy violation."""
+    if isinstance(exc, VerifierUnavailable):
+        return {"type": "websocket.close", "code": 1013, "reason": "try again later"}
+    return {"type": "websocket.close", "code": 1008, "reason": "unauthorized"}
 
 
 def get_principal(connection: HTTPConnection) -> Principal | None:

@@ -16,12 +16,11 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
-
 from authmesh.server import accounts, clients
 from authmesh.server.app import create_app
 from authmesh.server.config import ServerSettings, load_settings
 from authmesh.server.context import ServerContext
+from authmesh.server.serving import AuthServer, uvicorn_config
 from authmesh.testing.databases import DbTarget
 from authmesh.testing.net import free_port
 from authmesh.testing.processes import ServerProcess
@@ -49,23 +48,36 @@ def settings_for(target: DbTarget, port: int | None = None, **overrides: Any) ->
 
 
 class AuthServerThread:
-    """uvicorn serving the auth server app in a background thread with its own loop."""
+    """uvicorn serving the auth server app in a background thread with its own loop.
 
-    def __init__(self, settings: ServerSettings, *, clock: Any = None) -> None:
+    ``uvicorn_options`` override what :func:`~authmesh.server.serving.uvicorn_config`
+    sets (a test may pick the HTTP protocol implementation, for instance).
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        clock: Any = None,
+        uvicorn_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.app = create_app(settings, **({"clock": clock} if clock else {}))
         self.core: ServerContext = self.app.state.context
         self.url = settings.issuer_url
         #: What a seeding step returned (``seed_demo``: the service client's secret).
         self.seeded: dict[str, str] = {}
-        self._server = uvicorn.Server(
-            uvicorn.Config(
+        # As `authmesh serve` runs it: read timeouts, header bound, feed drained on stop.
+        self._server = AuthServer(
+            uvicorn_config(
                 self.app,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                lifespan="on",
-                timeout_graceful_shutdown=1,
+                settings,
+                **{
+                    "log_level": "warning",
+                    "lifespan": "on",
+                    "timeout_graceful_shutdown": 1,
+                    **(uvicorn_options or {}),
+                },
             )
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,6 +98,10 @@ class AuthServerThread:
                 raise RuntimeError("the auth server did not start")
             time.sleep(0.02)
         return self
+
+    def running_requests(self) -> int:
+        """Requests the server is handling now (their application tasks)."""
+        return len(self._server.server_state.tasks)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the server's loop (to seed users, clients)."""

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from authmesh.server.clients import authenticate_client, parse_client_credentials
 from authmesh.server.context import ServerContext
-from authmesh.server.errors import InvalidClient
+from authmesh.server.errors import InvalidClient, OAuthError
 from authmesh.store.models import ClientRow
 
-__all__ = ["authenticate_reader"]
+__all__ = ["authenticate_reader", "claimed_reader"]
+
+
+def claimed_reader(authorization: str | None) -> str | None:
+    """The client id a request's HTTP Basic credentials name, unverified (``None`` if none).
+
+    Only for refusing cheaply what would be refused anyway once verified: the
+    answer to a client over its stream limit must not cost a database read.
+    """
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        return parse_client_credentials(authorization, {}).client_id
+    except OAuthError:
+        return None
 
 
 async def authenticate_reader(ctx: ServerContext, authorization: str | None) -> ClientRow:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from authmesh.jose.policy import Clock
 from authmesh.revocation import RevocationEvent
 from authmesh.server.config import ServerSettings
+from authmesh.server.feed.followers import FollowerRegistry
 from authmesh.server.feed.tail import FeedTail
 from authmesh.server.redis_client import short_timeout_client
 from authmesh.store import revocations
@@ -53,6 +54,10 @@ class FeedHub:
         self.channel = CHANNEL if not db.schema else f"{CHANNEL}_{db.schema}"
         #: What the streams of this process read: one log read per wake-up for all.
         self.tail = FeedTail(self._read_log)
+        #: The open streams of this process, who reads them and how far behind they are.
+        self.followers = FollowerRegistry(
+            max_per_client=settings.feed_max_streams_per_client, clock=clock
+        )
 
     async def start(self) -> None:
         """Read the newest cursor and start listening for other processes' events."""
@@ -97,6 +102,7 @@ class FeedHub:
     def _advance(self, cursor: int) -> None:
         if cursor > self.latest:
             self.latest = cursor
+            self.followers.note_head(cursor)
             # Wake every waiter, then arm a fresh event for the next round.
             self._changed.set()
             self._changed = asyncio.Event()
