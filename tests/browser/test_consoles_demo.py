@@ -76,6 +76,33 @@ def _shot(page: Page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
+def _live_view_shows_both_services_got_it(
+    page: Page, axe: Callable[[Page], list[str]], shots: Path
+) -> None:
+    """The live view lists orders and catalog following the feed, each sent the block."""
+    back = page.url
+    page.get_by_role("link", name="Revocation, live").click()
+    followers = page.get_by_role("table", name="Open feed streams, oldest first")
+    expect(followers).to_contain_text("orders-svc")
+    expect(followers).to_contain_text("catalog-svc")
+    newest = page.get_by_role(
+        "table", name="The newest revocation events and when each service was sent them"
+    ).locator("tbody tr")
+    sent = newest.filter(has_text="sub").first.locator("td").last
+    expect(sent).to_contain_text("orders-svc")
+    expect(sent).to_contain_text("catalog-svc")
+    print(f"live view, the block's event: {sent.inner_text()}")
+    # The page refreshes itself: a new event shows up without a reload.
+    head = int(page.locator('[data-field="head"]').inner_text())
+    expect(page.locator('[data-field="now"]')).not_to_have_text(
+        page.locator('[data-field="now"]').inner_text(), timeout=3_000
+    )
+    assert int(page.locator('[data-field="head"]').inner_text()) >= head
+    assert axe(page) == []
+    _shot(page, shots / "console-live.png")
+    page.goto(back)
+
+
 def test_an_admin_blocks_alice_in_the_console_and_both_services_refuse_her(
     demo: DemoProcess, chromium: Browser, axe: Callable[[Page], list[str]], shots: Path
 ) -> None:
@@ -112,6 +139,7 @@ def test_an_admin_blocks_alice_in_the_console_and_both_services_refuse_her(
             assert took < BOUND
             mine.reload()  # alice's console session ended with the block
             expect(mine.get_by_label("Password")).to_be_visible()
+            _live_view_shows_both_services_got_it(page, axe, shots)
         finally:
             page.get_by_role("button", name="Unblock").click()
             expect(page.get_by_role("status")).to_have_text("The user may sign in again.")

@@ -10,9 +10,11 @@ import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from authmesh.server.console import sign_in as console_sign_in
+from authmesh.testing import wait_for
 from support.console import ConsoleClient, csrf_of
 from support.harness import ADMIN, Api, basic
 from support.oidc_flow import PARTNER, Browser, redirect_query, register_browser_clients
@@ -507,3 +509,35 @@ def test_the_live_page_loads_one_script_file_and_its_json_lists_new_events(
     user_id = shared.user_id(name)
     assert any(e["kind"] == "sub" and e["value"] == user_id for e in view["events"])
     assert view["head"] >= max(e["cursor"] for e in view["events"])
+
+
+def test_the_live_view_shows_a_follower_and_when_it_was_sent_an_event(
+    shared: Api, admin_console: ConsoleClient
+) -> None:
+    name, _ = shared.new_user()
+    replica = f"orders-{name}"
+    headers = {"Authorization": shared.service_basic, "Authmesh-Replica": replica}
+    with httpx.Client(base_url=shared.url, timeout=5) as client:
+        with client.stream("GET", "/revocations/stream", headers=headers) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+
+            def mine() -> dict[str, object] | None:
+                view = admin_console.http.get("/admin/console/live.json").json()
+                return next((f for f in view["followers"] if f["replica"] == replica), None)
+
+            wait_for(mine, timeout=5)
+            follower = mine()
+            assert follower is not None and follower["client_id"] == "orders-svc"
+            assert admin_console.post(f"/admin/console/users/{name}/block").status_code == 303
+            for line in lines:  # read up to the event: then it was sent
+                if line.startswith("id: "):
+                    cursor = int(line[4:])
+                    break
+            view = admin_console.http.get("/admin/console/live.json").json()
+            index = next(i for i, f in enumerate(view["followers"]) if f["replica"] == replica)
+            event = next(e for e in view["events"] if e["cursor"] == cursor)
+            received = event["received_ms"][index]
+            assert received is not None and 0 <= received < 5000
+            page = admin_console.http.get("/admin/console/live")
+            assert replica in page.text and f"+{received} ms" in page.text
