@@ -8,8 +8,7 @@ read by the admin console's page once a second.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from authmesh.server.context import ServerContext
 from authmesh.store import revocations
@@ -18,49 +17,34 @@ __all__ = ["EVENTS_SHOWN", "live_view"]
 
 #: How many of the newest events the view lists.
 EVENTS_SHOWN = 10
-_FOLLOWER_FIELDS = (
-    "client_id",
-    "replica",
-    "server",
-    "connected_at",
-    "cursor",
-    "behind_events",
-    "behind_ms",
-    "last_seen_at",
-    "last_event_at",
-    "events_sent",
+_FOLLOWER_FIELDS = frozenset(
+    {
+        "client_id",
+        "replica",
+        "server",
+        "connected_at",
+        "cursor",
+        "behind_events",
+        "behind_ms",
+        "last_seen_at",
+        "last_event_at",
+        "events_sent",
+    }
 )
 
 
-class _Followers(Protocol):
-    """What the view reads of the feed's follower registry."""
-
-    @property
-    def head(self) -> int: ...
-
-    def snapshot(self) -> Sequence[Mapping[str, Any]]: ...
-
-
-def _registry(ctx: ServerContext) -> _Followers | None:
-    registry: _Followers | None = getattr(ctx.hub, "followers", None)
-    return registry
-
-
 async def live_view(ctx: ServerContext) -> dict[str, Any]:
-    """The followers with their lag, and the newest events with each follower's delivery.
-
-    ``tracked`` is false when this server does not keep a follower registry.
-    """
+    """The followers with their lag, and the newest events with each follower's delivery."""
     async with ctx.db.transaction() as session:
         rows = await revocations.recent_rows(session, limit=EVENTS_SHOWN)
-    registry = _registry(ctx)
-    snapshot = list(registry.snapshot()) if registry is not None else []
-    head = max([registry.head if registry else 0, *(r.cursor for r in rows)], default=0)
+    registry = ctx.hub.followers
+    snapshot = registry.snapshot()
+    head = max([registry.head, *(r.cursor for r in rows)])
     followers = []
     sent_at: dict[int, list[tuple[int, float]]] = {}
     for index, follower in enumerate(snapshot):
-        followers.append({name: follower.get(name) for name in _FOLLOWER_FIELDS})
-        for cursor, at in follower.get("deliveries", ()):
+        followers.append({k: v for k, v in follower.items() if k in _FOLLOWER_FIELDS})
+        for cursor, at in follower["deliveries"]:
             sent_at.setdefault(int(cursor), []).append((index, float(at)))
     events = []
     for row in rows:
@@ -79,7 +63,6 @@ async def live_view(ctx: ServerContext) -> dict[str, Any]:
             }
         )
     return {
-        "tracked": registry is not None,
         "now": ctx.now(),
         "head": head,
         "followers": followers,

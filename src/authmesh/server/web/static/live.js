@@ -66,7 +66,7 @@
       })
       .then(function (view) {
         render(view);
-        say(view.tracked ? "" : "This server does not track feed followers.");
+        say("");
       })
       .catch(function (error) {
         say(error.message === "signed out"
