@@ -81,6 +81,11 @@ def test_banner_says_where_to_go_and_prints_the_passwords_once(demo: DemoProcess
     shown = out[out.index("authmesh demo is running") :]
     assert shown.index(f"http://127.0.0.1:{webapp}") < shown.index(f"http://127.0.0.1:{auth}")
     assert f"http://127.0.0.1:{auth}" in out
+    console = shown.index(f"http://127.0.0.1:{auth}/admin")
+    assert shown.index(f"http://127.0.0.1:{webapp}") < shown.index(
+        f"http://127.0.0.1:{auth}/account"
+    )
+    assert shown.index(f"http://127.0.0.1:{auth}/account") < console
     assert f"http://127.0.0.1:{orders}/orders" in out
     assert f"http://127.0.0.1:{catalog}/graphql" in out
     assert f"admin  admin / {facts['ADMIN_PASSWORD']}" in out

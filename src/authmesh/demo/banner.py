@@ -86,6 +86,8 @@ def banner(facts: Mapping[str, str], env_path: Path, *, first_start: bool) -> st
         "",
         "authmesh demo is running (Ctrl-C stops it)",
         f"  web app           {facts['WEBAPP_URL']}   <- open this and sign in as alice",
+        f"  account page      {facts['AUTHMESH_ISSUER']}/account   (any user)",
+        f"  admin console     {facts['AUTHMESH_ISSUER']}/admin   (sign in as admin)",
         f"  auth server       {facts['AUTHMESH_ISSUER']}   (docs: {facts['AUTHMESH_ISSUER']}/docs)",
         f"  orders (REST)     {facts['ORDERS_URL']}/orders",
         f"  catalog (GraphQL) {facts['CATALOG_URL']}/graphql",

@@ -34,6 +34,7 @@ __all__ = [
     "list_users",
     "logout",
     "logout_all",
+    "search_users",
     "set_password",
     "set_roles",
     "unblock_user",
@@ -56,6 +57,8 @@ class UserView:
     roles: list[str]
     blocked: bool
     created_at: float
+    email: str | None = None
+    must_change_password: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The JSON object of the admin API."""
@@ -75,6 +78,8 @@ def _view(user: UserRow, roles: list[str]) -> UserView:
         roles=roles,
         blocked=user.blocked,
         created_at=user.created_at,
+        email=user.email,
+        must_change_password=bool(user.must_change_password),
     )
 
 
@@ -157,6 +162,18 @@ async def list_users(ctx: ServerContext, *, offset: int = 0, limit: int = 100) -
     async with ctx.db.transaction() as session:
         rows = await user_store.list_users(session, offset=offset, limit=limit)
         return [_view(u, await user_store.get_roles(session, u.id)) for u in rows]
+
+
+async def search_users(
+    ctx: ServerContext, query: str = "", *, offset: int = 0, limit: int = 20
+) -> tuple[list[UserView], int]:
+    """Users whose name or email contains ``query`` (any case), by name; and how many match."""
+    async with ctx.db.transaction() as session:
+        rows, total = await user_store.search_users(
+            session, query.strip()[:150], offset=offset, limit=limit
+        )
+        roles = await user_store.get_roles_of(session, [u.id for u in rows])
+        return [_view(u, roles.get(u.id, [])) for u in rows], total
 
 
 async def _end_access(
@@ -343,16 +360,28 @@ async def set_password(
     *,
     info: RequestInfo | None = None,
     by_admin: bool = True,
+    must_change: bool = False,
 ) -> None:
-    """Set a password (admin or CLI, or the user after checking the old one)."""
+    """Set a password (admin or CLI, or the user after checking the old one).
+
+    With ``must_change`` (an admin's reset) the user must choose a new password at
+    their next browser sign-in; any other change clears that.
+    """
     _check_password(ctx, new_password, username)
     new_hash = await ctx.hasher.ahash(new_password)
     async with ctx.db.transaction() as session:
         user = await _load(session, username)
         user.password_hash = new_hash
         user.password_changed_at = user.updated_at = ctx.now()
+        user.must_change_password = must_change
         cursors = await _end_access(ctx, session, user, "password_change", "password_change")
         await audit.record(
-            ctx, session, "password_change", info=info, subject=user.username, by_admin=by_admin
+            ctx,
+            session,
+            "password_change",
+            info=info,
+            subject=user.username,
+            by_admin=by_admin,
+            must_change=must_change,
         )
     await publish.announce(ctx, cursors)

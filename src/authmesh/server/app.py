@@ -38,7 +38,13 @@ from authmesh.server.readiness import Readiness
 from authmesh.server.retention import RetentionJob
 from authmesh.server.routes import (
     account,
+    account_page,
+    account_sessions,
     admin,
+    admin_console,
+    admin_console_ops,
+    admin_keys,
+    console,
     feed,
     health,
     logout,
@@ -52,6 +58,7 @@ from authmesh.server.routes import (
     wellknown,
 )
 from authmesh.server.routes.common import NO_STORE
+from authmesh.server.routes.console_common import install_console_errors
 from authmesh.server.ssf.push import PushWorker
 from authmesh.server.unavailable import DatabaseOutageGuard
 from authmesh.store.outages import database_outage, describe_outage
@@ -251,7 +258,12 @@ def create_app(
     app.state.readiness = readiness
     for module in (wellknown, oauth, signin, logout, account, admin, feed, ssf, health, static):
         app.include_router(module.router)
+    for module in (account_sessions, admin_keys):
+        app.include_router(module.router)
+    for module in (console, account_page, admin_console, admin_console_ops):
+        app.include_router(module.router)
     _install_error_handlers(app, settings.realm)
+    install_console_errors(app)
     quiet_client_disconnects(app)
     describe_api(app)
     # Innermost of the middleware, so its 503s carry the security headers too.

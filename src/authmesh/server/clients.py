@@ -19,6 +19,7 @@ from authmesh.server.errors import (
     InvalidClient,
     InvalidDpopProofError,
     InvalidRequest,
+    NotFound,
     UnauthorizedClient,
 )
 from authmesh.server.feed import publish
@@ -36,10 +37,13 @@ __all__ = [
     "authenticate_client",
     "check_dpop_requirement",
     "check_grant_type",
+    "get_client",
     "list_clients",
     "parse_client_credentials",
     "register_client",
     "remove_client",
+    "rotate_secret",
+    "update_client",
 ]
 
 #: The grant type of token exchange (RFC 8693 §2.1).
@@ -209,6 +213,52 @@ def _check_redirect_uris(uris: Sequence[str]) -> list[str]:
         raise InvalidRequest(str(exc)) from None
 
 
+def _checked_settings(
+    *,
+    public: bool,
+    name: str,
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    redirect_uris: Sequence[str],
+    post_logout_redirect_uris: Sequence[str],
+    first_party: bool,
+    serves: Sequence[str],
+) -> dict[str, Any]:
+    """A client's settings checked and normalized, as the store takes them.
+
+    Raises:
+        InvalidRequest: what :func:`register_client` names, but the id.
+    """
+    unknown = set(grant_types) - GRANT_TYPES
+    if unknown or not grant_types:
+        raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
+    if public and "client_credentials" in grant_types:
+        raise InvalidRequest("a public client cannot use client_credentials")
+    if public and TOKEN_EXCHANGE in grant_types:
+        raise InvalidRequest("a public client cannot use token exchange")
+    if TOKEN_EXCHANGE in grant_types and not serves:
+        raise InvalidRequest(
+            "a client using token exchange needs the audiences its own API serves (serves)"
+        )
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        raise InvalidRequest("name must not contain control characters")
+    redirects = _check_redirect_uris(redirect_uris)
+    post_logout = _check_redirect_uris(post_logout_redirect_uris)
+    if "authorization_code" in grant_types and not redirects:
+        raise InvalidRequest("a client using authorization_code needs at least one redirect URI")
+    return {
+        "name": name[:200],
+        "grant_types": list(grant_types),
+        "scopes": _check_tokens("scope", scopes),
+        "audiences": _check_tokens("audience", audiences),
+        "redirect_uris": redirects,
+        "post_logout_redirect_uris": post_logout,
+        "first_party": first_party,
+        "serves": _check_tokens("audience", serves),
+    }
+
+
 async def register_client(
     ctx: ServerContext,
     *,
@@ -235,40 +285,27 @@ async def register_client(
     """
     if not _CLIENT_ID.match(client_id):
         raise InvalidRequest("client_id must be 1-100 of A-Z a-z 0-9 . _ : -")
-    unknown = set(grant_types) - GRANT_TYPES
-    if unknown or not grant_types:
-        raise InvalidRequest(f"grant_types must be among {sorted(GRANT_TYPES)}")
-    if public and "client_credentials" in grant_types:
-        raise InvalidRequest("a public client cannot use client_credentials")
-    if public and TOKEN_EXCHANGE in grant_types:
-        raise InvalidRequest("a public client cannot use token exchange")
-    if TOKEN_EXCHANGE in grant_types and not serves:
-        raise InvalidRequest(
-            "a client using token exchange needs the audiences its own API serves (serves)"
-        )
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        raise InvalidRequest("name must not contain control characters")
-    redirects = _check_redirect_uris(redirect_uris)
-    post_logout = _check_redirect_uris(post_logout_redirect_uris)
-    if "authorization_code" in grant_types and not redirects:
-        raise InvalidRequest("a client using authorization_code needs at least one redirect URI")
+    settings = _checked_settings(
+        public=public,
+        name=name,
+        grant_types=grant_types,
+        scopes=scopes,
+        audiences=audiences,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+        first_party=first_party,
+        serves=serves,
+    )
     secret = None if public else new_secret()
     try:
         async with ctx.db.transaction() as session:
             client = await client_store.create_client(
                 session,
                 client_id=client_id,
-                name=name[:200],
                 secret_hash=None if secret is None else hash_secret(secret),
-                grant_types=list(grant_types),
-                scopes=_check_tokens("scope", scopes),
-                audiences=_check_tokens("audience", audiences),
                 roles=_check_tokens("role", roles),
                 now=ctx.now(),
-                redirect_uris=redirects,
-                post_logout_redirect_uris=post_logout,
-                first_party=first_party,
-                serves=_check_tokens("audience", serves),
+                **settings,
                 dpop_bound_access_tokens=dpop_bound_access_tokens,
             )
             await audit.record(
@@ -302,6 +339,106 @@ async def remove_client(
             )
     await publish.announce(ctx, cursors)
     return existed
+
+
+async def get_client(ctx: ServerContext, client_id: str) -> ClientView:
+    """One client.
+
+    Raises:
+        NotFound: no such client.
+    """
+    async with ctx.db.transaction() as session:
+        row = await client_store.get_client(session, client_id)
+    if row is None:
+        raise NotFound(f"no client {client_id[:100]!r}")
+    return ClientView.from_row(row)
+
+
+async def update_client(
+    ctx: ServerContext,
+    client_id: str,
+    *,
+    name: str,
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    redirect_uris: Sequence[str],
+    post_logout_redirect_uris: Sequence[str],
+    first_party: bool,
+    serves: Sequence[str] | None = None,
+    info: RequestInfo | None = None,
+) -> ClientView:
+    """Replace a client's settings; tokens already issued keep what they carry.
+
+    Raises:
+        NotFound: no such client.
+        InvalidRequest: the settings :func:`register_client` would refuse.
+    """
+    async with ctx.db.transaction() as session:
+        row = await client_store.get_client(session, client_id)
+        if row is None:
+            raise NotFound(f"no client {client_id[:100]!r}")
+        settings = _checked_settings(
+            public=row.secret_hash is None,
+            name=name,
+            grant_types=grant_types,
+            scopes=scopes,
+            audiences=audiences,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            first_party=first_party,
+            serves=row.serves if serves is None else serves,
+        )
+        await client_store.update_client(session, client_id, **settings)
+        await audit.record(
+            ctx,
+            session,
+            "client_update",
+            info=info,
+            subject=client_id,
+            client_id=client_id,
+            before=_auditable(ClientView.from_row(row)),
+            after={k: v for k, v in settings.items() if k != "name"},
+        )
+        updated = await client_store.get_client(session, client_id)
+    assert updated is not None
+    return ClientView.from_row(updated)
+
+
+def _auditable(view: ClientView) -> dict[str, Any]:
+    return {
+        "grant_types": view.grant_types,
+        "scopes": view.scopes,
+        "audiences": view.audiences,
+        "redirect_uris": view.redirect_uris,
+        "post_logout_redirect_uris": view.post_logout_redirect_uris,
+        "first_party": view.first_party,
+        "serves": view.serves,
+    }
+
+
+async def rotate_secret(
+    ctx: ServerContext, client_id: str, *, info: RequestInfo | None = None
+) -> str:
+    """Give a confidential client a new secret (shown this once); the old one stops at once.
+
+    Tokens the client already holds stay valid until they expire.
+
+    Raises:
+        NotFound: no such client.
+        InvalidRequest: the client is public (it has no secret).
+    """
+    secret = new_secret()
+    async with ctx.db.transaction() as session:
+        row = await client_store.get_client(session, client_id)
+        if row is None:
+            raise NotFound(f"no client {client_id[:100]!r}")
+        if not await client_store.set_secret_hash(session, client_id, hash_secret(secret)):
+            raise InvalidRequest("a public client has no secret to rotate")
+        await audit.record(
+            ctx, session, "client_secret_rotate", info=info, subject=client_id, client_id=client_id
+        )
+    return secret
 
 
 def check_dpop_requirement(client: ClientRow, dpop_jkt: str | None) -> None:

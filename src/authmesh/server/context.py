@@ -52,6 +52,7 @@ class RequestInfo:
 
     client_ip: str | None = None
     actor: str | None = None
+    user_agent: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

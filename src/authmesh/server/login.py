@@ -13,9 +13,10 @@ from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant
 from authmesh.store.models import UserRow
 
-__all__ = ["BAD_LOGIN", "VerifiedLogin", "verify_login"]
+__all__ = ["BAD_LOGIN", "MUST_CHANGE", "VerifiedLogin", "verify_login"]
 
 BAD_LOGIN = "invalid username or password"
+MUST_CHANGE = "the password was reset: sign in through the browser to choose a new one"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +35,17 @@ async def verify_login(
     *,
     info: RequestInfo,
     client_id: str,
+    password_reset_ok: bool = False,
 ) -> VerifiedLogin:
     """Check a password for ``user`` (read by the caller).
 
+    A password an admin reset opens no session: only the browser sign-in, which
+    asks for a new one (``password_reset_ok``), accepts it.
+
     Raises:
         RateLimited: too many recent failures for this account or address.
-        InvalidGrant: unknown user, wrong password or blocked account, all alike.
+        InvalidGrant: unknown user, wrong password or blocked account, all alike;
+            or a right password that must be changed first.
     """
     await ctx.guard.before_login(username, info.client_ip)
     if user is None:
@@ -53,6 +59,8 @@ async def verify_login(
         await _login_failed(ctx, info, username, client_id, reason)
         raise InvalidGrant(BAD_LOGIN)
     await ctx.guard.succeeded(username)
+    if user.must_change_password and not password_reset_ok:
+        raise InvalidGrant(MUST_CHANGE)
     new_hash = None
     if ctx.hasher.needs_rehash(user.password_hash):
         new_hash = await ctx.hasher.ahash(password)

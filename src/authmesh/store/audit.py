@@ -58,6 +58,7 @@ class AuditQuery:
     subject: str | None = None
     actor: str | None = None
     outcome: str | None = None
+    client_id: str | None = None
     since: float | None = None
     until: float | None = None
     before_id: int | None = None
@@ -74,6 +75,7 @@ async def query_audit(
         (AuditRow.subject, query.subject),
         (AuditRow.actor, query.actor),
         (AuditRow.outcome, query.outcome),
+        (AuditRow.client_id, query.client_id),
     ):
         if value is not None:
             stmt = stmt.where(column == value)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow
 
-__all__ = ["create_client", "delete_client", "get_client", "list_clients"]
+__all__ = [
+    "create_client",
+    "delete_client",
+    "get_client",
+    "list_clients",
+    "set_secret_hash",
+    "update_client",
+]
 
 _CLIENTS = ClientRow.__table__
 _GET_CLIENT = select(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("client_id"))
@@ -71,4 +78,45 @@ async def list_clients(session: AsyncSession) -> Sequence[ClientRow]:
 async def delete_client(session: AsyncSession, client_id: str) -> bool:
     """Remove a client; whether it existed."""
     result = await session.execute(delete(ClientRow).where(ClientRow.client_id == client_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_client(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    name: str,
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    redirect_uris: Sequence[str],
+    post_logout_redirect_uris: Sequence[str],
+    first_party: bool,
+    serves: Sequence[str],
+) -> bool:
+    """Replace a client's settings (not its secret or roles); whether it exists."""
+    result = await session.execute(
+        update(ClientRow)
+        .where(ClientRow.client_id == client_id)
+        .values(
+            name=name,
+            grant_types=sorted(set(grant_types)),
+            scopes=sorted(set(scopes)),
+            audiences=sorted(set(audiences)),
+            redirect_uris=list(dict.fromkeys(redirect_uris)),
+            post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
+            first_party=first_party,
+            serves=sorted(set(serves)),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_secret_hash(session: AsyncSession, client_id: str, secret_hash: str) -> bool:
+    """Replace a confidential client's secret hash; whether it is one."""
+    result = await session.execute(
+        update(ClientRow)
+        .where(ClientRow.client_id == client_id, ClientRow.secret_hash.is_not(None))
+        .values(secret_hash=secret_hash)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]

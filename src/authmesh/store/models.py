@@ -67,6 +67,8 @@ class UserRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     password_changed_at: Mapped[float] = mapped_column(Float)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True, default=None)
+    # Set by an admin's password reset: the next browser sign-in asks for a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class UserRoleRow(Base):
@@ -113,6 +115,7 @@ class SessionRow(Base):
     __table_args__ = (
         Index("ix_sessions_user_open", "user_id", "ended_at"),
         Index("ix_sessions_browser_secret", "browser_secret_hash", unique=True),
+        Index("ix_sessions_console_secret", "console_secret_hash", unique=True),
         # Retention finds ended and expired sessions by these.
         Index("ix_sessions_ended", "ended_at"),
         Index("ix_sessions_expires", "expires_at"),
@@ -136,6 +139,12 @@ class SessionRow(Base):
     parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     browser_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     amr: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The web consoles' own sign-in (the server as its own client) holds the hash of
+    # its cookie's secret; it is a session like any other and ends with them.
+    console_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where the sign-in came from, for the account page's list of sessions.
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class RefreshTokenRow(Base):

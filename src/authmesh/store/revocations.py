@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text
@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authmesh.revocation import ISSUED_BEFORE, RevocationEvent, issued_at, revocation_keys
 from authmesh.store.models import RevocationRow
 
-__all__ = ["append_event", "covering_cursor", "events_since", "latest_cursor", "prune_expired"]
+__all__ = [
+    "append_event",
+    "covering_cursor",
+    "events_since",
+    "latest_cursor",
+    "prune_expired",
+    "recent_rows",
+]
 
 
 def _to_event(row: RevocationRow) -> RevocationEvent:
@@ -57,6 +64,12 @@ async def events_since(
         .limit(limit)
     )
     return [_to_event(row) for row in (await session.execute(stmt)).scalars().all()]
+
+
+async def recent_rows(session: AsyncSession, *, limit: int = 20) -> Sequence[RevocationRow]:
+    """The newest events as stored (with when they were written), newest first."""
+    stmt = select(RevocationRow).order_by(RevocationRow.cursor.desc()).limit(limit)
+    return (await session.execute(stmt)).scalars().all()
 
 
 async def covering_cursor(session: AsyncSession, claims: Mapping[str, Any]) -> int | None:

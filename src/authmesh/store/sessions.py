@@ -14,6 +14,7 @@ from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, User
 __all__ = [
     "Rotation",
     "add_refresh_token",
+    "attach_console_secret",
     "create_session",
     "end_browser_session",
     "end_client_sessions",
@@ -21,6 +22,7 @@ __all__ = [
     "end_user_sessions",
     "get_refresh_token",
     "get_session",
+    "get_user_session",
     "load_rotation",
     "mark_refresh_used",
     "new_session_id",
@@ -125,6 +127,8 @@ async def create_session(
     browser_secret_hash: str | None = None,
     amr: Sequence[str] | None = None,
     session_id: str | None = None,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
     dpop_jkt: str | None = None,
 ) -> SessionRow:
     """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
@@ -143,6 +147,8 @@ async def create_session(
         "parent_id": parent_id,
         "browser_secret_hash": browser_secret_hash,
         "amr": None if amr is None else list(amr),
+        "client_ip": client_ip,
+        "user_agent": None if user_agent is None else user_agent[:300],
         "dpop_jkt": dpop_jkt,
     }
     # A Core insert: the ORM's unit of work costs more than the row (no identity
@@ -302,3 +308,21 @@ async def reread_use(session: AsyncSession, token_hash: str) -> tuple[float | No
 async def touch_session(session: AsyncSession, sid: str, *, now: float) -> None:
     """Record that the session was just used (a refresh)."""
     await session.execute(_TOUCH_SESSION, {"sid": sid, "now": now})
+
+
+async def get_user_session(session: AsyncSession, user_id: str, sid: str) -> SessionRow | None:
+    """The session ``sid`` if it belongs to ``user_id``; ``None`` for anyone else's."""
+    stmt = select(SessionRow).where(SessionRow.id == sid, SessionRow.user_id == user_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def attach_console_secret(
+    session: AsyncSession, sid: str, secret_hash: str, *, now: float
+) -> bool:
+    """Name an open session by a console cookie's secret hash; whether it was open."""
+    result = await session.execute(
+        update(SessionRow)
+        .where(SessionRow.id == sid, SessionRow.ended_at.is_(None), SessionRow.expires_at > now)
+        .values(console_secret_hash=secret_hash)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

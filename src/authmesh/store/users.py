@@ -14,10 +14,12 @@ __all__ = [
     "count_users",
     "create_user",
     "get_roles",
+    "get_roles_of",
     "get_user",
     "get_user_and_roles",
     "get_user_by_id",
     "list_users",
+    "search_users",
     "set_roles",
     "username_key",
 ]
@@ -106,6 +108,51 @@ async def list_users(
     """Users ordered by username."""
     stmt = select(UserRow).order_by(UserRow.username_key).offset(offset).limit(limit)
     return (await session.execute(stmt)).scalars().all()
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (escape ``\\``) matching values that contain ``text`` literally."""
+    for special in ("\\", "%", "_"):
+        text = text.replace(special, "\\" + special)
+    return f"%{text}%"
+
+
+async def search_users(
+    session: AsyncSession, query: str, *, offset: int = 0, limit: int = 20
+) -> tuple[Sequence[UserRow], int]:
+    """Users whose username or email contains ``query`` (case-insensitive), by name,
+    and how many match in all."""
+    stmt = select(UserRow)
+    counted = select(func.count()).select_from(UserRow)
+    if query:
+        pattern = _contains(query.casefold())
+        match = UserRow.username_key.like(pattern, escape="\\") | func.lower(
+            func.coalesce(UserRow.email, "")
+        ).like(pattern, escape="\\")
+        stmt = stmt.where(match)
+        counted = counted.where(match)
+    rows = (
+        (await session.execute(stmt.order_by(UserRow.username_key).offset(offset).limit(limit)))
+        .scalars()
+        .all()
+    )
+    total = int((await session.execute(counted)).scalar_one())
+    return rows, total
+
+
+async def get_roles_of(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The sorted roles of each of ``user_ids`` in one query (users without any are absent)."""
+    if not user_ids:
+        return {}
+    stmt = (
+        select(UserRoleRow.user_id, UserRoleRow.role)
+        .where(UserRoleRow.user_id.in_(list(user_ids)))
+        .order_by(UserRoleRow.role)
+    )
+    found: dict[str, list[str]] = {}
+    for user_id, role in (await session.execute(stmt)).all():
+        found.setdefault(user_id, []).append(role)
+    return found
 
 
 async def count_users(session: AsyncSession) -> int:

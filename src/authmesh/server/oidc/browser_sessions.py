@@ -132,6 +132,8 @@ async def open_sign_in(
             expires_at=now + ctx.settings.browser_session_ttl,
             browser_secret_hash=hash_secret(secret),
             amr=list(amr),
+            client_ip=info.client_ip,
+            user_agent=info.user_agent,
         )
         await audit.record(
             ctx,

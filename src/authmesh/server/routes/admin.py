@@ -40,6 +40,9 @@ class NewPassword(BaseModel):
     """Body of ``POST /admin/users/{username}/password``."""
 
     password: str = Field(min_length=1, max_length=1024)
+    must_change: bool = Field(
+        default=False, description="The user must choose a new one at the next browser sign-in"
+    )
 
 
 class NewClient(BaseModel):
@@ -73,6 +76,27 @@ class NewClient(BaseModel):
     )
 
 
+class ClientSettings(BaseModel):
+    """Body of ``PUT /admin/clients/{client_id}``: every setting but the id, type and roles."""
+
+    name: str = Field(default="", max_length=200)
+    grant_types: list[
+        Literal[
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ]
+    ] = Field(min_length=1)
+    scopes: list[str] = Field(default_factory=list, max_length=100)
+    audiences: list[str] = Field(default_factory=list, max_length=100)
+    redirect_uris: list[str] = Field(default_factory=list, max_length=50)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=50)
+    first_party: bool = True
+    serves: list[str] | None = Field(default=None, max_length=100)
+
+
 def _info(request: Request, admin: BearerPrincipal) -> RequestInfo:
     return request_info(request, actor=admin.username)
 
@@ -97,10 +121,16 @@ async def list_users(
     admin: Admin,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    q: Annotated[
+        str | None, Query(max_length=150, description="Only names or emails containing this")
+    ] = None,
 ) -> JSONResponse:
-    """Users ordered by name."""
-    views = await accounts.list_users(get_context(request), offset=offset, limit=limit)
-    return no_store_json({"users": [v.to_json() for v in views]})
+    """Users ordered by name; with ``q``, those matching it and how many match in all."""
+    if q is None:
+        views = await accounts.list_users(get_context(request), offset=offset, limit=limit)
+        return no_store_json({"users": [v.to_json() for v in views]})
+    found, total = await accounts.search_users(get_context(request), q, offset=offset, limit=limit)
+    return no_store_json({"users": [v.to_json() for v in found], "total": total})
 
 
 @router.get("/users/{username}", summary="Get a user")
@@ -154,7 +184,11 @@ async def set_password(
 ) -> Response:
     """Reset a password; the user's sessions end."""
     await accounts.set_password(
-        get_context(request), username, body.password, info=_info(request, admin)
+        get_context(request),
+        username,
+        body.password,
+        info=_info(request, admin),
+        must_change=body.must_change,
     )
     return Response(status_code=204)
 
@@ -189,6 +223,26 @@ async def list_clients(request: Request, admin: Admin) -> JSONResponse:
     """Every registered client (never a secret)."""
     views = await clients.list_clients(get_context(request))
     return no_store_json({"clients": [v.to_json() for v in views]})
+
+
+@router.put("/clients/{client_id}", summary="Change a client's settings")
+async def update_client(
+    request: Request, client_id: str, body: ClientSettings, admin: Admin
+) -> JSONResponse:
+    """Replace a client's settings; tokens already issued keep what they carry."""
+    view = await clients.update_client(
+        get_context(request), client_id, info=_info(request, admin), **body.model_dump()
+    )
+    return no_store_json(view.to_json())
+
+
+@router.post("/clients/{client_id}/secret", summary="Rotate a client's secret")
+async def rotate_secret(request: Request, client_id: str, admin: Admin) -> JSONResponse:
+    """A new secret, in this response only; the old one stops at once."""
+    secret = await clients.rotate_secret(
+        get_context(request), client_id, info=_info(request, admin)
+    )
+    return no_store_json({"client_id": client_id, "client_secret": secret})
 
 
 @router.delete("/clients/{client_id}", status_code=204, summary="Delete a client")

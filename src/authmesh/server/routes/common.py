@@ -71,8 +71,12 @@ def get_metrics(request: Request) -> ServerMetrics:
 
 
 def request_info(request: Request, actor: str | None = None) -> RequestInfo:
-    """The caller's address for audit and rate limits."""
-    return RequestInfo(client_ip=request.client.host if request.client else None, actor=actor)
+    """The caller's address (and browser, for the account page) for audit and rate limits."""
+    return RequestInfo(
+        client_ip=request.client.host if request.client else None,
+        actor=actor,
+        user_agent=request.headers.get("user-agent", "")[:300] or None,
+    )
 
 
 async def read_form(request: Request) -> Form:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.server import accounts
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
 from authmesh.server.login import verify_login
@@ -40,7 +41,8 @@ from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.forms import FormSigner
 from authmesh.server.web.render import origin_of, page
 from authmesh.store import clients as client_store
-from authmesh.store.models import ClientRow
+from authmesh.store import users as user_store
+from authmesh.store.models import ClientRow, UserRow
 
 __all__ = [
     "browser_session",
@@ -340,6 +342,18 @@ async def login(request: Request) -> Response:
     try:
         if not username or not password:
             raise InvalidGrant("missing")
+        if user is not None and user.must_change_password:
+            # An admin reset this password: it opens no session, it lets the user choose one.
+            await verify_login(
+                ctx,
+                user,
+                username,
+                password,
+                info=info,
+                client_id=client.client_id,
+                password_reset_ok=True,
+            )
+            return _new_password_page(request, auth_request, client, user)
         verified = await verify_login(
             ctx, user, username, password, info=info, client_id=client.client_id
         )
@@ -411,3 +425,94 @@ async def consent(request: Request) -> Response:
     return await _continue(
         request, ctx, auth_request, client, browser, status=303, just_consented=True
     )
+
+
+def _new_password_page(
+    request: Request,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    user: UserRow,
+    *,
+    message: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    # The form is good for one change: it names the password it replaces by its date.
+    return _form_page(
+        request,
+        "signin/new_password.html",
+        auth_request,
+        client,
+        purpose="new-password",
+        extra={"uid": user.id, "changed": user.password_changed_at},
+        status_code=status_code,
+        message=message,
+        username=user.username,
+        action="/login/new-password",
+    )
+
+
+@router.post("/login/new-password")
+async def new_password(request: Request) -> Response:
+    """The user whose password an admin reset chooses a new one, then is signed in with it."""
+    ctx = get_context(request)
+    try:
+        form, state, auth_request = await _posted_form(request, "new-password")
+        async with ctx.db.transaction() as session:
+            found = await client_store.get_client(session, auth_request.client_id)
+            user = await user_store.get_user_by_id(session, str(state.get("uid")))
+        client = _still_registered(found, auth_request)
+        if (
+            user is None
+            or not user.must_change_password
+            or user.password_changed_at != state.get("changed")
+        ):
+            raise InvalidForm("this form was already used.")
+    except InvalidForm as exc:
+        return error_page(f"{exc} Go back to the application and sign in again.")
+    password = form.get("new_password", "")[:1024]
+    if not password or password != form.get("confirm_password", ""):
+        return _new_password_page(
+            request,
+            auth_request,
+            client,
+            user,
+            message="The passwords do not match.",
+            status_code=400,
+        )
+    info = request_info(request, actor=user.username)
+    try:
+        await accounts.set_password(ctx, user.username, password, info=info, by_admin=False)
+    except InvalidRequest as exc:
+        return _new_password_page(
+            request, auth_request, client, user, message=exc.description, status_code=400
+        )
+
+    async def then(session: AsyncSession, browser: BrowserSession) -> Next | AuthorizationError:
+        return await after_sign_in(session, ctx, auth_request, client, browser)
+
+    _, fresh_user = await read_sign_in(ctx, client.client_id, user.username)
+    try:
+        verified = await verify_login(
+            ctx, fresh_user, user.username, password, info=info, client_id=client.client_id
+        )
+        # A new password is still one factor: a user with a second one gives it now.
+        second_step = await mfa_signin.after_password(
+            request, verified.user, mfa_signin.Continuation(auth_request), client
+        )
+        if second_step is not None:
+            return second_step
+        signed, step = await open_sign_in(
+            ctx,
+            verified.user,
+            amr=["pwd"],
+            client_id=client.client_id,
+            info=info,
+            then=then,
+            new_hash=verified.new_hash,
+        )
+    except (InvalidGrant, RateLimited):
+        return await _continue(request, ctx, auth_request, client, None, status=303)
+    response = await _answer(request, auth_request, client, signed.session, step, status=303)
+    jar = cookie_jar(ctx)
+    jar.set(response, jar.session_name, signed.cookie_secret)
+    return response

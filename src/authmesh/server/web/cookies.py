@@ -30,6 +30,16 @@ class CookieJar:
         """Name of the cookie the CSRF tokens are derived from."""
         return "__Host-authmesh_csrf" if self.secure else "authmesh_csrf"
 
+    @property
+    def console_name(self) -> str:
+        """Name of the cookie naming the consoles' session."""
+        return "__Host-authmesh_console" if self.secure else "authmesh_console"
+
+    @property
+    def console_pending_name(self) -> str:
+        """Name of the cookie holding a console sign-in under way (signed, short-lived)."""
+        return "__Host-authmesh_console_signin" if self.secure else "authmesh_console_signin"
+
     def set(self, response: Response, name: str, value: str) -> None:
         """Set a cookie for the browser session's lifetime (host-only, path ``/``)."""
         response.set_cookie(

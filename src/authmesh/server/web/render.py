@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.globals["static"] = lambda name: f"/static/{name}"
+    env.filters["isotime"] = isotime
     return env
+
+
+def isotime(epoch: float, sep: str = "T") -> str:
+    """An epoch time as ISO 8601 UTC to the second (``sep`` between date and time)."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC).replace(microsecond=0)
+    return moment.isoformat(sep=sep).replace("+00:00", "Z" if sep == "T" else " UTC")
 
 
 def origin_of(uri: str) -> str | None:
@@ -38,12 +46,14 @@ def origin_of(uri: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _csp(form_targets: Iterable[str]) -> str:
+def _csp(form_targets: Iterable[str], *, scripts: bool = False) -> str:
     # A form's redirect counts against form-action in browsers: allow exactly the
     # origin the answer of this form is allowed to go to.
     targets = " ".join(["'self'", *sorted(set(form_targets))])
+    # A page that enhances itself loads this server's own script files, never inline.
+    script = "script-src 'self'; connect-src 'self'; " if scripts else ""
     return (
-        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"default-src 'none'; {script}style-src 'self'; img-src 'self'; "
         f"form-action {targets}; frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -53,9 +63,11 @@ def page(
     *,
     status_code: int = 200,
     form_targets: Iterable[str] = (),
+    scripts: bool = False,
     **context: Any,
 ) -> HTMLResponse:
-    """A rendered page that is never cached or framed and runs no script."""
+    """A rendered page that is never cached or framed and runs no script (with ``scripts``,
+    only script files of this server)."""
     html = _environment().get_template(template).render(**context)
     return HTMLResponse(
         html,
@@ -63,6 +75,6 @@ def page(
         headers={
             "Cache-Control": "no-store",
             "Pragma": "no-cache",
-            "Content-Security-Policy": _csp(form_targets),
+            "Content-Security-Policy": _csp(form_targets, scripts=scripts),
         },
     )
