@@ -86,23 +86,33 @@ class ReplayCache:
         self._lock = threading.Lock()
         self._max = max_entries
         self._clock = clock
+        self._inserts = 0
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def first_use(self, key: str, expires_at: float) -> bool:
         """Record ``key`` until ``expires_at``; whether it was not seen before."""
-        now = self._clock()
         with self._lock:
-            while self._seen:
-                oldest, until = next(iter(self._seen.items()))
-                if until > now and len(self._seen) < self._max:
-                    break
-                del self._seen[oldest]
-            if key in self._seen:
+            seen = self._seen
+            if key in seen:
                 return False
-            self._seen[key] = expires_at
+            seen[key] = expires_at
+            self._inserts += 1
+            # Expired entries are dropped now and then, not on every proof: the check
+            # of a proof should cost little more than its signature.
+            if len(seen) > self._max or not self._inserts & 0xFF:
+                self._prune()
             return True
+
+    def _prune(self) -> None:
+        now = self._clock()
+        seen = self._seen
+        while seen:
+            oldest, until = next(iter(seen.items()))
+            if until > now and len(seen) <= self._max:
+                break
+            del seen[oldest]
 
 
 def make_proof(
