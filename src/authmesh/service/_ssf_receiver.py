@@ -19,7 +19,6 @@ unavailable) is left unacknowledged and retried.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -37,6 +36,7 @@ from authmesh.service._discovery import Discovery
 from authmesh.service._feed import FeedProcessor
 from authmesh.service._http import HttpClients, basic_authorization
 from authmesh.service._jwks import JWKSCache
+from authmesh.service._subscriber import FeedTask
 from authmesh.service.errors import FeedError, FeedUnauthorized
 
 __all__ = ["SsfPollSubscriber", "SsfStreamClient", "decode_set", "revocation_of"]
@@ -353,9 +353,11 @@ def _json(response: httpx.Response, what: str, *, expect: type = dict, status: i
     return doc
 
 
-class SsfPollSubscriber:
+class SsfPollSubscriber(FeedTask):
     """Follows the issuer's SSF poll stream in an asyncio task (the ASGI counterpart of
     :class:`~authmesh.service._subscriber.RevocationSubscriber`)."""
+
+    task_name = "authmesh-ssf-poll"
 
     def __init__(
         self,
@@ -378,36 +380,6 @@ class SsfPollSubscriber:
         #: liveness, so one must come well within the staleness bound, whatever the
         #: transmitter's own hold (RFC 8936 lets the receiver set none).
         self.hold = processor.config.max_feed_staleness.total_seconds() / 2
-
-    @property
-    def running(self) -> bool:
-        """Whether the task is alive."""
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        """Start following (idempotent); the staleness clock starts now."""
-        if self.running:
-            return
-        self.processor.state.mark_started()
-        self._task = asyncio.create_task(self._run(), name="authmesh-ssf-poll")
-
-    async def stop(self) -> None:
-        """Stop following and wait for the task to end."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.processor.connected = False
-
-    async def wait_synced(self, timeout: float) -> bool:
-        """Wait until the first poll answer was applied; ``False`` on timeout."""
-        deadline = time.monotonic() + timeout
-        while not self.processor.synced.is_set():
-            if time.monotonic() >= deadline or not self.running:
-                return False
-            await asyncio.sleep(0.01)
-        return True
 
     async def _run(self) -> None:
         attempt = 0

@@ -34,25 +34,21 @@ from authmesh.service._http import HttpClients, afetch, fetch
 from authmesh.service._sse import SSEParser
 from authmesh.service.errors import FeedError, IssuerError
 
-__all__ = ["RevocationSubscriber", "ThreadedRevocationSubscriber"]
+__all__ = ["FeedTask", "RevocationSubscriber", "ThreadedRevocationSubscriber"]
 
 log = logging.getLogger(__name__)
 
 
-class RevocationSubscriber:
-    """Follows the feed in an asyncio task; start it in the ASGI lifespan."""
+class FeedTask:
+    """The task of an asyncio follower of the issuer (the native feed, or Shared Signals).
 
-    def __init__(
-        self,
-        processor: FeedProcessor,
-        discovery: Discovery,
-        http: HttpClients,
-    ) -> None:
-        self.processor = processor
-        self._discovery = discovery
-        self._http = http
-        self._task: asyncio.Task[None] | None = None
-        self._timeout = processor.config.http_timeout.total_seconds()
+    Subclasses set :attr:`processor` and write :meth:`_run`, the loop of connections.
+    """
+
+    #: The asyncio task's name.
+    task_name = "authmesh-revocation-feed"
+    processor: FeedProcessor
+    _task: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -64,7 +60,7 @@ class RevocationSubscriber:
         if self.running:
             return
         self.processor.state.mark_started()
-        self._task = asyncio.create_task(self._run(), name="authmesh-revocation-feed")
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
         """Stop following and wait for the task to end."""
@@ -83,6 +79,25 @@ class RevocationSubscriber:
                 return False
             await asyncio.sleep(0.01)
         return True
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class RevocationSubscriber(FeedTask):
+    """Follows the feed in an asyncio task; start it in the ASGI lifespan."""
+
+    def __init__(
+        self,
+        processor: FeedProcessor,
+        discovery: Discovery,
+        http: HttpClients,
+    ) -> None:
+        self.processor = processor
+        self._discovery = discovery
+        self._http = http
+        self._task: asyncio.Task[None] | None = None
+        self._timeout = processor.config.http_timeout.total_seconds()
 
     async def _run(self) -> None:
         attempt = 0

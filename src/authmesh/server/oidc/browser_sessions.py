@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
-from authmesh.server.login import verify_login
 from authmesh.server.secrets import hash_secret, new_secret
 from authmesh.store import browser_sign_ins as sign_in_store
 from authmesh.store import clients as client_store
@@ -34,7 +33,6 @@ __all__ = [
     "find_client_and_browser_session",
     "open_sign_in",
     "read_sign_in",
-    "sign_in",
     "sign_out",
 ]
 
@@ -71,36 +69,6 @@ async def read_sign_in(
     """
     async with ctx.db.transaction() as session:
         return await sign_in_store.load_client_and_user(session, client_id, username)
-
-
-async def sign_in(
-    ctx: ServerContext,
-    user: UserRow | None,
-    username: str,
-    password: str,
-    *,
-    client_id: str,
-    info: RequestInfo,
-    then: Callable[[AsyncSession, BrowserSession], Awaitable[_T]],
-) -> tuple[SignedIn, _T]:
-    """Check the password of ``user`` (from :func:`read_sign_in`), open a browser session,
-    and run ``then`` in the transaction that opens it (a sign-in's next step, such as
-    issuing a code, costs no transaction of its own); returns its result too.
-
-    Raises:
-        RateLimited: too many recent failures for this account or address.
-        InvalidGrant: unknown user, wrong password or blocked account, all alike.
-    """
-    verified = await verify_login(ctx, user, username, password, info=info, client_id=client_id)
-    return await open_sign_in(
-        ctx,
-        verified.user,
-        amr=["pwd"],
-        client_id=client_id,
-        info=info,
-        then=then,
-        new_hash=verified.new_hash,
-    )
 
 
 async def open_sign_in(

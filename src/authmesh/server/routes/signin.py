@@ -5,6 +5,7 @@ Routes parse and render; the decisions live in :mod:`authmesh.server.oidc`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,13 +14,14 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import accounts
-from authmesh.server.context import ServerContext
+from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, InvalidRequest, RateLimited
 from authmesh.server.login import verify_login
 from authmesh.server.login_limits import TemporarilyUnavailable
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.browser_sessions import (
     BrowserSession,
+    SignedIn,
     current_browser_session,
     open_sign_in,
     read_sign_in,
@@ -317,6 +319,41 @@ def _still_registered(client: ClientRow | None, auth_request: AuthorizationReque
     return client
 
 
+async def _after_password(
+    request: Request,
+    ctx: ServerContext,
+    auth_request: AuthorizationRequest,
+    client: ClientRow,
+    user: UserRow | None,
+    username: str,
+    password: str,
+    info: RequestInfo,
+    then: Callable[[AsyncSession, BrowserSession], Awaitable[Next | AuthorizationError]],
+) -> Response | tuple[SignedIn, Next | AuthorizationError]:
+    """Check the password; then either the second-factor page, or the opened sign-in.
+
+    Raises:
+        InvalidGrant / RateLimited / TemporarilyUnavailable: as :func:`verify_login`.
+    """
+    verified = await verify_login(
+        ctx, user, username, password, info=info, client_id=client.client_id
+    )
+    second_step = await mfa_signin.after_password(
+        request, verified.user, mfa_signin.Continuation(auth_request), client
+    )
+    if second_step is not None:
+        return second_step
+    return await open_sign_in(
+        ctx,
+        verified.user,
+        amr=["pwd"],
+        client_id=client.client_id,
+        info=info,
+        then=then,
+        new_hash=verified.new_hash,
+    )
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     """The sign-in form: check the password, open the SSO session, continue the request."""
@@ -354,23 +391,12 @@ async def login(request: Request) -> Response:
                 password_reset_ok=True,
             )
             return _new_password_page(request, auth_request, client, user)
-        verified = await verify_login(
-            ctx, user, username, password, info=info, client_id=client.client_id
+        outcome = await _after_password(
+            request, ctx, auth_request, client, user, username, password, info, then
         )
-        second_step = await mfa_signin.after_password(
-            request, verified.user, mfa_signin.Continuation(auth_request), client
-        )
-        if second_step is not None:
-            return second_step
-        signed, step = await open_sign_in(
-            ctx,
-            verified.user,
-            amr=["pwd"],
-            client_id=client.client_id,
-            info=info,
-            then=then,
-            new_hash=verified.new_hash,
-        )
+        if isinstance(outcome, Response):
+            return outcome
+        signed, step = outcome
     except TemporarilyUnavailable as exc:
         # The sign-in limits' Redis is down and the operator chose to refuse.
         paused = error_page(
@@ -492,24 +518,13 @@ async def new_password(request: Request) -> Response:
 
     _, fresh_user = await read_sign_in(ctx, client.client_id, user.username)
     try:
-        verified = await verify_login(
-            ctx, fresh_user, user.username, password, info=info, client_id=client.client_id
-        )
         # A new password is still one factor: a user with a second one gives it now.
-        second_step = await mfa_signin.after_password(
-            request, verified.user, mfa_signin.Continuation(auth_request), client
+        outcome = await _after_password(
+            request, ctx, auth_request, client, fresh_user, user.username, password, info, then
         )
-        if second_step is not None:
-            return second_step
-        signed, step = await open_sign_in(
-            ctx,
-            verified.user,
-            amr=["pwd"],
-            client_id=client.client_id,
-            info=info,
-            then=then,
-            new_hash=verified.new_hash,
-        )
+        if isinstance(outcome, Response):
+            return outcome
+        signed, step = outcome
     except (InvalidGrant, RateLimited):
         return await _continue(request, ctx, auth_request, client, None, status=303)
     response = await _answer(request, auth_request, client, signed.session, step, status=303)
