@@ -251,6 +251,49 @@ def test_policy_takes_a_user_without_a_factor_to_enrolment(
         b.close()
 
 
+def test_a_role_requiring_mfa_steps_up_a_password_only_sso_session(
+    mfa_api: Api, clock: ShiftedClock
+) -> None:
+    """The role came after the sign-in: /authorize asks for the second factor (or its
+    enrolment) instead of answering with a code on the password-only session."""
+    name, password = mfa_api.new_user()
+    bare, bare_password = mfa_api.new_user()
+    b, c = MfaBrowser(mfa_api), MfaBrowser(mfa_api)
+    try:
+        b.tokens(name, password)
+        assert b.account_sign_in(name, password).status_code == 303
+        secret, _ = b.enrol_totp(clock)
+        clock.advance(30)
+        c.tokens(bare, bare_password)
+        assert b.authorize().status_code == 302 and c.authorize().status_code == 302
+        for user in (name, bare):
+            granted = mfa_api.admin("PUT", f"/admin/users/{user}/roles", json={"roles": ["ops"]})
+            assert granted.status_code == 200, granted.text
+        silent = b.authorize(prompt="none")
+        assert redirect_query(silent)["error"] == "interaction_required"
+        page = b.authorize()
+        assert page.status_code == 200 and 'action="/login/second-factor"' in page.text
+        assert 'name="password"' not in page.text
+        done = b.submit_code(page, code_at(secret, clock()))
+        tokens = b.exchange(redirect_query(done)["code"]).json()
+        assert claims_of(tokens["access_token"])["acr"] == "mfa"
+        assert b.authorize().status_code == 302  # stepped up: single sign-on again
+        enrol = c.authorize()
+        assert enrol.status_code == 200 and 'action="/login/enrol"' in enrol.text
+        codes = c.http.post(
+            "/login/enrol", data={**c.hidden(enrol), "code": code_at(secret_of(enrol), clock())}
+        )
+        finished = c.http.post("/login/continue", data=c.hidden(codes))
+        assert finished.status_code == 303 and finished.headers["location"].startswith(SPA)
+        assert (
+            claims_of(c.exchange(redirect_query(finished)["code"]).json()["id_token"])["acr"]
+            == "mfa"
+        )
+    finally:
+        b.close()
+        c.close()
+
+
 def test_removing_a_factor_needs_a_recent_sign_in(mfa_api: Api, clock: ShiftedClock) -> None:
     name, password = mfa_api.new_user()
     b = MfaBrowser(mfa_api)

@@ -9,8 +9,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.acr import MFA, acr_for_amr
 from authmesh.server.context import ServerContext
-from authmesh.server.mfa.policy import wants_mfa
+from authmesh.server.mfa.policy import mfa_required, wants_mfa
 from authmesh.server.oidc.authorization import (
     AuthorizationRequest,
     requested_client_id,
@@ -23,6 +24,7 @@ from authmesh.server.oidc.browser_sessions import (
 from authmesh.server.oidc.codes import issue_code
 from authmesh.server.oidc.consent import needs_consent
 from authmesh.server.oidc.errors import AuthorizationError
+from authmesh.store import users as user_store
 from authmesh.store.models import ClientRow
 
 __all__ = [
@@ -83,7 +85,8 @@ async def start_authorization(
 ) -> Started:
     """Validate a request at the authorization endpoint, find the browser's sign-in and
     decide the next step, in one transaction (an SSO answer costs one, not three) of
-    at most two statements (the client with the sign-in; the code).
+    at most two statements (the client with the sign-in; the code), and a third (the
+    roles) only for a password-only sign-in while ``mfa_required_roles`` names some.
 
     Raises:
         UntrustedRedirect: no known client, or a redirect URI it did not register.
@@ -159,8 +162,11 @@ async def _decide(
         if silent:
             raise AuthorizationError("login_required", "the user must sign in")
         return Next("login")
-    if not just_signed_in and wants_mfa(request.acr_values, browser.amr):
-        # acr_values asks for more than this sign-in reached: a second factor now.
+    if not just_signed_in and (
+        wants_mfa(request.acr_values, browser.amr) or await _policy_owes_mfa(session, ctx, browser)
+    ):
+        # acr_values or the user's roles ask for more than this sign-in reached: a
+        # second factor now (or enrolment, for a user without one).
         if silent:
             raise AuthorizationError("interaction_required", "the user must sign in again")
         return Next("step_up")
@@ -175,6 +181,16 @@ async def _decide(
         request.redirect_uri, {"code": code, "state": request.state, "iss": ctx.issuer.issuer}
     )
     return Next("redirect", location)
+
+
+async def _policy_owes_mfa(
+    session: AsyncSession, ctx: ServerContext, browser: BrowserSession
+) -> bool:
+    """Whether the user's roles require a second factor this sign-in did not give: a role
+    granted after it, or a policy changed since. Costs a statement only then."""
+    if not ctx.settings.mfa_required_roles or acr_for_amr(browser.amr) == MFA:
+        return False
+    return mfa_required(ctx.settings, await user_store.get_roles(session, browser.user_id))
 
 
 def _must_sign_in(
