@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from authmesh.cli.formatting import utc_time
 from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
@@ -49,9 +49,8 @@ def audit(
         return
     table = Table("time (UTC)", "action", "outcome", "actor", "subject", "client", "address")
     for r in rows:
-        when = dt.datetime.fromtimestamp(r.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
-            when,
+            utc_time(r.at),
             r.action,
             r.outcome,
             r.actor or "-",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from authmesh.cli.formatting import utc_time
 from authmesh.cli.server_context import (
     ConfigOpt,
     DatabaseOpt,
@@ -19,9 +20,14 @@ from authmesh.cli.server_context import (
 from authmesh.server import accounts
 from authmesh.server.context import RequestInfo, ServerContext
 
+if TYPE_CHECKING:
+    from authmesh.server.mfa.factors import Factors
+
 __all__ = ["users_app"]
 
-users_app = typer.Typer(help="Create, list, block and manage users.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Create, list, block and manage users and their second factors.", no_args_is_help=True
+)
 _CLI = RequestInfo(actor="cli")
 RoleOpt = Annotated[list[str] | None, typer.Option("--role", "-r", help="A role (repeatable)")]
 UserArg = Annotated[str, typer.Argument(help="The username")]
@@ -158,3 +164,57 @@ def logout(
 
     ended = run_with_context(settings_from(config, database_url, data_dir), action)
     typer.echo(f"{ended} session(s) of {username} ended")
+
+
+@users_app.command("mfa")
+def mfa(
+    username: UserArg,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List a user's second factors: kind, name, when added and last used (never a secret)."""
+
+    async def action(ctx: ServerContext) -> Factors:
+        # Imported here: the factors' libraries load only for the commands that need them.
+        from authmesh.server.mfa.admin import user_factors
+
+        return await user_factors(ctx, username)
+
+    found = run_with_context(settings_from(config, database_url, data_dir), action)
+    if not found.enabled:
+        typer.echo(f"{username} has no second factor: signs in with a password alone")
+        return
+    table = Table("kind", "name", "created (UTC)", "last used (UTC)", "without password")
+    for factor in found.factors:
+        table.add_row(
+            factor.kind,
+            factor.name,
+            utc_time(factor.created_at),
+            utc_time(factor.last_used_at, missing="never"),
+            "yes" if factor.passwordless else "no",
+        )
+    Console().print(table)
+    typer.echo(f"{found.recovery_codes_left} unused recovery code(s) left")
+
+
+@users_app.command("mfa-reset")
+def mfa_reset(
+    username: UserArg,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove every second factor and recovery code of a user who lost their device; every
+    session of the user ends (audited as mfa_reset)."""
+
+    async def action(ctx: ServerContext) -> int:
+        from authmesh.server.mfa.admin import reset_user_factors
+
+        return await reset_user_factors(ctx, username, info=_CLI)
+
+    removed = run_with_context(settings_from(config, database_url, data_dir), action)
+    typer.echo(
+        f"{removed} factor(s) of {username} removed with their recovery codes; "
+        "every session of the user has ended"
+    )
