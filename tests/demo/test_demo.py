@@ -79,15 +79,15 @@ def test_banner_says_where_to_go_and_prints_the_passwords_once(demo: DemoProcess
     facts = demo.facts()
     auth, orders, catalog, webapp = demo.ports
     shown = out[out.index("authmesh demo is running") :]
-    assert shown.index(f"http://127.0.0.1:{webapp}") < shown.index(f"http://127.0.0.1:{auth}")
-    assert f"http://127.0.0.1:{auth}" in out
-    console = shown.index(f"http://127.0.0.1:{auth}/admin")
-    assert shown.index(f"http://127.0.0.1:{webapp}") < shown.index(
-        f"http://127.0.0.1:{auth}/account"
+    assert shown.index(f"http://localhost:{webapp}") < shown.index(f"http://localhost:{auth}")
+    assert f"http://localhost:{auth}" in out
+    console = shown.index(f"http://localhost:{auth}/admin")
+    assert shown.index(f"http://localhost:{webapp}") < shown.index(
+        f"http://localhost:{auth}/account"
     )
-    assert shown.index(f"http://127.0.0.1:{auth}/account") < console
-    assert f"http://127.0.0.1:{orders}/orders" in out
-    assert f"http://127.0.0.1:{catalog}/graphql" in out
+    assert shown.index(f"http://localhost:{auth}/account") < console
+    assert f"http://localhost:{orders}/orders" in out
+    assert f"http://localhost:{catalog}/graphql" in out
     assert f"admin  admin / {facts['ADMIN_PASSWORD']}" in out
     assert f"user   alice / {facts['USER_PASSWORD']}" in out
     assert WALKTHROUGH in out
@@ -96,10 +96,10 @@ def test_banner_says_where_to_go_and_prints_the_passwords_once(demo: DemoProcess
 def test_demo_env_holds_the_facts_for_scripts(demo: DemoProcess) -> None:
     facts = demo.facts()
     auth, orders, catalog, webapp = demo.ports
-    assert facts["AUTHMESH_ISSUER"] == f"http://127.0.0.1:{auth}"
-    assert facts["WEBAPP_URL"] == f"http://127.0.0.1:{webapp}"
-    assert facts["ORDERS_URL"] == f"http://127.0.0.1:{orders}"
-    assert facts["CATALOG_URL"] == f"http://127.0.0.1:{catalog}"
+    assert facts["AUTHMESH_ISSUER"] == f"http://localhost:{auth}"
+    assert facts["WEBAPP_URL"] == f"http://localhost:{webapp}"
+    assert facts["ORDERS_URL"] == f"http://localhost:{orders}"
+    assert facts["CATALOG_URL"] == f"http://localhost:{catalog}"
     for key in (
         "ADMIN_PASSWORD",
         "USER_PASSWORD",
@@ -111,6 +111,15 @@ def test_demo_env_holds_the_facts_for_scripts(demo: DemoProcess) -> None:
     assert (demo.folder / "data" / "demo.env").stat().st_mode & 0o077 == 0
     discovery = httpx.get(f"{facts['AUTHMESH_ISSUER']}/.well-known/openid-configuration").json()
     assert discovery["issuer"] == facts["AUTHMESH_ISSUER"]
+    assert _webapp_client(facts)["redirect_uris"] == [f"http://localhost:{webapp}/callback"]
+
+
+def _webapp_client(facts: dict[str, str]) -> dict[str, Any]:
+    admin = _login(facts, "admin")["access_token"]
+    response = httpx.get(f"{facts['AUTHMESH_ISSUER']}/admin/clients", headers=_bearer(admin))
+    assert response.status_code == 200, response.text
+    (client,) = [c for c in response.json()["clients"] if c["client_id"] == "demo-webapp"]
+    return dict(client)
 
 
 # -- the README walkthrough, verbatim ---------------------------------------------------
@@ -381,13 +390,25 @@ def test_ctrl_c_stops_everything_and_a_second_start_reuses_the_folder(demo: Demo
     for port in demo.ports:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+    # Started again by IP address: the URLs, the issuer and the web app's registered
+    # redirect URIs follow.
+    demo.host = "127.0.0.1"
     out = demo.start()
     assert "Demo accounts: as on first start" in out
     assert facts["USER_PASSWORD"] not in out
-    assert demo.facts()["USER_PASSWORD"] == facts["USER_PASSWORD"]
-    again = _login(demo.facts(), "alice")["access_token"]
-    after = httpx.get(f"{facts['ORDERS_URL']}/orders", headers=_bearer(again)).json()
+    moved = demo.facts()
+    assert moved["USER_PASSWORD"] == facts["USER_PASSWORD"]
+    auth, orders, _, webapp = demo.ports
+    assert moved["AUTHMESH_ISSUER"] == f"http://127.0.0.1:{auth}"
+    assert moved["ORDERS_URL"] == f"http://127.0.0.1:{orders}"
+    again = _login(moved, "alice")["access_token"]
+    assert (
+        jwt.decode(again, options={"verify_signature": False})["iss"] == f"http://127.0.0.1:{auth}"
+    )
+    after = httpx.get(f"{moved['ORDERS_URL']}/orders", headers=_bearer(again)).json()
     assert after == before
+    assert _webapp_client(moved)["redirect_uris"] == [f"http://127.0.0.1:{webapp}/callback"]
+    assert _webapp_client(moved)["post_logout_redirect_uris"] == [f"http://127.0.0.1:{webapp}/"]
 
 
 def test_console_script_is_the_make_run_entry_point() -> None:

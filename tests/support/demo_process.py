@@ -30,6 +30,8 @@ class DemoProcess:
     folder: Path
     ports: tuple[int, int, int, int]
     proc: subprocess.Popen[str] | None = None
+    #: ``--host``; ``None`` for the default, as ``make run`` starts it.
+    host: str | None = None
 
     @classmethod
     def in_folder(cls, folder: Path) -> DemoProcess:
@@ -57,6 +59,7 @@ class DemoProcess:
             "--webapp-port",
             str(webapp),
             "--fast-hashing",
+            *(["--host", self.host] if self.host else []),
         ]
 
     def start(self, timeout: float = 90.0) -> str:

@@ -17,7 +17,13 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option(help="Folder for the demo's databases and demo.env")
     ] = Path("data"),
-    host: Annotated[str, typer.Option(help="Interface every part listens on")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Host name in every URL, and the interface every part listens on "
+            "(localhost listens on 127.0.0.1; passkeys need a name, not an IP address)"
+        ),
+    ] = "localhost",
     auth_port: Annotated[int, typer.Option(help="Port of the auth server")] = 8000,
     orders_port: Annotated[int, typer.Option(help="Port of the orders REST service")] = 8001,
     catalog_port: Annotated[int, typer.Option(help="Port of the catalog GraphQL service")] = 8002,

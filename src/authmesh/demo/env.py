@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ENV_FILE", "read_env", "write_env"]
+__all__ = ["ENV_FILE", "listen_host", "read_env", "write_env"]
 
 ENV_FILE = "demo.env"
+
+
+def listen_host(host: str) -> str:
+    """The interface a demo part listens on for the host name in its URL: loopback for
+    ``localhost`` (browsers resolve that name to this machine themselves), else the host."""
+    return "127.0.0.1" if host.lower() == "localhost" else host
 
 
 def read_env(path: Path) -> dict[str, str]:

@@ -15,28 +15,36 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-from authmesh.demo.env import ENV_FILE, read_env, write_env
-from authmesh.demo.seed import seed, seed_webapp
+from authmesh.demo.env import ENV_FILE, listen_host, read_env, write_env
+from authmesh.demo.seed import move_webapp, seed, seed_webapp
 from authmesh.errors import ConfigError
 from authmesh.server.config import load_settings
 from authmesh.server.context import ServerContext
 
 __all__ = ["DemoConfig", "run_demo"]
 
+_T = TypeVar("_T")
 _CREDENTIAL_KEYS = ("ADMIN_PASSWORD", "USER_PASSWORD", "ORDERS_CLIENT_SECRET")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoConfig:
-    """Where the demo keeps its data and listens."""
+    """Where the demo keeps its data and listens.
+
+    ``host`` is the name in every URL (the issuer, the web app's redirect URIs):
+    ``localhost`` by default, because browsers offer passkeys (WebAuthn) only to a
+    site reached by a name, never by an IP address.
+    """
 
     data_dir: Path
-    host: str = "127.0.0.1"
+    host: str = "localhost"
     auth_port: int = 8000
     orders_port: int = 8001
     catalog_port: int = 8002
@@ -47,6 +55,16 @@ class DemoConfig:
     def webapp_url(self) -> str:
         """Where the web app listens."""
         return f"http://{self.host}:{self.webapp_port}"
+
+    @property
+    def issuer(self) -> str:
+        """The auth server's public URL."""
+        return f"http://{self.host}:{self.auth_port}"
+
+    @property
+    def bind_host(self) -> str:
+        """The interface every part listens on."""
+        return listen_host(self.host)
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -68,8 +86,9 @@ def _check_port(host: str, port: int, what: str, flag: str) -> None:
 def _server_env(cfg: DemoConfig) -> dict[str, str]:
     env = {
         "AUTHMESH_DATA_DIR": str(cfg.data_dir),
-        "AUTHMESH_HOST": cfg.host,
+        "AUTHMESH_HOST": cfg.bind_host,
         "AUTHMESH_PORT": str(cfg.auth_port),
+        "AUTHMESH_ISSUER": cfg.issuer,
         # The demo's services rotate in a demo's lifetime only if asked to.
         "AUTHMESH_FEED_HEARTBEAT": "1",
     }
@@ -82,7 +101,8 @@ def _server_env(cfg: DemoConfig) -> dict[str, str]:
     return env
 
 
-async def _seed(cfg: DemoConfig, *, webapp_only: bool = False) -> dict[str, str]:
+async def _on_store(cfg: DemoConfig, job: Callable[[ServerContext, str], Awaitable[_T]]) -> _T:
+    """Run ``job(ctx, webapp_url)`` on the demo's store before the processes start."""
     env_backup = dict(os.environ)
     os.environ.update(_server_env(cfg))
     try:
@@ -92,9 +112,7 @@ async def _seed(cfg: DemoConfig, *, webapp_only: bool = False) -> dict[str, str]
         os.environ.update(env_backup)
     try:
         await ctx.start()
-        if webapp_only:
-            return await seed_webapp(ctx, cfg.webapp_url)
-        return await seed(ctx, cfg.webapp_url)
+        return await job(ctx, cfg.webapp_url)
     finally:
         await ctx.close()
 
@@ -105,12 +123,14 @@ def _prepare(cfg: DemoConfig) -> tuple[dict[str, str], bool]:
     facts = read_env(env_path)
     first = not all(facts.get(k) for k in _CREDENTIAL_KEYS)
     if first:
-        facts.update(asyncio.run(_seed(cfg)))
+        facts.update(asyncio.run(_on_store(cfg, seed)))
     elif not facts.get("WEBAPP_CLIENT_SECRET"):  # a data folder from before the web app
-        facts.update(asyncio.run(_seed(cfg, webapp_only=True)))
+        facts.update(asyncio.run(_on_store(cfg, seed_webapp)))
+    elif facts.get("WEBAPP_URL") != cfg.webapp_url:  # another host name or port than before
+        asyncio.run(_on_store(cfg, move_webapp))
     base = f"http://{cfg.host}"
     facts.update(
-        AUTHMESH_ISSUER=f"{base}:{cfg.auth_port}",
+        AUTHMESH_ISSUER=cfg.issuer,
         ORDERS_URL=f"{base}:{cfg.orders_port}",
         CATALOG_URL=f"{base}:{cfg.catalog_port}",
         WEBAPP_URL=cfg.webapp_url,
@@ -155,10 +175,10 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def run_demo(cfg: DemoConfig) -> int:
     """Run the demo until Ctrl-C (or SIGTERM); returns the exit status."""
-    _check_port(cfg.host, cfg.auth_port, "auth server", "--auth-port")
-    _check_port(cfg.host, cfg.orders_port, "orders service", "--orders-port")
-    _check_port(cfg.host, cfg.catalog_port, "catalog service", "--catalog-port")
-    _check_port(cfg.host, cfg.webapp_port, "web app", "--webapp-port")
+    _check_port(cfg.bind_host, cfg.auth_port, "auth server", "--auth-port")
+    _check_port(cfg.bind_host, cfg.orders_port, "orders service", "--orders-port")
+    _check_port(cfg.bind_host, cfg.catalog_port, "catalog service", "--catalog-port")
+    _check_port(cfg.bind_host, cfg.webapp_port, "web app", "--webapp-port")
     facts, first = _prepare(cfg)
     env_path = (cfg.data_dir / ENV_FILE).resolve()
     service_env = {"AUTHMESH_DEMO_ENV": str(env_path)}

@@ -7,7 +7,7 @@ import secrets
 from authmesh.server import accounts, clients
 from authmesh.server.context import RequestInfo, ServerContext
 
-__all__ = ["DEMO_CLIENT", "WEBAPP_CLIENT", "seed", "seed_webapp"]
+__all__ = ["DEMO_CLIENT", "WEBAPP_CLIENT", "move_webapp", "seed", "seed_webapp"]
 
 DEMO_CLIENT = "demo-web"
 WEBAPP_CLIENT = "demo-webapp"
@@ -33,6 +33,24 @@ async def seed_webapp(ctx: ServerContext, webapp_url: str) -> dict[str, str]:
     )
     assert webapp.secret is not None
     return {"WEBAPP_CLIENT_ID": WEBAPP_CLIENT, "WEBAPP_CLIENT_SECRET": webapp.secret}
+
+
+async def move_webapp(ctx: ServerContext, webapp_url: str) -> None:
+    """Point the web app's registered redirect URIs at where it listens now (a data
+    folder seeded under another host name or port): they are matched exactly."""
+    webapp = await clients.get_client(ctx, WEBAPP_CLIENT)
+    await clients.update_client(
+        ctx,
+        WEBAPP_CLIENT,
+        name=webapp.name,
+        grant_types=webapp.grant_types,
+        scopes=webapp.scopes,
+        audiences=webapp.audiences,
+        redirect_uris=[f"{webapp_url}/callback"],
+        post_logout_redirect_uris=[f"{webapp_url}/"],
+        first_party=webapp.first_party,
+        info=_INFO,
+    )
 
 
 async def seed(ctx: ServerContext, webapp_url: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from authmesh.demo.env import read_env
+from authmesh.demo.env import listen_host, read_env
 from authmesh.errors import ConfigError
 from authmesh.service import ServiceAuth, ServiceConfig
 
@@ -55,8 +55,8 @@ def add_health(app: FastAPI, auth: ServiceAuth) -> None:
 
 
 def host_port(url: str) -> tuple[str, int]:
-    """Where a service of the demo listens, from its URL in ``demo.env``."""
+    """Where a service of the demo listens (interface and port), from its URL in ``demo.env``."""
     parts = urllib.parse.urlsplit(url)
     if parts.hostname is None or parts.port is None:
         raise ConfigError(f"{url!r} needs a host and a port")
-    return parts.hostname, parts.port
+    return listen_host(parts.hostname), parts.port

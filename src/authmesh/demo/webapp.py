@@ -118,7 +118,12 @@ def create_app(web: WebApp) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:
         sid, visit = visit_of(request)
-        context: dict[str, Any] = {"visit": visit, "orders": [], "products": []}
+        context: dict[str, Any] = {
+            "visit": visit,
+            "orders": [],
+            "products": [],
+            "account_url": f"{web.oidc.issuer}/account",
+        }
         if visit.tokens is not None:
             orders = await web.call(visit, "GET", f"{web.orders_url}/orders")
             if orders.status_code == 200:
