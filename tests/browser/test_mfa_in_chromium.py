@@ -23,6 +23,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from authmesh.service import Principal, ServiceConfig
 from authmesh.service.fastapi import install, require
 from authmesh.testing.servers import UvicornThread
+from support.browser_mfa import enrol_totp_on_page, virtual_authenticator
 from support.challenges import parse_challenge
 from support.databases import db_target
 from support.harness import Api, claims_of, launch
@@ -137,16 +138,6 @@ def _password(page: Page, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def _enrol_totp_on_page(page: Page) -> tuple[str, list[str]]:
-    """Read the key off the enrolment page, type its current code; the recovery codes."""
-    secret = page.locator("code.secret").inner_text().replace(" ", "")
-    page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
-    page.get_by_role("button", name="Turn on").click()
-    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
-    codes = page.get_by_role("list", name="Recovery codes").locator("code").all_inner_texts()
-    return secret, codes
-
-
 def _next_code(secret: str) -> str:
     """The code of the next time step: accepted (one step of drift) and not yet used."""
     return pyotp.TOTP(secret).at(int(time.time()) + 30)
@@ -163,7 +154,7 @@ def test_totp_enrolment_then_sign_in_then_a_recovery_code(
     page.get_by_role("link", name="Set up an authenticator app").click()
     expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
     assert axe(page) == []
-    secret, codes = _enrol_totp_on_page(page)
+    secret, codes = enrol_totp_on_page(page)
     assert len(codes) == 10
     assert axe(page) == []
 
@@ -192,30 +183,10 @@ def test_totp_enrolment_then_sign_in_then_a_recovery_code(
     assert "otp" in claims_of(tokens["access_token"])["amr"]
 
 
-def _virtual_authenticator(context: BrowserContext, page: Page) -> tuple[Any, str]:
-    """A platform authenticator with user verification, on the DevTools protocol."""
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    made = cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
-    return cdp, str(made["authenticatorId"])
-
-
 def test_passkey_registration_then_passwordless_and_second_factor_sign_in(
     api: Api, app_url: str, context: BrowserContext, page: Page, axe: Callable[[Page], list[str]]
 ) -> None:
-    cdp, authenticator = _virtual_authenticator(context, page)
+    cdp, authenticator = virtual_authenticator(context, page)
     name, password = api.new_user()
     page.goto(f"{api.url}/account/security")
     _password(page, name, password)
@@ -268,7 +239,7 @@ def test_policy_takes_an_operator_to_enrolment(
     _password(page, name, password)
     expect(page.get_by_text("Your account must use a second factor")).to_be_visible()
     assert axe(page) == []
-    _enrol_totp_on_page(page)
+    enrol_totp_on_page(page)
     page.get_by_role("button", name="I saved them, continue").click()
     tokens = _tokens(api, pkce, _landed(page, callback), callback)
     assert claims_of(tokens["access_token"])["acr"] == "mfa"
@@ -298,7 +269,7 @@ def test_a_service_asks_for_a_second_factor_and_gets_it(
     )
     # No factor yet: the user sets one up on the way (no password asked again).
     expect(page.get_by_role("heading", name="Set up an authenticator app")).to_be_visible()
-    _enrol_totp_on_page(page)
+    enrol_totp_on_page(page)
     page.get_by_role("button", name="I saved them, continue").click()
     strong = _tokens(api, pkce, _landed(page, callback), callback)["access_token"]
     paid = httpx.post(f"{service}/payouts", headers={"Authorization": f"Bearer {strong}"})
