@@ -294,6 +294,32 @@ def test_a_role_requiring_mfa_steps_up_a_password_only_sso_session(
         c.close()
 
 
+def test_a_password_an_admin_reset_does_not_skip_the_second_factor(
+    mfa_api: Api, clock: ShiftedClock
+) -> None:
+    name, _, secret, _ = _enrolled(mfa_api, clock)
+    reset = mfa_api.admin(
+        "POST",
+        f"/admin/users/{name}/password",
+        json={"password": "temporary-pass-1", "must_change": True},
+    )
+    assert reset.status_code == 204, reset.text
+    b = MfaBrowser(mfa_api)
+    try:
+        asked = b.submit_login(b.authorize(), name, "temporary-pass-1")
+        assert 'action="/login/new-password"' in asked.text
+        new = {"new_password": "my-own-pass-12", "confirm_password": "my-own-pass-12"}
+        second = b.http.post("/login/new-password", data={**b.hidden(asked), **new})
+        assert second.status_code == 200 and 'action="/login/second-factor"' in second.text
+        assert not b.has_session_cookie()  # the new password alone opened nothing
+        done = b.submit_code(second, code_at(secret, clock()))
+        assert (
+            claims_of(b.exchange(redirect_query(done)["code"]).json()["id_token"])["acr"] == "mfa"
+        )
+    finally:
+        b.close()
+
+
 def test_removing_a_factor_needs_a_recent_sign_in(mfa_api: Api, clock: ShiftedClock) -> None:
     name, password = mfa_api.new_user()
     b = MfaBrowser(mfa_api)
