@@ -320,22 +320,33 @@ def test_a_password_an_admin_reset_does_not_skip_the_second_factor(
         b.close()
 
 
-def test_removing_a_factor_needs_a_recent_sign_in(mfa_api: Api, clock: ShiftedClock) -> None:
+def test_changing_factors_needs_a_recent_sign_in(mfa_api: Api, clock: ShiftedClock) -> None:
     name, password = mfa_api.new_user()
     b = MfaBrowser(mfa_api)
     try:
         b.account_sign_in(name, password)
         b.enrol_totp(clock)
         page = b.security_page()
+        totp_page = b.http.get("/account/security/totp")
         (factor,) = b.factor_ids()
         clock.advance(mfa_api.core.settings.mfa_fresh_sign_in + 1)
         refused = b.http.post(f"/account/security/factors/{factor}/remove", data=b.hidden(page))
         assert refused.status_code == 403 and "sign in again" in refused.text.lower()
         assert b.factor_ids() == [factor]
+        # Nor can a stolen session add a factor of its own or take new recovery codes.
+        added = b.http.post(
+            "/account/security/totp",
+            data={**b.hidden(totp_page), "code": code_at(secret_of(totp_page), clock())},
+        )
+        codes = b.http.post("/account/security/recovery-codes", data=b.hidden(page))
+        assert added.status_code == codes.status_code == 403
+        assert b.factor_ids() == [factor] and recovery_codes_of(codes) == []
     finally:
         b.close()
     failure = _audit(mfa_api, "mfa_remove", name)[0]
     assert failure["outcome"] == "failure" and failure["details"]["reason"] == "stale_sign_in"
+    for action in ("mfa_enrol", "mfa_recovery_codes"):
+        assert _audit(mfa_api, action, name)[0]["details"]["reason"] == "stale_sign_in", action
 
 
 def test_removing_a_factor_ends_the_other_sessions(mfa_api: Api, clock: ShiftedClock) -> None:
