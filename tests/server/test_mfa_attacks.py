@@ -198,6 +198,27 @@ def test_a_stale_or_spent_challenge_is_refused(api: Api, clock: ShiftedClock) ->
     assert any("took too long" in r for r in reasons)
 
 
+def test_a_cloned_passkey_whose_counter_went_back_is_refused(api: Api) -> None:
+    name, password, passkey, owner = _with_passkey(api)
+    owner.close()
+    b, page = _second_step(api, name, password)
+    try:
+        good = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        assert _post_passkey(b, page, good).status_code == 303
+    finally:
+        b.close()
+    passkey.counter = 0  # a copy of the key, made before that sign-in
+    b, page = _second_step(api, name, password)
+    try:
+        cloned = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        refused = _post_passkey(b, page, cloned)
+        assert "could not be used" in text_of(refused) and not b.has_session_cookie()
+    finally:
+        b.close()
+    failure = _audit(api, "mfa_verify", name)[0]
+    assert failure["outcome"] == "failure" and "sign count" in failure["details"]["reason"]
+
+
 def test_a_passkey_not_chosen_for_passwordless_cannot_sign_in_alone(api: Api) -> None:
     name, _, passkey, owner = _with_passkey(api, passwordless=False)
     owner.close()
