@@ -91,6 +91,7 @@ class PushWorker:
         hub = self._ctx.hub
         while not self._stopping.is_set():
             seen = hub.latest
+            self._ctx.push_due.clear()
             try:
                 await self.deliver_due()
                 await self._prune_now_and_then()
@@ -102,14 +103,19 @@ class PushWorker:
                     log.warning("ssf push pass failed", exc_info=True)
                 else:
                     log.warning("ssf push pass skipped: %s", describe_outage(outage))
-            # A revocation wakes the hub; SETs that revoke nothing wait for the idle tick.
+            # A revocation wakes the hub, a verification or a stream update ``push_due``;
+            # SETs announced by another process wait for the idle tick.
             until_retry = self._next_retry - self._ctx.now()
             self._next_retry = float("inf")
             await self._idle(hub.wait(seen, max(0.01, min(_IDLE_SECONDS, until_retry))))
 
     async def _idle(self, wake: Coroutine[Any, Any, None]) -> None:
-        """Wait for ``wake`` or for :meth:`stop`, whichever comes first."""
-        waiters = {asyncio.ensure_future(wake), asyncio.ensure_future(self._stopping.wait())}
+        """Wait for ``wake``, SETs due at once (``push_due``) or :meth:`stop`: the first."""
+        waiters = {
+            asyncio.ensure_future(wake),
+            asyncio.ensure_future(self._ctx.push_due.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
         _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in pending:
             waiter.cancel()
