@@ -42,16 +42,13 @@ from authmesh.jose.policy import Clock
 from authmesh.service._feed import FeedProcessor
 from authmesh.service._jwks import JWKSCache
 from authmesh.service._ssf_receiver import PUSH
-from authmesh.service._ssf_sets import VERIFICATION, SetReader, SetRefused, numeric
+from authmesh.service._ssf_sets import VERIFICATION, SetReader, SetRefused
 
 __all__ = ["MAX_BODY", "PushAnswer", "SsfPushEndpoint"]
 
 #: Larger bodies are refused unread (a SET is a few hundred bytes).
 MAX_BODY = 16 * 1024
 _CONTENT_TYPE = "application/secevent+jwt"
-#: Remembered ``jti``s beyond this many are forgotten oldest first (replays of a
-#: revocation re-apply it, which is harmless; the bound keeps memory flat).
-_MAX_SEEN = 100_000
 #: Unanswered verification ``state``s kept.
 _MAX_STATES = 16
 _NO_STORE = ("Cache-Control", "no-store")
@@ -116,9 +113,7 @@ class SsfPushEndpoint:
         #: What the transmitter must send as ``Authorization`` (set on the stream at start).
         self.authorization = "Bearer " + secrets.token_urlsafe(32)
         self._expected = self.authorization.encode()
-        self._seen: dict[str, float] = {}
         self._states: dict[str, float] = {}
-        # Flask serves pushes on several threads; the jti check and the apply go together.
         self._lock = threading.Lock()
 
     def delivery(self) -> dict[str, Any]:
@@ -211,37 +206,19 @@ class SsfPushEndpoint:
         reader = self.reader
         try:
             claims = reader.check(token)
-            with self._lock:
-                self._remember(claims)
-                reader.apply(claims)
-                self._answered(claims)
+            reader.accept(claims, refuse_seen=True)
         except UnknownKid:
             if not keys_fresh:
                 raise
             return _refuse(reader.refused("invalid_key", "no key of the issuer signed this SET"))
         except SetRefused as exc:
             return _refuse(exc)
+        self._answered(claims)
         proc = self.processor
         proc.state.mark_heard()
         proc.state.prune()
         proc.connected = True
         return ACCEPTED
-
-    def _remember(self, claims: Mapping[str, Any]) -> None:
-        """Refuse a SET seen before or too old to tell; else remember its ``jti``."""
-        reader = self.reader
-        now = self._clock()
-        iat = numeric(claims.get("iat"), 0.0)
-        if iat < now - reader.retention:
-            raise reader.refused("invalid_request", "the SET is older than this receiver keeps")
-        jti = str(claims.get("jti"))
-        seen = self._seen
-        if jti in seen:
-            raise reader.refused("invalid_request", "this SET was received before (same jti)")
-        if len(seen) >= _MAX_SEEN:
-            for old in [j for j, until in seen.items() if until < now] or list(seen)[:1000]:
-                del seen[old]
-        seen[jti] = iat + reader.retention
 
     def _answered(self, claims: Mapping[str, Any]) -> None:
         events = claims.get("events")
@@ -249,6 +226,7 @@ class SsfPushEndpoint:
         if not isinstance(payload, Mapping):
             return
         self.processor.stats.feed_heartbeats += 1
-        if payload.get("state") in self._states:
-            # Delivered in order: the requests before this one are answered or lost.
-            self._states.clear()
+        with self._lock:
+            if payload.get("state") in self._states:
+                # Delivered in order: the requests before this one are answered or lost.
+                self._states.clear()

@@ -60,6 +60,8 @@ class SsfPushSubscriber(SsfPollSubscriber):
     ) -> None:
         super().__init__(processor, discovery, http, keys)
         self.endpoint = endpoint
+        # One memory of the SETs seen, so a push cannot replay what the catch-up polled.
+        self.stream.sets = endpoint.reader
         #: Silence after which a verification is asked for, and how long one may take.
         self.interval = processor.config.max_feed_staleness.total_seconds() / 3
 

@@ -242,7 +242,7 @@ class SsfStreamClient:
         except SetRefused as exc:
             self.errors[jti] = exc.refusal.as_json()
             return True
-        self.sets.apply(claims)
+        self.sets.accept(claims, refuse_seen=False)
         self.acks.append(jti)
         return True
 

@@ -14,6 +14,7 @@ and push in its 400 answer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ ACCOUNT_ENABLED = "https://schemas.openid.net/secevent/risc/event-type/account-e
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 #: What a receiver asks its stream for.
 EVENTS_REQUESTED = [SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_ENABLED]
+#: ``jti``s remembered at most (SETs are few: a bound, not an expected size).
+_MAX_SEEN = 100_000
 #: RFC 8935 §2.4 error codes a refused SET is reported with, by rejection reason.
 _ERROR_OF: Mapping[str, str] = {
     "wrong_issuer": "invalid_issuer",
@@ -198,6 +201,9 @@ class SetReader:
         self.policy = set_policy(config.issuer, config.client_id, config.leeway.total_seconds())
         #: How long a revocation learnt from a SET is held.
         self.retention = config.ssf_event_retention.total_seconds()
+        self._seen: dict[str, float] = {}
+        # Pushes come on request threads (Flask) while a catch-up polls on another.
+        self._lock = threading.Lock()
 
     def check(self, token: str, *, jti: str | None = None) -> dict[str, Any]:
         """The claims of an acceptable SET (delivered under ``jti``, when one is given).
@@ -224,10 +230,37 @@ class SetReader:
         self.processor.stats.rejected["ssf_set_" + err] += 1
         return SetRefused.of(err, description)
 
-    def apply(self, claims: Mapping[str, Any]) -> int:
-        """Apply the revocations of a checked SET; returns how many it carried."""
-        events = revocation_of(claims, issuer=self.issuer, retention=self.retention)
-        for event in events:
-            self.processor.state.apply(event)
-            self.processor.stats.feed_events += 1
+    def accept(self, claims: Mapping[str, Any], *, refuse_seen: bool) -> int:
+        """Apply the revocations of a checked SET; returns how many it carried.
+
+        Its ``jti`` is remembered for ``ssf_event_retention`` past its ``iat``.
+        With ``refuse_seen`` (push: a SET comes once) one remembered already, or
+        too old to be remembered, is refused; a poll stream hands out again what
+        was not acknowledged, and applying a revocation twice does nothing.
+
+        Raises:
+            SetRefused: ``refuse_seen`` and a replay (or a SET older than the retention).
+        """
+        with self._lock:
+            self._remember(claims, refuse_seen=refuse_seen)
+            events = revocation_of(claims, issuer=self.issuer, retention=self.retention)
+            for event in events:
+                self.processor.state.apply(event)
+                self.processor.stats.feed_events += 1
         return len(events)
+
+    def _remember(self, claims: Mapping[str, Any], *, refuse_seen: bool) -> None:
+        now = self.clock()
+        iat = numeric(claims.get("iat"), 0.0)
+        jti = str(claims.get("jti"))
+        seen = self._seen
+        if refuse_seen:
+            if iat < now - self.retention:
+                raise self.refused("invalid_request", "the SET is older than this receiver keeps")
+            if jti in seen:
+                raise self.refused("invalid_request", "this SET was received before (same jti)")
+        if len(seen) >= _MAX_SEEN:
+            # Forget the expired; else the oldest (a replayed revocation revokes nothing new).
+            for old in [j for j, until in seen.items() if until < now] or list(seen)[:1000]:
+                del seen[old]
+        seen[jti] = iat + self.retention

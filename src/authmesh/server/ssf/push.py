@@ -6,18 +6,19 @@ outcome counts an attempt and schedules the next one after a doubling,
 jittered back-off capped at ``ssf_push_retry_max``, so a receiver that is
 down gets everything once it is back, across server restarts. SETs of one
 stream go in order: a failed one holds the stream's later SETs back until it
-is retried. A process claims a SET (a short lease on ``next_attempt_at``)
-before sending it, so server processes sharing the database do not deliver it
-twice at once.
+is retried. Each stream is delivered by a task of its own, so a receiver that
+is slow or unreachable delays no other receiver. A process claims a SET (a
+short lease on ``next_attempt_at``) before sending it, so server processes
+sharing the database do not deliver it twice at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -56,8 +57,10 @@ class PushWorker:
         self._client: httpx.AsyncClient | None = None
         self._pruned_at = 0.0
         self._stopping = asyncio.Event()
-        #: The soonest retry this process scheduled: the loop wakes for it.
+        #: The soonest retry a pass saw: the loop wakes for it.
         self._next_retry = float("inf")
+        #: The streams being delivered now, by stream id.
+        self._deliveries: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         """Start the delivery loop."""
@@ -72,17 +75,18 @@ class PushWorker:
     async def stop(self) -> None:
         """Stop delivering; what is not delivered stays in the outbox.
 
-        The loop is asked to end after its pass, so no database transaction is
-        cut in the middle; a push still waiting on a slow receiver is cancelled.
+        The loop and the stream deliveries are asked to end after the SET in
+        hand, so no database transaction is cut in the middle; a push still
+        waiting on a slow receiver after a grace period is cancelled.
         """
         task, self._task = self._task, None
         self._stopping.set()
-        if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), _STOP_GRACE_SECONDS)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [t for t in (task, *self._deliveries.values()) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_GRACE_SECONDS)
+            for running in tasks:
+                running.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -98,11 +102,7 @@ class PushWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                outage = database_outage(exc)
-                if outage is None:
-                    log.warning("ssf push pass failed", exc_info=True)
-                else:
-                    log.warning("ssf push pass skipped: %s", describe_outage(outage))
+                _log_failed_pass(exc)
             # A revocation wakes the hub, a verification or a stream update ``push_due``;
             # SETs announced by another process wait for the idle tick.
             until_retry = self._next_retry - self._ctx.now()
@@ -121,38 +121,74 @@ class PushWorker:
             waiter.cancel()
 
     async def deliver_due(self) -> int:
-        """One pass: each stream's due SETs, in order; returns how many were done."""
+        """One pass: start delivering every push stream whose oldest SET is due and that
+        is not being delivered already; returns how many deliveries it started.
+
+        Each stream is delivered by a task of its own, so a slow or unreachable
+        receiver holds back its own SETs only, never another receiver's.
+        """
         ctx = self._ctx
         async with ctx.db.transaction() as session:
             streams = [
                 s
                 for s in await ssf_store.receiving_streams(session)
-                if s.delivery_method == PUSH and s.status == "enabled"
+                if s.delivery_method == PUSH
+                and s.status == "enabled"
+                and s.stream_id not in self._deliveries
             ]
             queues = [
                 (stream, await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH))
                 for stream in streams
             ]
-        done = 0
+        started = 0
         for stream, rows in queues:
-            for row in rows:
-                # The oldest SET not done holds the later ones back: it is retried first.
-                if row.next_attempt_at > ctx.now() or not await self._claim(row):
-                    break
-                if not await self._send(stream, row):
-                    break
-                done += 1
-        return done
-
-    async def _claim(self, row: SsfOutboxRow) -> bool:
-        lease = self._ctx.settings.ssf_push_timeout + 5.0
-        async with self._ctx.db.transaction() as session:
-            return await ssf_store.claim_push(
-                session, row.id, seen=row.next_attempt_at, until=self._ctx.now() + lease
+            if not rows:
+                continue
+            if rows[0].next_attempt_at > ctx.now():
+                self._next_retry = min(self._next_retry, rows[0].next_attempt_at)
+                continue
+            task = asyncio.create_task(
+                self._deliver_stream(stream, rows), name="authmesh-ssf-push-stream"
             )
+            self._deliveries[stream.stream_id] = task
+            task.add_done_callback(functools.partial(self._delivered, stream.stream_id))
+            started += 1
+        return started
 
-    async def _send(self, stream: SsfStreamRow, row: SsfOutboxRow) -> bool:
-        """POST one SET; whether it is done (accepted, or refused for good)."""
+    async def _deliver_stream(self, stream: SsfStreamRow, rows: Sequence[SsfOutboxRow]) -> None:
+        """Push one stream's SETs in order, from ``rows`` on, until none is due, one
+        fails, or the worker stops."""
+        ctx = self._ctx
+        try:
+            while rows:
+                for row in rows:
+                    # The oldest SET not done holds the later ones back: it is retried first.
+                    if self._stopping.is_set() or row.next_attempt_at > ctx.now():
+                        return
+                    lease = await self._claim(row)
+                    if lease is None or not await self._send(stream, row, lease):
+                        return
+                async with ctx.db.transaction() as session:
+                    rows = await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH)
+        except Exception as exc:
+            _log_failed_pass(exc)
+
+    def _delivered(self, stream_id: str, task: asyncio.Task[None]) -> None:
+        self._deliveries.pop(stream_id, None)
+        # What is due next on that stream (a retry, or a SET announced meanwhile) is
+        # the next pass's: it reads the outbox again.
+        if not task.cancelled():
+            self._ctx.push_due.set()
+
+    async def _claim(self, row: SsfOutboxRow) -> float | None:
+        """Lease ``row`` for one attempt; the lease's end, or ``None`` if another process won."""
+        until = self._ctx.now() + self._ctx.settings.ssf_push_timeout + 5.0
+        async with self._ctx.db.transaction() as session:
+            won = await ssf_store.claim_push(session, row.id, seen=row.next_attempt_at, until=until)
+        return until if won else None
+
+    async def _send(self, stream: SsfStreamRow, row: SsfOutboxRow, lease: float) -> bool:
+        """POST one SET leased until ``lease``; whether it is done (accepted, or refused)."""
         assert self._client is not None and stream.endpoint_url is not None
         headers = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
         if stream.authorization_header:
@@ -173,7 +209,7 @@ class PushWorker:
                 await self._settle(row, _refusal(response))
                 return True
             error = f"HTTP {response.status_code}"
-        await self._retry_later(row, error)
+        await self._retry_later(row, error, lease)
         return False
 
     async def _settle(self, row: SsfOutboxRow, refusal: str | None) -> None:
@@ -182,7 +218,7 @@ class PushWorker:
         async with self._ctx.db.transaction() as session:
             await ssf_store.settle_push(session, row.id, now=self._ctx.now(), error=refusal)
 
-    async def _retry_later(self, row: SsfOutboxRow, error: str) -> None:
+    async def _retry_later(self, row: SsfOutboxRow, error: str, lease: float) -> None:
         settings = self._ctx.settings
         base = settings.ssf_push_retry_initial * 2.0 ** min(row.attempts, 30)
         delay = min(base, settings.ssf_push_retry_max) * (0.5 + self._rng() / 2)
@@ -190,9 +226,10 @@ class PushWorker:
             "ssf push: stream %s, SET %s: %s; retry in %.1f s", row.stream_id, row.jti, error, delay
         )
         retry_at = self._ctx.now() + delay
-        self._next_retry = min(self._next_retry, retry_at)
         async with self._ctx.db.transaction() as session:
-            await ssf_store.record_push_failure(session, row.id, error=error, retry_at=retry_at)
+            await ssf_store.record_push_failure(
+                session, row.id, error=error, retry_at=retry_at, leased_until=lease
+            )
 
     async def _prune_now_and_then(self) -> None:
         ctx = self._ctx
@@ -206,6 +243,14 @@ class PushWorker:
                 acknowledged_before=now - _ACKED_KEPT_SECONDS,
                 created_before=now - ctx.settings.ssf_retention,
             )
+
+
+def _log_failed_pass(exc: Exception) -> None:
+    outage = database_outage(exc)
+    if outage is None:
+        log.warning("ssf push pass failed", exc_info=exc)
+    else:
+        log.warning("ssf push pass skipped: %s", describe_outage(outage))
 
 
 def _refusal(response: httpx.Response) -> str:
