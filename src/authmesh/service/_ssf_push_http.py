@@ -53,7 +53,8 @@ async def _read_body(receive: Any) -> bytes:
         message = await receive()
         if message["type"] == "http.disconnect":
             return body
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if len(body) > MAX_BODY or not message.get("more_body", False):
             return body[: MAX_BODY + 1]
 

@@ -218,6 +218,10 @@ class SetReader:
             if exc.reason == "unknown_kid":
                 raise
             raise self.refused(_ERROR_OF.get(exc.reason, "invalid_request"), str(exc)) from None
+        events = claims.get("events")
+        if not isinstance(events, Mapping) or not events:
+            # RFC 8417 §2.2: a JSON object naming at least one event.
+            raise self.refused("invalid_request", "the SET has no events object")
         if jti is not None and claims.get("jti") != jti:
             raise self.refused(
                 "invalid_request", "the SET's jti is not the one it was delivered under"

@@ -109,7 +109,7 @@ class PushWorker:
             self._next_retry = float("inf")
             await self._idle(hub.wait(seen, max(0.01, min(_IDLE_SECONDS, until_retry))))
 
-    async def _idle(self, wake: Coroutine[Any, Any, None]) -> None:
+    async def _idle(self, wake: Coroutine[Any, Any, object]) -> None:
         """Wait for ``wake``, SETs due at once (``push_due``) or :meth:`stop`: the first."""
         waiters = {
             asyncio.ensure_future(wake),
