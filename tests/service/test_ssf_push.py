@@ -9,7 +9,6 @@ tests/acceptance/test_ssf_push_revocation.py.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 from typing import Any
@@ -31,6 +30,8 @@ from authmesh.service import wsgi as wsgi_adapter
 from authmesh.service._ssf_push import PushAnswer, SsfPushEndpoint
 from authmesh.testing import FakeClock
 from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
+
+from .test_ssf_receiver import forged
 
 ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
@@ -117,22 +118,14 @@ def test_an_authorized_set_is_applied_and_accepted(
     assert auth.feed.connected
 
 
-def _unsigned() -> str:
-    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"secevent+jwt"}').rstrip(b"=")
-    body = {"iss": MOCK_ISSUER, "aud": "orders", "jti": "x", "iat": int(NOW), "events": {}}
-    payload = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=")
-    return (header + b"." + payload + b".").decode()
-
-
 def bad_sets(issuer: MockIssuer) -> dict[str, tuple[str | bytes, dict[str, Any]]]:
     real = issuer.state.signing_key()
-    impostor = Key.generate("EdDSA", kid=real.kid)
-    return {
-        "forged": (make_set(impostor), {}),
-        "unsigned": (_unsigned(), {}),
-        "other audience": (make_set(real, aud="catalog"), {}),
-        "other issuer": (make_set(real, iss="https://evil.test"), {}),
-        "not a SET": (make_set(real, typ="at+jwt"), {}),
+    # The poll receiver's table (forged, unsigned, other audience or issuer, not a SET) ...
+    cases: dict[str, tuple[str | bytes, dict[str, Any]]] = {
+        case: (token, {}) for case, (_, token) in forged(issuer).items()
+    }
+    # ... and what only a push can bring.
+    return cases | {
         "no events": (make_set(real, events=None), {}),
         "from the future": (make_set(real, iat=int(NOW) + 3600), {}),
         "too old": (make_set(real, iat=int(NOW) - 2 * 3600), {}),

@@ -152,33 +152,38 @@ class SsfPushEndpoint:
         self, authorization: Sequence[str], content_type: str | None, body: bytes
     ) -> PushAnswer:
         """Answer one push (synchronous: a JWKS refetch uses the blocking client)."""
-        token = self._admit(authorization, content_type, body)
-        if isinstance(token, PushAnswer):
-            return token
-        keys = self.reader.keys
-        generation = keys.generation
-        try:
-            return self._accept(token, keys_fresh=False)
-        except UnknownKid:
-            if not keys.refresh_unknown_kid(generation):
-                return _KEYS_UNAVAILABLE
-            return self._accept(token, keys_fresh=True)
+        first = self._first_try(authorization, content_type, body)
+        if isinstance(first, PushAnswer):
+            return first
+        token, generation = first
+        if not self.reader.keys.refresh_unknown_kid(generation):
+            return _KEYS_UNAVAILABLE
+        return self._accept(token, keys_fresh=True)
 
     async def areceive(
         self, authorization: Sequence[str], content_type: str | None, body: bytes
     ) -> PushAnswer:
         """Answer one push (asynchronous)."""
+        first = self._first_try(authorization, content_type, body)
+        if isinstance(first, PushAnswer):
+            return first
+        token, generation = first
+        if not await self.reader.keys.arefresh_unknown_kid(generation):
+            return _KEYS_UNAVAILABLE
+        return self._accept(token, keys_fresh=True)
+
+    def _first_try(
+        self, authorization: Sequence[str], content_type: str | None, body: bytes
+    ) -> PushAnswer | tuple[str, int]:
+        """The answer, or the SET and the key set generation to refresh when its key is unknown."""
         token = self._admit(authorization, content_type, body)
         if isinstance(token, PushAnswer):
             return token
-        keys = self.reader.keys
-        generation = keys.generation
+        generation = self.reader.keys.generation
         try:
             return self._accept(token, keys_fresh=False)
         except UnknownKid:
-            if not await keys.arefresh_unknown_kid(generation):
-                return _KEYS_UNAVAILABLE
-            return self._accept(token, keys_fresh=True)
+            return token, generation
 
     def _admit(
         self, authorization: Sequence[str], content_type: str | None, body: bytes

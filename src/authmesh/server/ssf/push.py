@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server.context import ServerContext
 from authmesh.server.ssf.streams import PUSH
@@ -125,51 +126,57 @@ class PushWorker:
         is not being delivered already; returns how many deliveries it started.
 
         Each stream is delivered by a task of its own, so a slow or unreachable
-        receiver holds back its own SETs only, never another receiver's.
+        receiver holds back its own SETs only, never another receiver's. The
+        oldest SET is leased in the pass's own transaction, so the first push
+        goes out without another database round trip.
         """
         ctx = self._ctx
+        starts: list[tuple[SsfStreamRow, Sequence[SsfOutboxRow], float]] = []
         async with ctx.db.transaction() as session:
-            streams = [
-                s
-                for s in await ssf_store.receiving_streams(session)
-                if s.delivery_method == PUSH
-                and s.status == "enabled"
-                and s.stream_id not in self._deliveries
-            ]
-            queues = [
-                (stream, await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH))
-                for stream in streams
-            ]
-        started = 0
-        for stream, rows in queues:
-            if not rows:
-                continue
-            if rows[0].next_attempt_at > ctx.now():
-                self._next_retry = min(self._next_retry, rows[0].next_attempt_at)
-                continue
+            for stream in await ssf_store.receiving_streams(session):
+                if (
+                    stream.delivery_method != PUSH
+                    or stream.status != "enabled"
+                    or stream.stream_id in self._deliveries
+                ):
+                    continue
+                rows = await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH)
+                if not rows:
+                    continue
+                if rows[0].next_attempt_at > ctx.now():
+                    self._next_retry = min(self._next_retry, rows[0].next_attempt_at)
+                    continue
+                lease = await self._claim(session, rows[0])
+                if lease is not None:
+                    starts.append((stream, rows, lease))
+        for stream, rows, lease in starts:
             task = asyncio.create_task(
-                self._deliver_stream(stream, rows), name="authmesh-ssf-push-stream"
+                self._deliver_stream(stream, rows, lease), name="authmesh-ssf-push-stream"
             )
             self._deliveries[stream.stream_id] = task
             task.add_done_callback(functools.partial(self._delivered, stream.stream_id))
-            started += 1
-        return started
+        return len(starts)
 
-    async def _deliver_stream(self, stream: SsfStreamRow, rows: Sequence[SsfOutboxRow]) -> None:
-        """Push one stream's SETs in order, from ``rows`` on, until none is due, one
-        fails, or the worker stops."""
+    async def _deliver_stream(
+        self, stream: SsfStreamRow, rows: Sequence[SsfOutboxRow], lease: float
+    ) -> None:
+        """Push one stream's SETs in order: ``rows[0]`` is leased until ``lease``, and each
+        next one is leased in the transaction that settles the one before. Ends when
+        one fails (the oldest SET not done holds the later ones back), none is left
+        due, or the worker stops; the next pass reads the outbox again."""
         ctx = self._ctx
         try:
-            while rows:
-                for row in rows:
-                    # The oldest SET not done holds the later ones back: it is retried first.
-                    if self._stopping.is_set() or row.next_attempt_at > ctx.now():
-                        return
-                    lease = await self._claim(row)
-                    if lease is None or not await self._send(stream, row, lease):
-                        return
-                async with ctx.db.transaction() as session:
-                    rows = await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH)
+            for index, row in enumerate(rows):
+                done, note = await self._send(stream, row)
+                following = rows[index + 1] if index + 1 < len(rows) else None
+                if following is not None and (
+                    self._stopping.is_set() or following.next_attempt_at > ctx.now()
+                ):
+                    following = None
+                next_lease = await self._record(row, lease, done, note, following)
+                if next_lease is None:
+                    return
+                lease = next_lease
         except Exception as exc:
             _log_failed_pass(exc)
 
@@ -180,56 +187,67 @@ class PushWorker:
         if not task.cancelled():
             self._ctx.push_due.set()
 
-    async def _claim(self, row: SsfOutboxRow) -> float | None:
+    async def _claim(self, session: AsyncSession, row: SsfOutboxRow) -> float | None:
         """Lease ``row`` for one attempt; the lease's end, or ``None`` if another process won."""
         until = self._ctx.now() + self._ctx.settings.ssf_push_timeout + 5.0
-        async with self._ctx.db.transaction() as session:
-            won = await ssf_store.claim_push(session, row.id, seen=row.next_attempt_at, until=until)
+        won = await ssf_store.claim_push(session, row.id, seen=row.next_attempt_at, until=until)
         return until if won else None
 
-    async def _send(self, stream: SsfStreamRow, row: SsfOutboxRow, lease: float) -> bool:
-        """POST one SET leased until ``lease``; whether it is done (accepted, or refused)."""
+    async def _send(self, stream: SsfStreamRow, row: SsfOutboxRow) -> tuple[bool, str | None]:
+        """POST one SET: whether it is done (accepted, or refused for good), and the
+        refusal or the error."""
         assert self._client is not None and stream.endpoint_url is not None
         headers = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
         if stream.authorization_header:
             headers["Authorization"] = stream.authorization_header
-        error: str | None = None
         try:
             response = await self._client.post(
                 stream.endpoint_url, content=row.set_token.encode(), headers=headers
             )
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}"
-        else:
-            if response.status_code == 202 or response.status_code == 200:
-                await self._settle(row, None)
-                return True
-            if response.status_code == 400:
-                # RFC 8935 §2.3: the receiver refused this SET; sending it again would not help.
-                await self._settle(row, _refusal(response))
-                return True
-            error = f"HTTP {response.status_code}"
-        await self._retry_later(row, error, lease)
-        return False
-
-    async def _settle(self, row: SsfOutboxRow, refusal: str | None) -> None:
-        if refusal is not None:
+            return False, f"{type(exc).__name__}"
+        if response.status_code == 202 or response.status_code == 200:
+            return True, None
+        if response.status_code == 400:
+            # RFC 8935 §2.3: the receiver refused this SET; sending it again would not help.
+            refusal = _refusal(response)
             log.warning("ssf push: stream %s refused SET %s: %s", row.stream_id, row.jti, refusal)
-        async with self._ctx.db.transaction() as session:
-            await ssf_store.settle_push(session, row.id, now=self._ctx.now(), error=refusal)
+            return True, refusal
+        return False, f"HTTP {response.status_code}"
 
-    async def _retry_later(self, row: SsfOutboxRow, error: str, lease: float) -> None:
+    async def _record(
+        self,
+        row: SsfOutboxRow,
+        lease: float,
+        done: bool,
+        note: str | None,
+        following: SsfOutboxRow | None,
+    ) -> float | None:
+        """Settle ``row`` (or schedule its retry) and lease ``following``, in one
+        transaction; the new lease's end, or ``None`` when the delivery stops here."""
+        ctx = self._ctx
+        async with ctx.db.transaction() as session:
+            if not done:
+                assert note is not None
+                await ssf_store.record_push_failure(
+                    session,
+                    row.id,
+                    error=note,
+                    retry_at=self._retry_at(row, note),
+                    leased_until=lease,
+                )
+                return None
+            await ssf_store.settle_push(session, row.id, now=ctx.now(), error=note)
+            return None if following is None else await self._claim(session, following)
+
+    def _retry_at(self, row: SsfOutboxRow, error: str) -> float:
         settings = self._ctx.settings
         base = settings.ssf_push_retry_initial * 2.0 ** min(row.attempts, 30)
         delay = min(base, settings.ssf_push_retry_max) * (0.5 + self._rng() / 2)
         log.info(
             "ssf push: stream %s, SET %s: %s; retry in %.1f s", row.stream_id, row.jti, error, delay
         )
-        retry_at = self._ctx.now() + delay
-        async with self._ctx.db.transaction() as session:
-            await ssf_store.record_push_failure(
-                session, row.id, error=error, retry_at=retry_at, leased_until=lease
-            )
+        return self._ctx.now() + delay
 
     async def _prune_now_and_then(self) -> None:
         ctx = self._ctx
