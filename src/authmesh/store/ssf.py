@@ -23,6 +23,7 @@ __all__ = [
     "prune",
     "receiving_streams",
     "record_push_failure",
+    "release_push",
     "retry_now",
     "settle_push",
 ]
@@ -174,6 +175,24 @@ async def claim_push(session: AsyncSession, row_id: int, *, seen: float, until: 
         .values(next_attempt_at=until)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def release_push(
+    session: AsyncSession, row_ids: Sequence[int], *, leased_until: float, now: float
+) -> None:
+    """Give back SETs leased until ``leased_until`` and not attempted: due again now
+    (behind their stream's oldest SET, which is delivered first)."""
+    if not row_ids:
+        return
+    await session.execute(
+        update(SsfOutboxRow)
+        .where(
+            SsfOutboxRow.id.in_(list(row_ids)),
+            SsfOutboxRow.next_attempt_at == leased_until,
+            SsfOutboxRow.acknowledged_at.is_(None),
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 async def settle_push(session: AsyncSession, row_id: int, *, now: float, error: str | None) -> None:

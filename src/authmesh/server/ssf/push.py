@@ -34,7 +34,8 @@ __all__ = ["PushWorker"]
 
 log = logging.getLogger(__name__)
 
-_BATCH = 200
+#: SETs of one stream leased at once: all sent within the lease even from a slow receiver.
+_LEASED = 20
 _IDLE_SECONDS = 1.0
 _PRUNE_EVERY = 300.0
 _ACKED_KEPT_SECONDS = 3600.0
@@ -126,12 +127,12 @@ class PushWorker:
         is not being delivered already; returns how many deliveries it started.
 
         Each stream is delivered by a task of its own, so a slow or unreachable
-        receiver holds back its own SETs only, never another receiver's. The
-        oldest SET is leased in the pass's own transaction, so the first push
-        goes out without another database round trip.
+        receiver holds back its own SETs only, never another receiver's. The due
+        SETs are leased in the pass's own transaction, so the pushes go out
+        without another database round trip first.
         """
         ctx = self._ctx
-        starts: list[tuple[SsfStreamRow, Sequence[SsfOutboxRow], float]] = []
+        starts: list[tuple[SsfStreamRow, list[SsfOutboxRow], float]] = []
         async with ctx.db.transaction() as session:
             for stream in await ssf_store.receiving_streams(session):
                 if (
@@ -140,45 +141,63 @@ class PushWorker:
                     or stream.stream_id in self._deliveries
                 ):
                     continue
-                rows = await ssf_store.pending_push(session, stream.stream_id, limit=_BATCH)
-                if not rows:
-                    continue
-                if rows[0].next_attempt_at > ctx.now():
+                rows = await ssf_store.pending_push(session, stream.stream_id, limit=_LEASED)
+                if rows and rows[0].next_attempt_at > ctx.now():
                     self._next_retry = min(self._next_retry, rows[0].next_attempt_at)
                     continue
-                lease = await self._claim(session, rows[0])
-                if lease is not None:
-                    starts.append((stream, rows, lease))
-        for stream, rows, lease in starts:
+                leased, lease = await self._claim_due(session, rows)
+                if leased:
+                    starts.append((stream, leased, lease))
+        for stream, leased, lease in starts:
             task = asyncio.create_task(
-                self._deliver_stream(stream, rows, lease), name="authmesh-ssf-push-stream"
+                self._deliver_stream(stream, leased, lease), name="authmesh-ssf-push-stream"
             )
             self._deliveries[stream.stream_id] = task
             task.add_done_callback(functools.partial(self._delivered, stream.stream_id))
         return len(starts)
 
+    async def _claim_due(
+        self, session: AsyncSession, rows: Sequence[SsfOutboxRow]
+    ) -> tuple[list[SsfOutboxRow], float]:
+        """Lease the due SETs of ``rows``, oldest first, as far as this process wins them."""
+        now = self._ctx.now()
+        until = now + self._ctx.settings.ssf_push_timeout + 5.0
+        leased: list[SsfOutboxRow] = []
+        for row in rows:
+            seen = row.next_attempt_at
+            if seen > now or not await ssf_store.claim_push(
+                session, row.id, seen=seen, until=until
+            ):
+                break
+            leased.append(row)
+        return leased, until
+
     async def _deliver_stream(
         self, stream: SsfStreamRow, rows: Sequence[SsfOutboxRow], lease: float
     ) -> None:
-        """Push one stream's SETs in order: ``rows[0]`` is leased until ``lease``, and each
-        next one is leased in the transaction that settles the one before. Ends when
-        one fails (the oldest SET not done holds the later ones back), none is left
-        due, or the worker stops; the next pass reads the outbox again."""
-        ctx = self._ctx
+        """Push one stream's leased SETs in order, each settled while the next one is sent.
+
+        The first that fails is retried later and the ones after it are given back
+        (the oldest SET not done holds the later ones back); the next pass reads
+        the outbox again.
+        """
+        settled: asyncio.Future[None] | None = None
         try:
             for index, row in enumerate(rows):
-                done, note = await self._send(stream, row)
-                following = rows[index + 1] if index + 1 < len(rows) else None
-                if following is not None and (
-                    self._stopping.is_set() or following.next_attempt_at > ctx.now()
-                ):
-                    following = None
-                next_lease = await self._record(row, lease, done, note, following)
-                if next_lease is None:
+                if self._stopping.is_set():
+                    await self._give_back(None, rows[index:], lease)
                     return
-                lease = next_lease
+                done, note = await self._send(stream, row)
+                if not done:
+                    assert note is not None
+                    await self._give_back((row, note), rows[index + 1 :], lease)
+                    return
+                settled = asyncio.ensure_future(self._settle(row, note, after=settled))
         except Exception as exc:
             _log_failed_pass(exc)
+        finally:
+            if settled is not None:
+                await asyncio.shield(settled)
 
     def _delivered(self, stream_id: str, task: asyncio.Task[None]) -> None:
         self._deliveries.pop(stream_id, None)
@@ -186,12 +205,6 @@ class PushWorker:
         # the next pass's: it reads the outbox again.
         if not task.cancelled():
             self._ctx.push_due.set()
-
-    async def _claim(self, session: AsyncSession, row: SsfOutboxRow) -> float | None:
-        """Lease ``row`` for one attempt; the lease's end, or ``None`` if another process won."""
-        until = self._ctx.now() + self._ctx.settings.ssf_push_timeout + 5.0
-        won = await ssf_store.claim_push(session, row.id, seen=row.next_attempt_at, until=until)
-        return until if won else None
 
     async def _send(self, stream: SsfStreamRow, row: SsfOutboxRow) -> tuple[bool, str | None]:
         """POST one SET: whether it is done (accepted, or refused for good), and the
@@ -215,30 +228,37 @@ class PushWorker:
             return True, refusal
         return False, f"HTTP {response.status_code}"
 
-    async def _record(
-        self,
-        row: SsfOutboxRow,
-        lease: float,
-        done: bool,
-        note: str | None,
-        following: SsfOutboxRow | None,
-    ) -> float | None:
-        """Settle ``row`` (or schedule its retry) and lease ``following``, in one
-        transaction; the new lease's end, or ``None`` when the delivery stops here."""
+    async def _settle(
+        self, row: SsfOutboxRow, refusal: str | None, *, after: asyncio.Future[None] | None
+    ) -> None:
+        """Mark ``row`` done, once the settle ``after`` (the SET before it) is written."""
+        if after is not None:
+            await after
+        try:
+            async with self._ctx.db.transaction() as session:
+                await ssf_store.settle_push(session, row.id, now=self._ctx.now(), error=refusal)
+        except Exception as exc:
+            # Left leased: pushed again when the lease ends (the receiver knows its jti).
+            _log_failed_pass(exc)
+
+    async def _give_back(
+        self, failed: tuple[SsfOutboxRow, str] | None, rest: Sequence[SsfOutboxRow], lease: float
+    ) -> None:
+        """Schedule the retry of a SET that failed, and give back the leases after it."""
         ctx = self._ctx
         async with ctx.db.transaction() as session:
-            if not done:
-                assert note is not None
+            if failed is not None:
+                row, error = failed
                 await ssf_store.record_push_failure(
                     session,
                     row.id,
-                    error=note,
-                    retry_at=self._retry_at(row, note),
+                    error=error,
+                    retry_at=self._retry_at(row, error),
                     leased_until=lease,
                 )
-                return None
-            await ssf_store.settle_push(session, row.id, now=ctx.now(), error=note)
-            return None if following is None else await self._claim(session, following)
+            await ssf_store.release_push(
+                session, [r.id for r in rest], leased_until=lease, now=ctx.now()
+            )
 
     def _retry_at(self, row: SsfOutboxRow, error: str) -> float:
         settings = self._ctx.settings
