@@ -14,7 +14,9 @@ Both endpoints authenticate the service with HTTP Basic (RFC 6749 §2.3.1).
 :class:`RevocationSubscriber` runs as an asyncio task (ASGI services);
 :class:`ThreadedRevocationSubscriber` runs in a daemon thread (WSGI services).
 Both share a :class:`~authmesh.service._feed.FeedProcessor`, which does
-everything but I/O.
+everything but I/O. The Shared Signals followers are :class:`FeedTask` subclasses too;
+:class:`ThreadedFeedTask` runs one on an event loop of its own in a daemon
+thread for WSGI services.
 """
 
 from __future__ import annotations
