@@ -31,7 +31,7 @@ from authmesh.service._ssf_push import PushAnswer, SsfPushEndpoint
 from authmesh.testing import FakeClock
 from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
-from .test_ssf_receiver import forged
+from .test_ssf_receiver import FORGED_ERRORS, forged
 
 ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
@@ -141,11 +141,7 @@ def bad_sets(issuer: MockIssuer) -> dict[str, tuple[str | bytes, dict[str, Any]]
 @pytest.mark.parametrize(
     ("case", "err"),
     [
-        ("forged", "authentication_failed"),
-        ("unsigned", "invalid_key"),
-        ("other audience", "invalid_audience"),
-        ("other issuer", "invalid_issuer"),
-        ("not a SET", "invalid_request"),
+        *FORGED_ERRORS,
         ("no events", "invalid_request"),
         ("from the future", "invalid_request"),
         ("too old", "invalid_request"),
