@@ -47,7 +47,11 @@ PRIVATE_MODULES = [
     "authmesh.service._live_asgi",
     "authmesh.service._revocations",
     "authmesh.service._sse",
+    "authmesh.service._ssf_push",
+    "authmesh.service._ssf_push_http",
+    "authmesh.service._ssf_push_task",
     "authmesh.service._ssf_receiver",
+    "authmesh.service._ssf_sets",
     "authmesh.service._subscriber",
 ]
 MODULES = PUBLIC_MODULES + PRIVATE_MODULES

@@ -133,16 +133,17 @@ def forged(issuer: MockIssuer) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize(
-    ("case", "err"),
-    [
-        ("forged", "authentication_failed"),
-        ("unsigned", "invalid_key"),
-        ("other audience", "invalid_audience"),
-        ("other issuer", "invalid_issuer"),
-        ("not a SET", "invalid_request"),
-    ],
-)
+#: Each SET of :func:`forged` but the unknown key, and the RFC 8935 §2.4 error it gets.
+FORGED_ERRORS = [
+    ("forged", "authentication_failed"),
+    ("unsigned", "invalid_key"),
+    ("other audience", "invalid_audience"),
+    ("other issuer", "invalid_issuer"),
+    ("not a SET", "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("case", "err"), FORGED_ERRORS)
 def test_a_set_that_fails_verification_is_refused_never_applied(
     issuer: MockIssuer, auth: ServiceAuth, stream: SsfStreamClient, case: str, err: str
 ) -> None:

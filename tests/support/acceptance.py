@@ -237,14 +237,14 @@ class Stack:
 
 @contextlib.contextmanager
 def run_service(
-    framework: str, config: ServiceConfig, *, required: bool = False
+    framework: str, config: ServiceConfig, *, required: bool = False, port: int = 0
 ) -> Iterator[Service]:
-    """A service of ``framework`` (fastapi, flask, graphql) on a free loopback port."""
+    """A service of ``framework`` (fastapi, flask, graphql) on loopback ``port`` (0: a free one)."""
     auth = ServiceAuth(config)
     if framework == "flask":
         app, ext = flask_app(auth)
         try:
-            with WerkzeugThread(app) as wsgi:
+            with WerkzeugThread(app, port=port) as wsgi:
                 service = Service(framework, wsgi.url, auth)
                 try:
                     yield service
@@ -254,7 +254,7 @@ def run_service(
             ext.stop()
         return
     asgi = graphql_app(auth, required=required) if framework == "graphql" else fastapi_app(auth)
-    with UvicornThread(asgi) as server:
+    with UvicornThread(asgi, port=port) as server:
         service = Service(framework, server.url, auth)
         try:
             yield service

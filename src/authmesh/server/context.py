@@ -7,6 +7,7 @@ builds the same context to work on the same database without a running server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class ServerContext:
     web_key: bytes = b""
     #: DPoP proofs seen at the token endpoint of this process (RFC 9449 §11.1).
     dpop_replay: ReplayCache = field(default_factory=ReplayCache)
+    #: Set when a push stream has SETs due at once (a verification asked for, a stream
+    #: reconfigured): the push worker of this process wakes for it, not on its idle tick.
+    push_due: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(

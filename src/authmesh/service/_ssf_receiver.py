@@ -2,11 +2,11 @@
 
 With ``ServiceConfig(revocation_transport="ssf-poll")`` the service is an
 OpenID SSF receiver (docs/ssf.md): it reads ``/.well-known/ssf-configuration``,
-takes a client-credentials token with scope ``ssf:stream``, finds its poll
-stream (or creates one) and long-polls it (RFC 8936). Every SET is verified
-against the issuer's JWKS (RFC 8417: ``typ: secevent+jwt``, issuer, audience =
-this client) and mapped back onto a :class:`~authmesh.revocation.RevocationEvent`
-applied to the same :class:`RevocationState` as the native feed's.
+takes a client-credentials token with scope ``ssf:stream``, finds its stream
+(or creates one) and long-polls it (RFC 8936). Every SET goes through
+:class:`~authmesh.service._ssf_sets.SetReader` (verified against the issuer's
+JWKS, mapped back onto revocations applied to the same
+:class:`RevocationState` as the native feed's).
 
 Guarantees as the native feed's: a SET is acknowledged only after it was
 applied, so after a restart the transmitter hands out again whatever was not
@@ -14,6 +14,9 @@ applied, so after a restart the transmitter hands out again whatever was not
 closed work unchanged. A SET that fails verification is refused with
 ``setErrs`` and never applied; one that cannot be checked yet (keys
 unavailable) is left unacknowledged and retried.
+
+The push receiver (:mod:`._ssf_push_task`) catches up the same way at start,
+so :class:`SsfStreamClient` manages a stream of either delivery method.
 """
 
 from __future__ import annotations
@@ -21,148 +24,45 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from authmesh.jose import TokenRejected, UnknownKid, VerifyPolicy, verify_jwt
+from authmesh.jose import UnknownKid
 from authmesh.jose.policy import Clock
-from authmesh.revocation import RevocationEvent
 from authmesh.service._discovery import Discovery
 from authmesh.service._feed import FeedProcessor
 from authmesh.service._http import HttpClients, basic_authorization
 from authmesh.service._jwks import JWKSCache
+from authmesh.service._ssf_sets import EVENTS_REQUESTED, SetReader, SetRefused, numeric
 from authmesh.service._subscriber import FeedTask
 from authmesh.service.errors import FeedError, FeedUnauthorized
 
-__all__ = ["SsfPollSubscriber", "SsfStreamClient", "decode_set", "revocation_of"]
+__all__ = ["POLL", "PUSH", "SsfPollSubscriber", "SsfStreamClient"]
 
 log = logging.getLogger(__name__)
 
 POLL = "urn:ietf:rfc:8936"
-SET_TYPES = frozenset({"secevent+jwt", "application/secevent+jwt"})
-SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
-CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
-ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
-ACCOUNT_ENABLED = "https://schemas.openid.net/secevent/risc/event-type/account-enabled"
-#: What a receiver asks its stream for.
-EVENTS_REQUESTED = [SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_ENABLED]
+PUSH = "urn:ietf:rfc:8935"
 _MAX_EVENTS = 1000
 _MAX_BODY = 8 * 1024 * 1024
-#: RFC 8935 §2.3 error codes a refused SET is reported with.
-_ERROR_OF: Mapping[str, str] = {
-    "wrong_issuer": "invalid_issuer",
-    "wrong_audience": "invalid_audience",
-    "bad_signature": "authentication_failed",
-    "unknown_kid": "invalid_key",
-    "alg_not_allowed": "invalid_key",
-}
-
-
-def _policy(issuer: str, client_id: str, leeway: float) -> VerifyPolicy:
-    return VerifyPolicy(
-        issuer=issuer,
-        audience=frozenset({client_id}),
-        types=SET_TYPES,
-        required_claims=frozenset({"iss", "aud", "iat", "jti", "events"}),
-        leeway=leeway,
-    )
-
-
-def decode_set(
-    token: str, keys: JWKSCache, policy: VerifyPolicy, *, clock: Clock
-) -> dict[str, Any]:
-    """The claims of a SET whose signature, type, issuer and audience check out.
-
-    Raises:
-        TokenRejected: the SET is not acceptable (report it, never apply it).
-    """
-    return verify_jwt(token, keys, policy, clock=clock).claims
-
-
-def _numeric(value: object, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return default
-
-
-def revocation_of(
-    claims: Mapping[str, Any], *, issuer: str, retention: float
-) -> list[RevocationEvent]:
-    """The revocations a verified SET announces (docs/ssf.md "Mapping"); may be none.
-
-    A user subject (``iss_sub``) revokes the user's tokens issued before the
-    event's ``event_timestamp``; a session (a ``complex`` subject's
-    ``session``) or a token (``jwt_id``) is revoked outright. Account-enabled,
-    verification and event types or subjects this receiver does not know
-    revoke nothing.
-    """
-    events = claims.get("events")
-    if not isinstance(events, Mapping):
-        return []
-    iat = _numeric(claims.get("iat"), time.time())
-    subject = claims.get("sub_id")
-    found: list[RevocationEvent] = []
-    for event_type, payload in events.items():
-        if event_type not in (SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED):
-            continue
-        body = payload if isinstance(payload, Mapping) else {}
-        # Before SSF 1.0 the subject sat in the event; accept it there too.
-        where = subject if isinstance(subject, Mapping) else body.get("subject")
-        if not isinstance(where, Mapping):
-            continue
-        at = _numeric(body.get("event_timestamp"), iat)
-        kind_value = _kind_and_value(where, issuer, sessions=event_type == SESSION_REVOKED)
-        if kind_value is None:
-            continue
-        kind, value = kind_value
-        found.append(
-            RevocationEvent(
-                kind=kind,  # type: ignore[arg-type]
-                value=value,
-                not_before=at,
-                expires_at=max(at, iat) + retention,
-            )
-        )
-    return found
-
-
-def _kind_and_value(
-    subject: Mapping[str, Any], issuer: str, *, sessions: bool
-) -> tuple[str, str] | None:
-    fmt = subject.get("format")
-    if fmt == "iss_sub" and subject.get("iss") == issuer and isinstance(subject.get("sub"), str):
-        return "sub", subject["sub"]
-    if not sessions:
-        if fmt == "complex" and isinstance(subject.get("user"), Mapping):
-            return _kind_and_value(subject["user"], issuer, sessions=False)
-        return None
-    if fmt == "jwt_id" and subject.get("iss") == issuer and isinstance(subject.get("jti"), str):
-        return "jti", subject["jti"]
-    if fmt == "complex":
-        session = subject.get("session")
-        if isinstance(session, Mapping) and session.get("format") == "opaque":
-            sid = session.get("id")
-            if isinstance(sid, str) and sid:
-                return "sid", sid
-        user = subject.get("user")
-        if isinstance(user, Mapping):
-            return _kind_and_value(user, issuer, sessions=False)
-    return None
 
 
 @dataclass
 class SsfStreamClient:
-    """The receiver's side of one poll stream: its endpoints, token, acks and refusals."""
+    """The receiver's side of one stream: its endpoints, token, acks and refusals."""
 
     processor: FeedProcessor
     keys: JWKSCache
     clock: Clock = time.time
+    stream_id: str | None = None
+    #: The poll URL while the stream is delivered by poll.
     poll_url: str | None = None
+    configuration_endpoint: str | None = None
+    verification_endpoint: str | None = None
     _token: str | None = None
     _token_expires: float = 0.0
     acks: list[str] = field(default_factory=list)
@@ -173,8 +73,7 @@ class SsfStreamClient:
         assert config.client_id is not None and config.client_secret is not None
         self.client_id = config.client_id
         self._basic = basic_authorization(config.client_id, config.client_secret)
-        self.policy = _policy(config.issuer, config.client_id, config.leeway.total_seconds())
-        self.retention = config.ssf_event_retention.total_seconds()
+        self.sets = SetReader(self.processor, self.keys, clock=self.clock)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -200,28 +99,39 @@ class SsfStreamClient:
         token = doc.get("access_token")
         if not isinstance(token, str):
             raise FeedError("ssf token: the response has no access_token")
-        lifetime = _numeric(doc.get("expires_in"), 300.0)
+        lifetime = numeric(doc.get("expires_in"), 300.0)
         self._token = token
         self._token_expires = time.monotonic() + max(5.0, lifetime - 30.0)
+
+    def drop_token(self) -> None:
+        """Forget a token the transmitter refused: the next request takes a new one."""
+        self._token = None
 
     @property
     def bearer(self) -> dict[str, str]:
         """The stream endpoints' ``Authorization``."""
         return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
 
-    def check_metadata(self, response: httpx.Response) -> Mapping[str, Any]:
-        """The transmitter metadata, for this issuer, offering poll delivery."""
+    def check_metadata(self, response: httpx.Response, methods: tuple[str, ...]) -> None:
+        """Read the transmitter metadata: for this issuer, offering the delivery ``methods``."""
         doc: dict[str, Any] = _json(response, "ssf-configuration")
         config = self.processor.config
         if doc.get("issuer") != config.issuer:
             raise FeedError("ssf-configuration: the issuer is not the configured one")
-        if POLL not in (doc.get("delivery_methods_supported") or []):
-            raise FeedError("ssf-configuration: the transmitter does not offer poll delivery")
-        endpoint = doc.get("configuration_endpoint")
-        if not isinstance(endpoint, str):
+        offered = doc.get("delivery_methods_supported") or []
+        for method in methods:
+            if method not in offered:
+                raise FeedError(f"ssf-configuration: the transmitter does not offer {method}")
+        endpoints = {}
+        for name in ("configuration_endpoint", "verification_endpoint"):
+            endpoint = doc.get(name)
+            if isinstance(endpoint, str):
+                config.check_url(endpoint, what=f"ssf {name}")
+                endpoints[name] = endpoint
+        if "configuration_endpoint" not in endpoints:
             raise FeedError("ssf-configuration: no configuration_endpoint")
-        config.check_url(endpoint, what="ssf configuration_endpoint")
-        return doc
+        self.configuration_endpoint = endpoints["configuration_endpoint"]
+        self.verification_endpoint = endpoints.get("verification_endpoint")
 
     @property
     def description(self) -> str:
@@ -230,41 +140,53 @@ class SsfStreamClient:
         name = config.ssf_receiver_name or ",".join(sorted(config.audiences))
         return f"authmesh receiver {name}"[:500]
 
-    def pick_stream(self, response: httpx.Response) -> str | None:
-        """The poll URL of this instance's stream, if the client has one."""
+    def pick_stream(self, response: httpx.Response) -> Mapping[str, Any] | None:
+        """The configuration of this instance's stream (by its description), if it has one."""
         streams = _json(response, "ssf streams", expect=list)
         for stream in streams:
-            if not isinstance(stream, Mapping) or stream.get("description") != self.description:
-                continue
-            delivery = stream.get("delivery")
-            if isinstance(delivery, Mapping) and delivery.get("method") == POLL:
-                return self._poll_url(delivery)
+            if isinstance(stream, Mapping) and stream.get("description") == self.description:
+                return stream
         return None
 
-    def new_stream_body(self) -> dict[str, Any]:
+    def new_stream_body(self, delivery: Mapping[str, Any]) -> dict[str, Any]:
         """What a new stream asks for."""
         return {
-            "delivery": {"method": POLL},
+            "delivery": dict(delivery),
             "events_requested": EVENTS_REQUESTED,
             "description": self.description,
         }
 
-    def created_stream(self, response: httpx.Response) -> str:
-        """The poll URL of a stream just created."""
-        if response.status_code != 201:
-            raise FeedError(f"ssf: creating a stream failed with HTTP {response.status_code}")
-        doc = _json(response, "ssf stream", status=201)
-        delivery = doc.get("delivery")
-        if not isinstance(delivery, Mapping):
-            raise FeedError("ssf stream: no delivery")
-        return self._poll_url(delivery)
+    def delivery_update(self, delivery: Mapping[str, Any]) -> dict[str, Any]:
+        """The PATCH body giving the stream this ``delivery`` (SSF 1.0 §8.1.1.3)."""
+        assert self.stream_id is not None
+        return {"stream_id": self.stream_id, "delivery": dict(delivery)}
 
-    def _poll_url(self, delivery: Mapping[str, Any]) -> str:
-        url = delivery.get("endpoint_url")
-        if not isinstance(url, str):
-            raise FeedError("ssf stream: the poll delivery has no endpoint_url")
-        self.processor.config.check_url(url, what="ssf poll endpoint")
-        return url
+    def adopt(self, stream: Mapping[str, Any]) -> None:
+        """Follow this stream configuration: its id, and its poll URL if it is polled."""
+        stream_id = stream.get("stream_id")
+        delivery = stream.get("delivery")
+        if not isinstance(stream_id, str) or not isinstance(delivery, Mapping):
+            raise FeedError("ssf stream: no stream_id or delivery")
+        self.stream_id = stream_id
+        self.poll_url = None
+        if delivery.get("method") == POLL:
+            url = delivery.get("endpoint_url")
+            if not isinstance(url, str):
+                raise FeedError("ssf stream: the poll delivery has no endpoint_url")
+            self.processor.config.check_url(url, what="ssf poll endpoint")
+            self.poll_url = url
+
+    def stream_answer(self, response: httpx.Response, *, status: int) -> Mapping[str, Any]:
+        """The stream configuration a create (201) or update (200) answered."""
+        if response.status_code == 401:
+            self.drop_token()
+        if response.status_code != status:
+            raise FeedError(
+                f"ssf: configuring the stream failed with HTTP {response.status_code}",
+                status=response.status_code,
+            )
+        doc: Mapping[str, Any] = _json(response, "ssf stream", status=status)
+        return doc
 
     def poll_body(self, *, immediately: bool) -> dict[str, Any]:
         """RFC 8936 §2.1: acknowledge what was applied, refuse what failed, ask for more."""
@@ -286,11 +208,12 @@ class SsfStreamClient:
         next request's acks (or refusals) once applied.
         """
         if response.status_code == 401:
-            self._token = None
+            self.drop_token()
             raise FeedError("ssf poll: the token was refused; taking a new one")
-        if response.status_code == 404:
+        if response.status_code in (400, 404):
+            # Gone, or no longer polled (a push receiver of the same name took it over).
             self.poll_url = None
-            raise FeedError("ssf poll: the stream is gone; looking for it again")
+            raise FeedError(f"ssf poll: HTTP {response.status_code}; looking for the stream again")
         doc = _json(response, "ssf poll")
         sets = doc.get("sets")
         if not isinstance(sets, Mapping):
@@ -313,23 +236,13 @@ class SsfStreamClient:
     def _apply_set(self, jti: str, token: str) -> bool:
         """Verify and apply one SET; ``False`` when its key is not known yet."""
         try:
-            claims = decode_set(token, self.keys, self.policy, clock=self.clock)
-            if claims.get("jti") != jti:
-                raise FeedError("the SET's jti is not the one it was delivered under")
+            claims = self.sets.check(token, jti=jti)
         except UnknownKid:
             return False
-        except (TokenRejected, FeedError) as exc:
-            reason = getattr(exc, "reason", "invalid_request")
-            err = _ERROR_OF.get(reason, "invalid_request")
-            log.warning("ssf: refused SET %s: %s", jti[:64], exc)
-            self.errors[jti] = {"err": err, "description": str(exc)[:200]}
-            self.processor.stats.rejected["ssf_set_" + err] += 1
+        except SetRefused as exc:
+            self.errors[jti] = exc.refusal.as_json()
             return True
-        for event in revocation_of(
-            claims, issuer=self.processor.config.issuer, retention=self.retention
-        ):
-            self.processor.state.apply(event)
-            self.processor.stats.feed_events += 1
+        self.sets.accept(claims, refuse_seen=False)
         self.acks.append(jti)
         return True
 
@@ -341,7 +254,7 @@ class SsfStreamClient:
 
 def _json(response: httpx.Response, what: str, *, expect: type = dict, status: int = 200) -> Any:
     if response.status_code != status:
-        raise FeedError(f"{what}: HTTP {response.status_code}")
+        raise FeedError(f"{what}: HTTP {response.status_code}", status=response.status_code)
     if len(response.content) > _MAX_BODY:
         raise FeedError(f"{what}: the response is too large")
     try:
@@ -358,6 +271,8 @@ class SsfPollSubscriber(FeedTask):
     :class:`~authmesh.service._subscriber.RevocationSubscriber`)."""
 
     task_name = "authmesh-ssf-poll"
+    #: What the transmitter must offer.
+    methods: ClassVar[tuple[str, ...]] = (POLL,)
 
     def __init__(
         self,
@@ -409,30 +324,39 @@ class SsfPollSubscriber(FeedTask):
         proc.stats.feed_connects += 1
         immediately = True
         while True:
-            if stream.token_due():
-                await self._take_token(client)
-            assert stream.poll_url is not None
-            body = stream.poll_body(immediately=immediately)
-            request = client.post(
-                stream.poll_url, json=body, headers=stream.bearer, timeout=self._timeout
-            )
-            try:
-                response = await (request if immediately else asyncio.wait_for(request, self.hold))
-            except TimeoutError:
-                # Held past our bound: hang up (nothing was handed out that is not
-                # delivered again) and ask for an immediate answer.
-                immediately = True
-                continue
-            retry = stream.apply_poll(response, sent=body)
-            if retry:
-                generation = self._keys.generation
-                if not await self._keys.arefresh_unknown_kid(generation):
-                    raise FeedError(
-                        "ssf: a SET names an unknown key and the JWKS cannot be refetched now"
-                    )
-                await self._redo(client, retry)
-            # Ask without holding while a backlog drains; hold (long poll) once caught up.
-            immediately = bool(stream.acks) or bool(stream.errors)
+            immediately = await self._poll(client, immediately=immediately)
+
+    async def _catch_up(self, client: httpx.AsyncClient) -> None:
+        """Poll without holding until an answer brings nothing (its acks sent)."""
+        while await self._poll(client, immediately=True):
+            pass
+
+    async def _poll(self, client: httpx.AsyncClient, *, immediately: bool) -> bool:
+        """One poll; returns whether the next should not be held (a backlog, or acks to send)."""
+        stream = self.stream
+        if stream.token_due():
+            await self._take_token(client)
+        assert stream.poll_url is not None
+        body = stream.poll_body(immediately=immediately)
+        request = client.post(
+            stream.poll_url, json=body, headers=stream.bearer, timeout=self._timeout
+        )
+        try:
+            response = await (request if immediately else asyncio.wait_for(request, self.hold))
+        except TimeoutError:
+            # Held past our bound: hang up (nothing was handed out that is not
+            # delivered again) and ask for an immediate answer.
+            return True
+        retry = stream.apply_poll(response, sent=body)
+        if retry:
+            generation = self._keys.generation
+            if not await self._keys.arefresh_unknown_kid(generation):
+                raise FeedError(
+                    "ssf: a SET names an unknown key and the JWKS cannot be refetched now"
+                )
+            await self._redo(client, retry)
+        # Ask without holding while a backlog drains; hold (long poll) once caught up.
+        return bool(stream.acks) or bool(stream.errors)
 
     async def _redo(self, client: httpx.AsyncClient, jtis: list[str]) -> None:
         """Ask again for SETs whose key was unknown: they were not acknowledged."""
@@ -455,78 +379,42 @@ class SsfPollSubscriber(FeedTask):
         self.stream.take_token(response)
 
     async def _connect(self, client: httpx.AsyncClient) -> None:
+        """Find this instance's stream (creating it on first start), delivered by poll."""
         stream = self.stream
         url = self.processor.config.issuer.rstrip("/") + "/.well-known/ssf-configuration"
-        metadata = stream.check_metadata(await client.get(url, timeout=self._timeout))
+        stream.check_metadata(await client.get(url, timeout=self._timeout), self.methods)
         await self._take_token(client)
-        endpoint = metadata["configuration_endpoint"]
+        endpoint = stream.configuration_endpoint
+        assert endpoint is not None
         found = stream.pick_stream(
             await client.get(endpoint, headers=stream.bearer, timeout=self._timeout)
         )
         if found is None:
             created = await client.post(
                 endpoint,
-                json=stream.new_stream_body(),
+                json=stream.new_stream_body({"method": POLL}),
                 headers=stream.bearer,
                 timeout=self._timeout,
             )
-            found = stream.created_stream(created)
-        stream.poll_url = found
-
-
-class ThreadedSsfPollSubscriber:
-    """:class:`SsfPollSubscriber` in a daemon thread (WSGI services): its own event loop."""
-
-    def __init__(
-        self,
-        processor: FeedProcessor,
-        discovery: Discovery,
-        http: HttpClients,
-        keys: JWKSCache,
-    ) -> None:
-        self.processor = processor
-        self._args = (processor, discovery, http, keys)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inner: SsfPollSubscriber | None = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start following in a thread (idempotent)."""
-        if self.running:
+            stream.adopt(stream.stream_answer(created, status=201))
             return
-        ready = threading.Event()
+        stream.adopt(found)
+        if stream.poll_url is None:
+            # Delivered by push until now: what it holds is polled from here on.
+            await self._deliver_by(client, {"method": POLL})
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            self._inner = SsfPollSubscriber(*self._args)
-            loop.run_until_complete(self._inner.start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._inner.stop())
-            # This loop's HTTP client goes with it (the service closes the rest).
-            loop.run_until_complete(self._args[2].aclose())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="authmesh-ssf-poll", daemon=True)
-        self._thread.start()
-        ready.wait(5)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout)
-        self._thread = self._loop = None
-        self.processor.connected = False
-
-    def wait_synced(self, timeout: float) -> bool:
-        """Wait until the first poll answer was applied."""
-        return self.processor.synced.wait(timeout)
+    async def _deliver_by(self, client: httpx.AsyncClient, delivery: Mapping[str, Any]) -> None:
+        """Give the stream this delivery; the transmitter retries what is pending at once."""
+        stream = self.stream
+        if stream.token_due():
+            await self._take_token(client)
+        assert stream.configuration_endpoint is not None
+        response = await client.patch(
+            stream.configuration_endpoint,
+            json=stream.delivery_update(delivery),
+            headers=stream.bearer,
+            timeout=self._timeout,
+        )
+        if response.status_code == 404:
+            stream.poll_url = stream.stream_id = None
+        stream.adopt(stream.stream_answer(response, status=200))

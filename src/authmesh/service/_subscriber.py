@@ -14,7 +14,9 @@ Both endpoints authenticate the service with HTTP Basic (RFC 6749 §2.3.1).
 :class:`RevocationSubscriber` runs as an asyncio task (ASGI services);
 :class:`ThreadedRevocationSubscriber` runs in a daemon thread (WSGI services).
 Both share a :class:`~authmesh.service._feed.FeedProcessor`, which does
-everything but I/O.
+everything but I/O. The Shared Signals followers are :class:`FeedTask` subclasses too;
+:class:`ThreadedFeedTask` runs one on an event loop of its own in a daemon
+thread for WSGI services.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -34,7 +37,12 @@ from authmesh.service._http import HttpClients, afetch, fetch
 from authmesh.service._sse import SSEParser
 from authmesh.service.errors import FeedError, IssuerError
 
-__all__ = ["FeedTask", "RevocationSubscriber", "ThreadedRevocationSubscriber"]
+__all__ = [
+    "FeedTask",
+    "RevocationSubscriber",
+    "ThreadedFeedTask",
+    "ThreadedRevocationSubscriber",
+]
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +303,70 @@ class ThreadedRevocationSubscriber:
                         proc.handle(sse)
             finally:
                 self._response = None
+
+
+class ThreadedFeedTask:
+    """A :class:`FeedTask` run in a daemon thread on an event loop of its own (WSGI services).
+
+    Args:
+        processor: the feed processor the task fills (its ``synced`` is waited on).
+        http: the HTTP clients; the thread's async client is closed with its loop.
+        make_task: builds the task, called in the thread.
+        name: the thread's name.
+    """
+
+    def __init__(
+        self,
+        processor: FeedProcessor,
+        http: HttpClients,
+        make_task: Callable[[], FeedTask],
+        *,
+        name: str,
+    ) -> None:
+        self.processor = processor
+        self._http = http
+        self._make_task = make_task
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start following in a thread (idempotent)."""
+        if self.running:
+            return
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            task = self._make_task()
+            loop.run_until_complete(task.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(task.stop())
+            # This loop's HTTP client goes with it (the service closes the rest).
+            loop.run_until_complete(self._http.aclose())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout)
+        self._thread = self._loop = None
+        self.processor.connected = False
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until the first catch-up was applied."""
+        return self.processor.synced.wait(timeout)

@@ -27,8 +27,8 @@ _DURATIONS = (
     "ssf_event_retention",
 )
 #: How a service learns revocations: the native feed (SSE, the default and the
-#: fastest) or an OpenID Shared Signals poll stream (docs/ssf.md).
-TRANSPORTS = frozenset({"feed", "ssf-poll"})
+#: fastest) or an OpenID Shared Signals stream, polled or pushed (docs/ssf.md).
+TRANSPORTS = frozenset({"feed", "ssf-poll", "ssf-push"})
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -88,16 +88,22 @@ class ServiceConfig:
             catches up within a second of the issuer being back. An issuer that
             answers with an error is retried after its ``Retry-After``, or on a
             slower schedule.
-        revocation_transport: ``"feed"`` (the native revocation feed, default) or
-            ``"ssf-poll"``: follow the issuer as an OpenID Shared Signals receiver
-            over poll delivery (RFC 8936), with the same staleness bound and
-            fail-closed behaviour (docs/ssf.md).
+        revocation_transport: ``"feed"`` (the native revocation feed, default),
+            ``"ssf-poll"`` or ``"ssf-push"``: follow the issuer as an OpenID Shared
+            Signals receiver over poll (RFC 8936) or push (RFC 8935) delivery, with
+            the same staleness bound and fail-closed behaviour (docs/ssf.md).
         ssf_receiver_name: names this instance's stream at the issuer, so a
             restart finds it again (and catches up); every replica of a service
             needs a name of its own, since each holds the whole revocation state.
             Default: the audiences.
         ssf_event_retention: how long a revocation learnt over Shared Signals is
             held; at least the issuer's access-token lifetime plus leeway.
+        ssf_push_url: with ``"ssf-push"``, the URL at which the auth server reaches
+            this instance's push endpoint (a service cannot guess its public
+            address); https unless loopback or ``allow_insecure_http``.
+        ssf_push_path: the path the framework adapters serve the push endpoint
+            on; default: the path of ``ssf_push_url`` (set it when a proxy
+            rewrites paths).
         otel: trace the SDK's calls to the auth server with OpenTelemetry, forward
             the W3C trace context on service-to-service calls, and trace the
             requests of a Starlette/FastAPI app set up by ``install`` (needs the
@@ -125,6 +131,8 @@ class ServiceConfig:
     revocation_transport: str = "feed"
     ssf_receiver_name: str | None = None
     ssf_event_retention: timedelta = timedelta(hours=1)
+    ssf_push_url: str | None = None
+    ssf_push_path: str | None = None
     otel: bool = False
 
     def __post_init__(self) -> None:
@@ -170,6 +178,7 @@ class ServiceConfig:
             raise ConfigError(f"ca_bundle {self.ca_bundle!r} is not a file")
         if self.revocation_transport not in TRANSPORTS:
             raise ConfigError(f"revocation_transport must be one of {sorted(TRANSPORTS)}")
+        self._check_push()
         if self.otel:
             from authmesh.tracing import require_otel
 
@@ -183,6 +192,29 @@ class ServiceConfig:
         if parts.query or parts.fragment:
             raise ConfigError("issuer must not have a query or a fragment (RFC 8414 §2)")
         self.check_url(self.issuer, what="issuer")
+
+    def _check_push(self) -> None:
+        push = self.revocation_transport == "ssf-push"
+        if not push:
+            if self.ssf_push_url is not None or self.ssf_push_path is not None:
+                raise ConfigError(
+                    "ssf_push_url and ssf_push_path need revocation_transport='ssf-push'"
+                )
+            return
+        url = self.ssf_push_url
+        if not url:
+            raise ConfigError(
+                "revocation_transport='ssf-push' needs ssf_push_url: the URL at which "
+                "the auth server reaches this service's push endpoint"
+            )
+        parts = urlsplit(url)
+        if parts.fragment or not parts.path.startswith("/"):
+            raise ConfigError(f"ssf_push_url must be an absolute URL with a path, not {url!r}")
+        self.check_url(url, what="ssf_push_url")
+        path = self.ssf_push_path if self.ssf_push_path is not None else parts.path
+        if not path.startswith("/") or "?" in path or "#" in path:
+            raise ConfigError(f"ssf_push_path must be a path starting with '/', not {path!r}")
+        object.__setattr__(self, "ssf_push_path", path)
 
     def check_url(self, url: str, *, what: str) -> None:
         """Refuse a plain-http URL to a host other than loopback (tokens travel over TLS).

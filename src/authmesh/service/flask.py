@@ -28,6 +28,7 @@ from flask import Flask, Response, g, request
 
 from authmesh.jose.errors import TokenRejected
 from authmesh.rfc6750 import parse_credentials
+from authmesh.service._ssf_push_http import SsfPushWSGIMiddleware
 from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
@@ -72,9 +73,13 @@ class AuthMesh:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register the hooks and error handlers; start the feed thread if asked."""
+        """Register the hooks and error handlers (and the Shared Signals push endpoint with
+        ``revocation_transport="ssf-push"``); start the feed thread if asked."""
         app.extensions["authmesh"] = self
         app.before_request(self._authenticate)
+        if self.auth.ssf_push is not None:
+            # Ahead of Flask and its bearer check: the transmitter sends the stream's secret.
+            app.wsgi_app = SsfPushWSGIMiddleware(app.wsgi_app, self.auth.ssf_push)  # type: ignore[method-assign]
         app.register_error_handler(TokenRejected, self.error_response)
         app.register_error_handler(BearerError, self.error_response)
         if self._start:

@@ -24,8 +24,15 @@ from authmesh.service._http import HttpClients
 from authmesh.service._jwks import JWKSCache
 from authmesh.service._live import LiveConnections
 from authmesh.service._revocations import RevocationState
-from authmesh.service._ssf_receiver import SsfPollSubscriber, ThreadedSsfPollSubscriber
-from authmesh.service._subscriber import RevocationSubscriber, ThreadedRevocationSubscriber
+from authmesh.service._ssf_push import SsfPushEndpoint
+from authmesh.service._ssf_push_task import SsfPushSubscriber
+from authmesh.service._ssf_receiver import SsfPollSubscriber
+from authmesh.service._subscriber import (
+    FeedTask,
+    RevocationSubscriber,
+    ThreadedFeedTask,
+    ThreadedRevocationSubscriber,
+)
 from authmesh.service.config import ServiceConfig
 from authmesh.service.dpop import ProofChecker
 from authmesh.service.principal import Principal
@@ -79,15 +86,20 @@ class ServiceAuth:
         #: DPoP-bound tokens need a proof by their key (RFC 9449 §7).
         self.dpop = ProofChecker(leeway=config.leeway.total_seconds(), clock=clock)
         self.revocations: RevocationState | None = None
+        #: Where the auth server pushes SETs (``revocation_transport="ssf-push"``); the
+        #: framework adapters serve it at ``config.ssf_push_path``.
+        self.ssf_push: SsfPushEndpoint | None = None
         if config.has_client_credentials:
             self.revocations = RevocationState(clock=clock, monotonic=monotonic)
             self.revocations.listeners.append(self.live.on_event)
             self.feed = FeedProcessor(config, self.revocations, stats=self.stats)
+            if config.revocation_transport == "ssf-push":
+                self.ssf_push = SsfPushEndpoint(
+                    self.feed, self.keys, clock=clock, monotonic=monotonic
+                )
         self.verifier = Verifier(config, self.keys, self.revocations, stats=self.stats, clock=clock)
-        self._async_subscriber: RevocationSubscriber | SsfPollSubscriber | None = None
-        self._thread_subscriber: ThreadedRevocationSubscriber | ThreadedSsfPollSubscriber | None = (
-            None
-        )
+        self._async_subscriber: FeedTask | None = None
+        self._thread_subscriber: ThreadedRevocationSubscriber | ThreadedFeedTask | None = None
 
     @classmethod
     def of(cls, config_or_auth: ServiceConfig | ServiceAuth) -> ServiceAuth:
@@ -145,11 +157,7 @@ class ServiceAuth:
         await self.keys.arefresh(force=True)
         if self.feed is not None:
             if self._async_subscriber is None:
-                self._async_subscriber = (
-                    SsfPollSubscriber(self.feed, self.discovery, self.http, self.keys)
-                    if self.config.revocation_transport == "ssf-poll"
-                    else RevocationSubscriber(self.feed, self.discovery, self.http)
-                )
+                self._async_subscriber = self._feed_task(self.feed)
             await self._async_subscriber.start()
             if wait > 0 and not await self._async_subscriber.wait_synced(wait):
                 log.warning("revocation feed not reached within %.1f s of start-up", wait)
@@ -159,6 +167,16 @@ class ServiceAuth:
         if self._async_subscriber is not None:
             await self._async_subscriber.stop()
         await self.http.aclose()
+
+    def _feed_task(self, feed: FeedProcessor) -> FeedTask:
+        """The follower of the configured ``revocation_transport``, as an asyncio task."""
+        transport = self.config.revocation_transport
+        if transport == "ssf-push":
+            assert self.ssf_push is not None
+            return SsfPushSubscriber(feed, self.discovery, self.http, self.keys, self.ssf_push)
+        if transport == "ssf-poll":
+            return SsfPollSubscriber(feed, self.discovery, self.http, self.keys)
+        return RevocationSubscriber(feed, self.discovery, self.http)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -176,10 +194,16 @@ class ServiceAuth:
         self.keys.refresh(force=True)
         if self.feed is not None:
             if self._thread_subscriber is None:
+                feed = self.feed
                 self._thread_subscriber = (
-                    ThreadedSsfPollSubscriber(self.feed, self.discovery, self.http, self.keys)
-                    if self.config.revocation_transport == "ssf-poll"
-                    else ThreadedRevocationSubscriber(self.feed, self.discovery, self.http)
+                    ThreadedRevocationSubscriber(feed, self.discovery, self.http)
+                    if self.config.revocation_transport == "feed"
+                    else ThreadedFeedTask(
+                        feed,
+                        self.http,
+                        lambda: self._feed_task(feed),
+                        name=f"authmesh-{self.config.revocation_transport}",
+                    )
                 )
             self._thread_subscriber.start()
             if wait > 0 and not self._thread_subscriber.wait_synced(wait):

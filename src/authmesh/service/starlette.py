@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authmesh.jose.errors import TokenRejected, VerifierUnavailable
 from authmesh.rfc6750 import parse_credentials
 from authmesh.service._live_asgi import HttpWatch, serve_websocket_until_revoked
+from authmesh.service._ssf_push_http import SsfPushASGIMiddleware
 from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, DpopRequired, MissingToken
@@ -130,6 +131,9 @@ def install(
         lifespan: wrap the app's lifespan to start/stop the JWKS cache and feed
             (leave false if you pass ``auth.lifespan`` yourself).
 
+    With ``revocation_transport="ssf-push"`` the app also serves the Shared
+    Signals push endpoint at ``ssf_push_path`` (docs/ssf.md).
+
     With ``otel`` in the config, the app's requests become OpenTelemetry server
     spans that continue the caller's trace.
 
@@ -140,6 +144,9 @@ def install(
     setattr(app.state, STATE_ATTR, auth)
     if middleware:
         app.add_middleware(BearerAuthMiddleware, auth=auth, required=required)
+    if auth.ssf_push is not None:
+        # Outside the bearer check: the transmitter authenticates with the stream's secret.
+        app.add_middleware(SsfPushASGIMiddleware, endpoint=auth.ssf_push)
     install_error_handlers(app, auth.realm)
     if auth.config.otel:
         from authmesh.tracing import instrument_asgi_app

@@ -20,6 +20,7 @@ from wsgiref.util import request_uri
 
 from authmesh.jose.errors import TokenRejected
 from authmesh.rfc6750 import parse_credentials
+from authmesh.service._ssf_push_http import SsfPushWSGIMiddleware
 from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, DpopRequired, MissingToken
@@ -78,8 +79,14 @@ class BearerAuthWSGIMiddleware:
         self.auth = auth
         self.required = required
         self.realm = auth.config.effective_realm
+        endpoint = getattr(auth, "ssf_push", None)
+        #: The Shared Signals push endpoint (``revocation_transport="ssf-push"``), served
+        #: ahead of the bearer check: the transmitter sends the stream's secret.
+        self.ssf_push = None if endpoint is None else SsfPushWSGIMiddleware(app, endpoint)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.ssf_push is not None and environ.get("PATH_INFO") == self.ssf_push.endpoint.path:
+            return self.ssf_push.answer(environ, start_response)
         header = environ.get("HTTP_AUTHORIZATION")
         principal = None
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import SsfOutboxRow, SsfStreamRow
@@ -23,6 +23,7 @@ __all__ = [
     "prune",
     "receiving_streams",
     "record_push_failure",
+    "release_push",
     "retry_now",
     "settle_push",
 ]
@@ -121,15 +122,21 @@ async def pending_push(
 
 
 async def record_push_failure(
-    session: AsyncSession, row_id: int, *, error: str, retry_at: float
+    session: AsyncSession, row_id: int, *, error: str, retry_at: float, leased_until: float
 ) -> None:
-    """Count a failed push attempt and when to try again."""
+    """Count a failed push attempt and when to try again.
+
+    The attempt held the SET until ``leased_until``; if that lease is gone, the
+    receiver updated its stream during the attempt (:func:`retry_now`), and the
+    SET stays due at once instead of waiting out the back-off.
+    """
+    still_leased = SsfOutboxRow.next_attempt_at == leased_until
     await session.execute(
         update(SsfOutboxRow)
         .where(SsfOutboxRow.id == row_id)
         .values(
             attempts=SsfOutboxRow.attempts + 1,
-            next_attempt_at=retry_at,
+            next_attempt_at=case((still_leased, retry_at), else_=SsfOutboxRow.next_attempt_at),
             last_error=error[:500],
         )
     )
@@ -168,6 +175,24 @@ async def claim_push(session: AsyncSession, row_id: int, *, seen: float, until: 
         .values(next_attempt_at=until)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def release_push(
+    session: AsyncSession, row_ids: Sequence[int], *, leased_until: float, now: float
+) -> None:
+    """Give back SETs leased until ``leased_until`` and not attempted: due again now
+    (behind their stream's oldest SET, which is delivered first)."""
+    if not row_ids:
+        return
+    await session.execute(
+        update(SsfOutboxRow)
+        .where(
+            SsfOutboxRow.id.in_(list(row_ids)),
+            SsfOutboxRow.next_attempt_at == leased_until,
+            SsfOutboxRow.acknowledged_at.is_(None),
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 async def settle_push(session: AsyncSession, row_id: int, *, now: float, error: str | None) -> None:

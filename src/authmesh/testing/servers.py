@@ -97,10 +97,14 @@ class UvicornThread:
 
 
 class WerkzeugThread:
-    """A WSGI app (Flask) served by werkzeug's threaded server in a daemon thread."""
+    """A WSGI app (Flask) served by werkzeug's threaded server in a daemon thread.
 
-    def __init__(self, app: Any) -> None:
+    ``port=0`` (the default) binds a free port; :attr:`url` tells which.
+    """
+
+    def __init__(self, app: Any, *, port: int = 0) -> None:
         self.app = app
+        self.port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -111,10 +115,10 @@ class WerkzeugThread:
         return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> WerkzeugThread:
-        """Bind a free port and serve."""
+        """Bind the port (a free one by default) and serve."""
         from werkzeug.serving import make_server
 
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

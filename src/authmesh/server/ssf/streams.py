@@ -193,7 +193,9 @@ async def update_stream(
         row.updated_at = ctx.now()
         # A receiver that reconfigures its stream is there: no back-off left to wait out.
         await ssf_store.retry_now(session, row.stream_id, now=ctx.now())
-        return describe(ctx, row)
+        described = describe(ctx, row)
+    ctx.push_due.set()
+    return described
 
 
 async def delete_stream(ctx: ServerContext, client_id: str, stream_id: str) -> None:
@@ -230,7 +232,9 @@ async def set_status(ctx: ServerContext, client_id: str, body: Mapping[str, Any]
         if status == "enabled":
             await ssf_store.retry_now(session, row.stream_id, now=ctx.now())
         row.status, row.status_reason, row.updated_at = status, reason, ctx.now()
-        return _status(row)
+        answer = _status(row)
+    ctx.push_due.set()
+    return answer
 
 
 async def verify_stream(ctx: ServerContext, client_id: str, body: Mapping[str, Any]) -> None:
@@ -243,3 +247,5 @@ async def verify_stream(ctx: ServerContext, client_id: str, body: Mapping[str, A
         await announce_signals(
             ctx, session, [verification_signal(row.stream_id, state)], streams=[row]
         )
+    # Asked for now, to prove the path works: not left for the push worker's idle tick.
+    ctx.push_due.set()
