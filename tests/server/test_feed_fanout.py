@@ -16,7 +16,7 @@ from authmesh.server.feed.hub import FeedHub
 from authmesh.server.feed.page import PAGE_SIZE
 from authmesh.server.feed.stream import FeedStream, Heartbeat
 from authmesh.server.feed.tail import FeedTail
-from authmesh.server.routes.feed import _event_frame, _frames, _heartbeat_frame, _sse
+from authmesh.server.routes.feed import ClientGone, _event_frame, _frames, _heartbeat_frame, _sse
 from support.revocation_log import Log
 
 NOW = 100.0
@@ -148,3 +148,27 @@ def test_an_event_frame_is_encoded_once_and_shared() -> None:
     assert first == _sse("revocation", _event(41).to_json(), 41)
     other = RevocationEvent(kind="sid", value="s41", not_before=NOW, expires_at=NOW + 60, cursor=41)
     assert b'"value":"s41"' in _event_frame(other)  # same cursor, another log: its own frame
+
+
+async def test_the_disconnect_check_reads_the_flag_the_response_listener_sets() -> None:
+    asked: list[str] = []
+
+    async def is_disconnected() -> bool:
+        asked.append("request")
+        return True
+
+    messages = [{"type": "http.request", "body": b""}, {"type": "http.disconnect"}]
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    request: Any = SimpleNamespace(is_disconnected=is_disconnected)
+    # No listener reading the connection (an ASGI server of spec 2.4): ask the request.
+    assert await ClientGone(request)() is True and asked == ["request"]
+    gone = ClientGone(request)
+    listen = gone.watch(receive)
+    await listen()
+    assert await gone() is False  # a listener is reading, and has seen no disconnect
+    await listen()
+    assert await gone() is True
+    assert asked == ["request"]  # never asked the request again
