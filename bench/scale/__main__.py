@@ -53,15 +53,28 @@ def _scale(args: argparse.Namespace, fresh: dict[str, str]) -> bool:
     return a.ok
 
 
+def _cpus(cpus: set[int]) -> str:
+    return ", ".join(str(c) for c in sorted(cpus))
+
+
 def _fanout_markdown(f: FanOut, seconds: float) -> str:
     met = f.p99 <= TARGET_P99_MS
+    if f.server_cpus:
+        where = (
+            f"the replica pinned to CPU {_cpus(f.server_cpus)}, the followers and the driver "
+            f"to CPU {_cpus(f.follower_cpus)} (`os.sched_setaffinity`; PostgreSQL, Redis and "
+            "anything else on the machine are not pinned)"
+        )
+    else:
+        where = "nothing pinned: the followers share the replica's CPUs"
     return (
         f"## scale_fanout — one replica, {f.followers:,} revocation-feed followers\n\n"
         f"{stamp(seconds)}\n\n"
         f"One `authmesh serve` process (PostgreSQL, Redis) with {f.followers:,} open SSE "
-        f"streams (raw-socket followers in {f.processes} processes on the same 2 cores); "
-        "per trial the admin blocks a user and the figure runs from the block's response "
-        "to the instant the last follower has the event.\n\n"
+        f"streams, read by {f.processes} follower process(es) with one `epoll` loop over "
+        f"raw sockets (bench/scale/followers.py); {where}. Per trial the admin blocks a "
+        "user and the figure runs from the block's response to the instant the last "
+        "follower has the event.\n\n"
         "| figure | value |\n| --- | ---: |\n"
         f"| trials | {len(f.latencies_ms)} |\n"
         f"| block → last follower, median | {percentile(f.latencies_ms, 0.5):.0f} ms |\n"
@@ -70,30 +83,36 @@ def _fanout_markdown(f: FanOut, seconds: float) -> str:
         f"| opening all streams | {f.open_seconds:.1f} s |\n"
         f"| server RSS before the streams | {f.rss_before_mb:.1f} MB |\n"
         f"| server RSS with them | {f.rss_after_mb:.1f} MB |\n"
-        f"| memory per follower | **{f.kb_per_follower:.1f} KB** |\n"
+        f"| memory per follower (RSS delta / followers) | **{f.kb_per_follower:.1f} KB** |\n"
         f"| server CPU, streams open and idle (heartbeats every 2 s) | "
         f"{f.idle_cpu_per_second * 1e3:.0f} ms per second |\n"
-        f"| server CPU per block beyond that (write + fan-out) | {f.cpu_per_block * 1e3:.0f} ms "
-        f"({f.cpu_per_block * 1e6 / f.followers:.0f} µs per follower) |\n\n"
+        "| server CPU per block, from its request to the last follower (the block's "
+        f"request + fan-out) | {f.cpu_per_block * 1e3:.0f} ms "
+        f"({f.cpu_per_block * 1e6 / f.followers:.0f} µs per follower) |\n"
+        f"| follower process CPU per block (reading {f.followers:,} sockets) | "
+        f"{f.follower_cpu_per_block * 1e3:.0f} ms |\n\n"
         f"**Target** (p99 ≤ {TARGET_P99_MS:.0f} ms): "
         f"{'met' if met else 'NOT met'} — p99 {f.p99:.0f} ms.\n\n"
-        "The server's CPU per block is the floor of the figure: one event loop writes "
-        "the event to every stream in turn (one write per stream, src/authmesh/server/"
-        "routes/feed.py). Above it, the time waiting for a core: the followers and any "
-        "other work on the 2 cores (see the load average) compete with the replica, "
-        "which is what sets the tail here.\n"
+        "The server's CPU per block is the floor of the figure: one event loop wakes "
+        "every stream and writes the event to each in turn (one socket write per stream, "
+        "the frame encoded once for all; src/authmesh/server/routes/feed.py). Above it, "
+        "the time the replica waits for its core: PostgreSQL, Redis and any other work "
+        "on the machine (see the load average) compete with it, which is what sets the "
+        "tail when the machine is busy.\n"
     )
 
 
 def _fanout(args: argparse.Namespace, fresh: dict[str, str]) -> bool:
     started = time.monotonic()
-    f = measure(followers=args.followers, trials=args.trials)
+    f = measure(followers=args.followers, trials=args.trials, pinned=not args.no_pin)
     print(
         f"fan-out to {f.followers}: median {percentile(f.latencies_ms, 0.5):.0f} ms, "
         f"p99 {f.p99:.0f} ms, max {max(f.latencies_ms):.0f} ms; "
         f"{f.kb_per_follower:.1f} KB per follower "
         f"(RSS {f.rss_before_mb:.1f} → {f.rss_after_mb:.1f} MB); server CPU idle "
-        f"{f.idle_cpu_per_second * 1e3:.0f} ms/s, per block {f.cpu_per_block * 1e3:.0f} ms"
+        f"{f.idle_cpu_per_second * 1e3:.0f} ms/s, per block {f.cpu_per_block * 1e3:.0f} ms; "
+        f"followers' CPU per block {f.follower_cpu_per_block * 1e3:.0f} ms; "
+        f"pinned: server {sorted(f.server_cpus)}, followers {sorted(f.follower_cpus)}"
     )
     fresh["scale_fanout"] = _fanout_markdown(f, time.monotonic() - started)
     return True
@@ -106,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=50, help="fan-out blocks")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="fan-out: leave the replica and followers unpinned"
+    )
     parser.add_argument("--no-write", action="store_true", help="keep RESULTS.md and the plot")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")

@@ -1,11 +1,17 @@
 """Fan-out: one replica serving 1,000 revocation-feed followers.
 
 One ``authmesh serve`` process (PostgreSQL, Redis), ``followers`` streams from
-:mod:`bench.scale.followers` processes. Per trial the admin blocks a user on
-the replica; the figure is the time from the block's response to the instant
-the *last* follower has seen the event. Memory per follower is the replica's
-resident set with every stream open (and a few blocks served), minus the same
-before the first stream, over the number of followers.
+one :mod:`bench.scale.followers` process (one ``epoll`` loop over every
+socket). Per trial the admin blocks a user on the replica; the figure is the
+time from the block's response to the instant the *last* follower has seen the
+event. Memory per follower is the replica's resident set with every stream
+open (and a few blocks served), minus the same before the first stream, over
+the number of followers.
+
+On a machine of two CPUs or more the replica is pinned to one CPU and the
+followers and this driver to another (``os.sched_setaffinity``), so what is
+measured is the replica's fan-out, not the followers' reading competing with it
+for a core. PostgreSQL and Redis are not pinned (they are shared).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from bench.scale.cluster import (
     AUDIENCE,
     PUBLIC_CLIENT,
     STREAMS_PER_CLIENT,
+    Cluster,
     cluster,
     feed_client,
 )
@@ -47,13 +54,18 @@ class FanOut:
     followers: int
     processes: int
     latencies_ms: list[float] = field(default_factory=list)
+    #: CPUs of the replica and of the followers (and driver); empty when not pinned.
+    server_cpus: set[int] = field(default_factory=set)
+    follower_cpus: set[int] = field(default_factory=set)
     rss_before_mb: float = 0.0
     rss_after_mb: float = 0.0
     open_seconds: float = 0.0
     #: Server CPU per second with every stream open and nothing happening (heartbeats).
     idle_cpu_per_second: float = 0.0
-    #: Server CPU per block beyond the idle rate: the block and its fan-out.
+    #: Server CPU from a block's request to its last follower: the block and its fan-out.
     cpu_per_block: float = 0.0
+    #: CPU of the follower processes per block (reading 1,000 sockets).
+    follower_cpu_per_block: float = 0.0
 
     @property
     def p99(self) -> float:
@@ -62,6 +74,21 @@ class FanOut:
     @property
     def kb_per_follower(self) -> float:
         return (self.rss_after_mb - self.rss_before_mb) * 1024 / self.followers
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process ``pid`` to ``cpus`` (``0``: this process)."""
+    pid = pid or os.getpid()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
+def split_cpus() -> tuple[set[int], set[int]]:
+    """One CPU for the replica, the others for the followers; empty sets on one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set(), set()
+    return {cpus[0]}, set(cpus[1:])
 
 
 def rss_mb(pid: int) -> float:
@@ -143,41 +170,67 @@ def _token(http: httpx.Client, username: str, password: str) -> str:
     return str(r.json()["access_token"])
 
 
-def measure(*, followers: int = 1000, processes: int = 2, trials: int = 50) -> FanOut:
+def measure(
+    *, followers: int = 1000, processes: int = 1, trials: int = 50, pinned: bool = True
+) -> FanOut:
     """Open the streams, block ``trials`` users one after another, time each."""
     out = FanOut(followers, processes)
     clients = -(-followers // STREAMS_PER_CLIENT)
+    everywhere = os.sched_getaffinity(0)
     with cluster(replicas=1, users=1, victims=trials, feed_clients=clients) as c:
         replica = c.replicas[0]
-        with httpx.Client(base_url=replica.url, timeout=30) as http:
-            admin = {"Authorization": f"Bearer {_token(http, *ADMIN)}"}
-            for _ in range(20):  # warm the paths a block takes before the baseline
-                http.get("/healthz")
-            time.sleep(1)
-            out.rss_before_mb = rss_mb(replica.pid)
-            started = time.monotonic()
-            group = _Followers(replica.url, c.secrets, followers, processes)
-            try:
-                group.collect("ready", 180)
-                out.open_seconds = time.monotonic() - started
-                time.sleep(1)
-                cpu0, t0 = cpu_seconds(replica.pid), time.monotonic()
-                time.sleep(IDLE_WINDOW)
-                cpu1, t1 = cpu_seconds(replica.pid), time.monotonic()
-                out.idle_cpu_per_second = (cpu1 - cpu0) / (t1 - t0)
-                for i in range(trials):
-                    cursor = int(http.get("/healthz").json()["latest_cursor"])
-                    group.send(f"arm {cursor}")
-                    time.sleep(0.2)  # let the streams go quiet
-                    r = http.post(f"/admin/users/victim{i}/block", headers=admin)
-                    answered = time.time()
-                    r.raise_for_status()
-                    instants = [float(line.split()[1]) for line in group.collect("done", 60)]
-                    out.latencies_ms.append((max(instants) - answered) * 1e3)
-                cpu2, t2 = cpu_seconds(replica.pid), time.monotonic()
-                idle = out.idle_cpu_per_second * (t2 - t1)
-                out.cpu_per_block = (cpu2 - cpu1 - idle) / len(out.latencies_ms)
-                out.rss_after_mb = rss_mb(replica.pid)
-            finally:
-                group.close()
+        if pinned:
+            out.server_cpus, out.follower_cpus = split_cpus()
+        if out.server_cpus:
+            pin(replica.pid, out.server_cpus)
+            pin(0, out.follower_cpus)  # the followers inherit it
+        try:
+            _trials(out, c, trials)
+        finally:
+            pin(0, everywhere)
     return out
+
+
+def _trials(out: FanOut, c: Cluster, trials: int) -> None:
+    replica = c.replicas[0]
+    with httpx.Client(base_url=replica.url, timeout=30) as http:
+        admin = {"Authorization": f"Bearer {_token(http, *ADMIN)}"}
+        for _ in range(20):  # warm the paths a block takes before the baseline
+            http.get("/healthz")
+        time.sleep(1)
+        out.rss_before_mb = rss_mb(replica.pid)
+        started = time.monotonic()
+        group = _Followers(replica.url, c.secrets, out.followers, out.processes)
+        try:
+            group.collect("ready", 180)
+            out.open_seconds = time.monotonic() - started
+            if out.server_cpus:  # threads the replica started meanwhile, if any
+                pin(replica.pid, out.server_cpus)
+            time.sleep(1)
+            cpu0, t0 = cpu_seconds(replica.pid), time.monotonic()
+            time.sleep(IDLE_WINDOW)
+            cpu1, t1 = cpu_seconds(replica.pid), time.monotonic()
+            out.idle_cpu_per_second = (cpu1 - cpu0) / (t1 - t0)
+            server_cpu = readers_cpu = 0.0
+            for i in range(trials):
+                cursor = int(http.get("/healthz").json()["latest_cursor"])
+                group.send(f"arm {cursor}")
+                time.sleep(0.2)  # let the streams go quiet
+                # CPU from the block's request to the last follower's sighting: the
+                # block and its fan-out. The streams' heartbeats are hardly ever due
+                # then (each block's write restarts their 2 s); /proc counts in
+                # clock ticks, which averages out over the trials.
+                cpu_before = cpu_seconds(replica.pid)
+                readers_before = sum(cpu_seconds(p.pid) for p in group.procs)
+                r = http.post(f"/admin/users/victim{i}/block", headers=admin)
+                answered = time.time()
+                r.raise_for_status()
+                instants = [float(line.split()[1]) for line in group.collect("done", 60)]
+                server_cpu += cpu_seconds(replica.pid) - cpu_before
+                readers_cpu += sum(cpu_seconds(p.pid) for p in group.procs) - readers_before
+                out.latencies_ms.append((max(instants) - answered) * 1e3)
+            out.cpu_per_block = server_cpu / trials
+            out.follower_cpu_per_block = readers_cpu / trials
+            out.rss_after_mb = rss_mb(replica.pid)
+        finally:
+            group.close()

@@ -16,7 +16,7 @@ from authmesh.server.feed.hub import FeedHub
 from authmesh.server.feed.page import PAGE_SIZE
 from authmesh.server.feed.stream import FeedStream, Heartbeat
 from authmesh.server.feed.tail import FeedTail
-from authmesh.server.routes.feed import _frames
+from authmesh.server.routes.feed import ClientGone, _event_frame, _frames, _heartbeat_frame, _sse
 from support.revocation_log import Log
 
 NOW = 100.0
@@ -134,3 +134,41 @@ async def test_the_hub_says_whether_it_was_woken_or_timed_out() -> None:
     hub._advance(1)
     assert await asyncio.wait_for(waiting, 1) is True
     assert await hub.wait(0, 5) is True  # already newer: no wait at all
+
+
+def test_a_heartbeat_frame_is_what_the_json_encoder_would_write() -> None:
+    for cursor, server_time in [(0, 0.0), (7, NOW), (2**62, 1764500000.123456), (3, 1764500000)]:
+        beat = Heartbeat(latest_cursor=cursor, server_time=server_time)
+        assert _heartbeat_frame(beat) == _sse("heartbeat", beat.to_json())
+
+
+def test_an_event_frame_is_encoded_once_and_shared() -> None:
+    first, again = _event_frame(_event(41)), _event_frame(_event(41))
+    assert first is again
+    assert first == _sse("revocation", _event(41).to_json(), 41)
+    other = RevocationEvent(kind="sid", value="s41", not_before=NOW, expires_at=NOW + 60, cursor=41)
+    assert b'"value":"s41"' in _event_frame(other)  # same cursor, another log: its own frame
+
+
+async def test_the_disconnect_check_reads_the_flag_the_response_listener_sets() -> None:
+    asked: list[str] = []
+
+    async def is_disconnected() -> bool:
+        asked.append("request")
+        return True
+
+    messages = [{"type": "http.request", "body": b""}, {"type": "http.disconnect"}]
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    request: Any = SimpleNamespace(is_disconnected=is_disconnected)
+    # No listener reading the connection (an ASGI server of spec 2.4): ask the request.
+    assert await ClientGone(request)() is True and asked == ["request"]
+    gone = ClientGone(request)
+    listen = gone.watch(receive)
+    await listen()
+    assert await gone() is False  # a listener is reading, and has seen no disconnect
+    await listen()
+    assert await gone() is True
+    assert asked == ["request"]  # never asked the request again

@@ -5,6 +5,7 @@
 * :mod:`~authmesh.server.feed.tail`: the newest events, read once for all caught-up streams;
 * :mod:`~authmesh.server.feed.page`: one page of events after a cursor;
 * :mod:`~authmesh.server.feed.stream`: events after a cursor, then new ones, with heartbeats;
+* :mod:`~authmesh.server.feed.wakeups`: waiting for news or a heartbeat, with shared timers;
 * :mod:`~authmesh.server.feed.followers`: the open streams, their lag, the per-client limit;
 * :mod:`~authmesh.server.feed.access`: who may read the feed.
 

@@ -10,6 +10,11 @@ every lower one is committed (writes serialise on SQLite, take an advisory lock
 on PostgreSQL; store/revocations.py). So a read that starts once the hub knows
 cursor ``seen`` returns every event up to ``seen``, and a page that ends at
 cursor ``c`` holds every event up to ``c``.
+
+When a block wakes 1,000 streams at once, one of them reads and the others wait
+on the same :class:`asyncio.Event`: they all resume in the same turn of the
+loop once the read is done, instead of passing a lock from one to the next
+(999 turns of the loop in a row, each with its own poll of the sockets).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class FeedTail:
     def __init__(self, read: Reader, *, size: int = 4096) -> None:
         self._read = read
         self._size = size
-        self._lock = asyncio.Lock()
+        #: Set when the read in progress ends (``None``: no read in progress).
+        self._reading: asyncio.Event | None = None
         self._events: list[RevocationEvent] = []
         self._cursors: list[int] = []
         self.start = 0
@@ -64,15 +70,32 @@ class FeedTail:
             self.direct_reads += 1
             return await self._read(cursor, now, limit)
         if self.upto < seen:
-            async with self._lock:
-                # Another stream may have read while this one waited for the lock.
-                while self.upto < seen and await self._extend(seen, now, limit):
-                    pass
+            await self._extend_to(seen, now, limit)
             if cursor < self.start:  # trimmed past this stream meanwhile
                 self.direct_reads += 1
                 return await self._read(cursor, now, limit)
         at = bisect.bisect_right(self._cursors, cursor)
         return [e for e in self._events[at : at + limit] if e.expires_at > now]
+
+    async def _extend_to(self, seen: int, now: float, limit: int) -> None:
+        """Read the log until complete up to ``seen``, or wait for the stream reading it.
+
+        One read at a time: a stream that finds one in progress waits for it
+        to end, then looks again (it may have been for an older ``seen``, or
+        have failed: its reader's stream gets the error, another one reads).
+        """
+        while self.upto < seen:
+            reading = self._reading
+            if reading is not None:
+                await reading.wait()
+                continue
+            self._reading = reading = asyncio.Event()
+            try:
+                while self.upto < seen and await self._extend(seen, now, limit):
+                    pass
+            finally:
+                self._reading = None
+                reading.set()
 
     async def _extend(self, seen: int, now: float, limit: int) -> bool:
         """Read one page past ``upto``; whether more may follow."""
