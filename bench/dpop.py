@@ -42,9 +42,10 @@ from authmesh.service.dpop import ProofChecker
 from authmesh.service.principal import Principal
 from bench import tokens
 from bench.harness import Spread, ratios, run_interleaved
+from bench.machine import load_average
 from bench.report import PartResult
 
-__all__ = ["ALGORITHMS", "CASES", "POOL", "TARGET", "run"]
+__all__ = ["ALGORITHMS", "CASES", "POOL", "TARGET", "cases", "run"]
 
 ALGORITHMS = ("EdDSA", "ES256")
 CASES = ("signature", "request check", "cryptography alone")
@@ -83,12 +84,13 @@ def _cryptography_args(public: Key, signing_input: bytes, signature: bytes) -> t
     return signature, signing_input
 
 
-def _cases(alg: str) -> list[tuple[str, Callable[[], object]]]:
+def cases(alg: str, *, pool: int = POOL) -> list[tuple[str, Callable[[], object]]]:
+    """The part's cases for ``alg`` over ``pool`` distinct proofs."""
     client_key = Key.generate(alg)
     public = client_key.public()
     principal = _bound_principal(client_key)
-    checker = ProofChecker(max_proofs=POOL // 2)
-    extra, *pool = _proofs(client_key, principal.token, POOL + 1)
+    checker = ProofChecker(max_proofs=pool // 2)
+    extra, *proofs = _proofs(client_key, principal.token, pool + 1)
 
     def url() -> str:
         return _URL
@@ -102,11 +104,11 @@ def _cases(alg: str) -> list[tuple[str, Callable[[], object]]]:
         raise AssertionError("a replayed proof was accepted")
 
     signatures = []
-    for proof in pool:
+    for proof in proofs:
         signing_input, _, signature = proof.encode().rpartition(b".")
         signatures.append((signing_input, b64url_decode(signature)))
     raw = [_cryptography_args(public, *pair) for pair in signatures]
-    presented = itertools.cycle([[proof] for proof in pool])
+    presented = itertools.cycle([[proof] for proof in proofs])
     next_signature, next_raw = itertools.cycle(signatures).__next__, itertools.cycle(raw).__next__
     verify, raw_verify, check = public.verify, public.public_key.verify, checker.check
     return [
@@ -119,12 +121,13 @@ def _cases(alg: str) -> list[tuple[str, Callable[[], object]]]:
 def run(budget: float) -> PartResult:
     """Measure each algorithm, half of ``budget`` each (making the proofs included)."""
     started = time.monotonic()
+    load_at_start = load_average()
     rows, console, verdicts = [], [], []
     for i, alg in enumerate(ALGORITHMS):
         part_started = time.monotonic()
-        cases = _cases(alg)
+        measured = cases(alg)
         remaining = budget * (i + 1) / len(ALGORITHMS) - (time.monotonic() - started)
-        samples = run_interleaved(cases, budget=max(remaining, 1.0))
+        samples = run_interleaved(measured, budget=max(remaining, 1.0))
         us = {name: Spread.of(values) for name, values in samples.items()}
         rel = ratios(samples, "signature")
         ratio = rel["request check"]
@@ -146,7 +149,11 @@ def run(budget: float) -> PartResult:
     markdown = (
         "## dpop — a DPoP-protected request over its proof's signature check\n\n"
         f"_{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
-        f"{time.monotonic() - started:.0f} s._\n\n"
+        f"{time.monotonic() - started:.0f} s, load average {load_at_start} at the start and "
+        f"{load_average()} at the end: a loaded machine widens the spread and inflates "
+        "the ratio (the Python around the signature suffers more from neighbours than "
+        "the signature does); `python -m bench.dpop_instructions` counts the same two "
+        "cases in CPU instructions, which no load changes._\n\n"
         "What `ProofChecker.check` (every SDK adapter's DPoP step) costs per request, "
         f"over {POOL} distinct proofs by one client key: the proof's header (decoded, "
         "its key imported and its thumbprint hashed once per client key, then "
