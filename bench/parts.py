@@ -79,7 +79,7 @@ PARTS: list[Part] = [
     Part("token_endpoint", "grants per server CPU-second, SQLite and PG", 70.0, _token_endpoint),
     Part("signin", "browser sign-ins and SSO per server CPU-second", 60.0, _signin),
     Part("jwks", "JWKS fetches: steady state and an unknown-kid flood", 45.0, _jwks),
-    Part("dpop", "a DPoP proof over its signature check", 15.0, _dpop),
+    Part("dpop", "a DPoP-protected request over its proof's signature", 15.0, _dpop),
 ]
 
 assert sum(p.budget for p in PARTS) * 1.2 < TOTAL_LIMIT, "part budgets exceed the run limit"

@@ -12,14 +12,15 @@ This module imports nothing of the server or the SDK: both check proofs here.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from authmesh.errors import InvalidDpopProof, InvalidKey
@@ -47,9 +48,13 @@ _MAX_PROOF = 8192
 _MAX_JTI = 256
 
 
-@dataclass(frozen=True, slots=True)
-class DpopProof:
-    """A proof that passed every check."""
+class DpopProof(NamedTuple):
+    """A proof that passed every check.
+
+    A named tuple, not a frozen dataclass: it is made once per request, and a
+    frozen dataclass's ``__init__`` (``object.__setattr__`` per field) costs more
+    than all the claim checks together.
+    """
 
     jkt: str
     """The RFC 7638 thumbprint of the proof's key (what ``cnf.jkt`` must equal)."""
@@ -78,41 +83,53 @@ def normalize_htu(url: str) -> str:
 class ReplayCache:
     """The proofs seen within their acceptance window, to refuse each a second time (§11.1).
 
-    Bounded: past ``max_entries`` the oldest entries go first. Thread-safe.
+    Bounded: past ``max_entries`` the oldest entries go first. Thread-safe without a
+    lock on the way of a proof: recording a key is one atomic ``dict.setdefault``
+    (under the GIL), stamped with a number no other call gets, so of two requests
+    carrying one proof exactly one sees its own stamp come back.
     """
 
     def __init__(self, *, max_entries: int = 100_000, clock: Any = time.time) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+        # (expires_at, key) in the order recorded: what to drop first, without
+        # scanning the dict (deleting from the front of a dict leaves holes behind).
+        self._order: deque[tuple[float, str]] = deque()
+        self._stamps = itertools.count(1)
+        self._pruning = threading.Lock()
         self._max = max_entries
         self._clock = clock
-        self._inserts = 0
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def first_use(self, key: str, expires_at: float) -> bool:
         """Record ``key`` until ``expires_at``; whether it was not seen before."""
-        with self._lock:
-            seen = self._seen
-            if key in seen:
-                return False
-            seen[key] = expires_at
-            self._inserts += 1
-            # Expired entries are dropped now and then, not on every proof: the check
-            # of a proof should cost little more than its signature.
-            if len(seen) > self._max or not self._inserts & 0xFF:
-                self._prune()
-            return True
+        stamp = next(self._stamps)
+        seen = self._seen
+        if seen.setdefault(key, stamp) != stamp:
+            return False
+        self._order.append((expires_at, key))
+        # Expired entries are dropped now and then, not on every proof: the check
+        # of a proof should cost little more than its signature.
+        if len(seen) > self._max or not stamp & 0xFF:
+            self._prune()
+        return True
 
     def _prune(self) -> None:
-        now = self._clock()
-        seen = self._seen
-        while seen:
-            oldest, until = next(iter(seen.items()))
-            if until > now and len(seen) <= self._max:
-                break
-            del seen[oldest]
+        # One pruner at a time; a request that finds one at work goes on its way.
+        if not self._pruning.acquire(blocking=False):
+            return
+        try:
+            now = self._clock()
+            seen, order = self._seen, self._order
+            while order:
+                until, oldest = order[0]
+                if until > now and len(seen) <= self._max:
+                    break
+                order.popleft()
+                seen.pop(oldest, None)
+        finally:
+            self._pruning.release()
 
 
 def make_proof(
@@ -175,17 +192,19 @@ def verify_proof(
     if claims.get("htm") != method.upper():
         raise InvalidDpopProof("the proof is for another HTTP method")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or (htu != url and normalize_htu(htu) != normalize_htu(url)):
+    # A client names the URL as the service spells it nearly always: one string
+    # comparison; normalizing both (urllib) only when they differ.
+    if htu != url and not _same_url(htu, url):
         raise InvalidDpopProof("the proof is for another URL")
     iat = claims.get("iat")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
+    if not isinstance(iat, _NUMBER) or isinstance(iat, bool):
         raise InvalidDpopProof("the proof needs a numeric iat")
     if iat > now + leeway:
         raise InvalidDpopProof("the proof is issued in the future")
     if iat < now - max_age - leeway:
         raise InvalidDpopProof("the proof is too old")
     if access_token is not None:
-        if claims.get("ath") != access_token_hash(access_token):
+        if claims.get("ath") != _TOKEN_HASHES.of(access_token):
             raise InvalidDpopProof("the proof does not name this access token (ath)")
     elif "ath" in claims:
         raise InvalidDpopProof("a proof for the token endpoint names no access token")
@@ -195,10 +214,51 @@ def verify_proof(
     return DpopProof(jkt=jkt, jti=jti, iat=float(iat))
 
 
+_NUMBER = (int, float)
+
+
+def _same_url(htu: object, url: str) -> bool:
+    if not isinstance(htu, str):
+        return False
+    try:
+        return normalize_htu(htu) == normalize_htu(url)
+    except ValueError:  # not a URL at all (a port that is no number, a broken IPv6 host)
+        return False
+
+
+class _TokenHashes:
+    """``ath`` of the access tokens seen lately, by token.
+
+    A client presents one token with many proofs, and a service's verified-token
+    cache hands the very same string back each time: a dict lookup instead of a
+    SHA-256 over the whole token per request. Bounded; the oldest go first.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._hashes: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def of(self, access_token: str) -> str:
+        found = self._hashes.get(access_token)
+        if found is None:
+            found = access_token_hash(access_token)
+            self._hashes[access_token] = found
+            if len(self._hashes) > self._size:
+                try:
+                    self._hashes.popitem(last=False)
+                except KeyError:  # another thread emptied it meanwhile
+                    pass
+        return found
+
+
+_TOKEN_HASHES = _TokenHashes()
+
+
 @dataclass(frozen=True, slots=True)
 class _Header:
     """A proof header that passed its checks, with its key imported once."""
 
+    alg: str
     key: Key
     jkt: str
 
@@ -208,7 +268,8 @@ class _HeaderMemo:
 
     A client signs every proof with the same key, so every proof it sends has
     the same header segment: decoding it, importing the JWK and hashing its
-    thumbprint once leaves the signature check as the cost of a proof.
+    thumbprint once leaves the signature check as the cost of a proof. A lookup
+    takes no lock (one atomic ``dict.get``); adding one does.
     """
 
     def __init__(self, size: int = 1024) -> None:
@@ -217,9 +278,8 @@ class _HeaderMemo:
         self._lock = threading.Lock()
 
     def get(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
-        with self._lock:
-            found = self._parsed.get(segment)
-        if found is not None and found.key.alg in algorithms:
+        found = self._parsed.get(segment)
+        if found is not None and found.alg in algorithms:
             return found
         parsed = _parse_header(segment, algorithms)
         with self._lock:
@@ -251,13 +311,16 @@ def _parse_header(segment: bytes, algorithms: tuple[str, ...]) -> _Header:
         key = Key.from_jwk(jwk, alg=str(alg))
     except InvalidKey:
         raise InvalidDpopProof("the proof's jwk is not a usable public key") from None
-    return _Header(key=key, jkt=key.thumbprint())
+    return _Header(alg=key.alg, key=key, jkt=key.thumbprint())
 
 
 def _checked_signature(proof: str, algorithms: tuple[str, ...]) -> tuple[_Header, dict[str, Any]]:
-    if not proof or len(proof) > _MAX_PROOF or proof.count(".") != 2:
+    if not proof or len(proof) > _MAX_PROOF:
         raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    head, body, signature = proof.encode("ascii", "replace").split(b".")
+    parts = proof.encode("ascii", "replace").split(b".")
+    if len(parts) != 3:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    head, body, signature = parts
     header = _HEADERS.get(head, algorithms)
     try:
         claims = decode_segment(body, what="payload")
