@@ -94,6 +94,44 @@ async def test_malformed_header_is_401_invalid_request(
     assert response.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    ("template", "status", "error"),
+    [
+        ("Bearer {t}", 200, None),
+        ("bearer {t}", 200, None),
+        ("Bearer  {t}", 200, None),
+        ("Bearer {t}\t", 200, None),
+        ("Bearer {t} {t}", 401, "invalid_request"),
+        ("Bearer {t} x", 401, "invalid_request"),
+        ("Basic {t}", 401, "invalid_request"),
+        ("Bearer\t{t}", 200, None),
+        ("Bearer {t}x", 401, "invalid_token"),
+    ],
+    ids=["plain", "lower", "two-spaces", "tab-after", "twice", "extra", "basic", "tab", "longer"],
+)
+async def test_header_of_a_known_token_is_parsed_as_any_other(
+    client: httpx.AsyncClient, mock_issuer: MockIssuer, template: str, status: int, error: str
+) -> None:
+    # The token is verified first, so each header below meets it in the verified cache.
+    token = mock_issuer.state.mint(sub="known")
+    assert (await client.get("/me", headers=bearer(token))).status_code == 200
+    response = await client.get("/me", headers={"Authorization": template.format(t=token)})
+    assert response.status_code == status
+    if error is not None:
+        assert parse_challenge(response.headers["www-authenticate"])["error"] == error
+
+
+async def test_two_headers_with_a_known_token_are_refused(
+    client: httpx.AsyncClient, mock_issuer: MockIssuer
+) -> None:
+    token = mock_issuer.state.mint(sub="known")
+    assert (await client.get("/me", headers=bearer(token))).status_code == 200
+    twice = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    response = await client.get("/me", headers=twice)
+    assert response.status_code == 401
+    assert response.json()["error_description"] == "send a single Authorization header"
+
+
 async def test_missing_role_or_scope_is_403(
     client: httpx.AsyncClient, mock_issuer: MockIssuer
 ) -> None:

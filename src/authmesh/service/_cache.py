@@ -55,6 +55,10 @@ class VerifiedCache:
             except KeyError:
                 break
 
+    def __contains__(self, token: object) -> bool:
+        """Whether ``token`` passed verification and is still held (expired or not)."""
+        return token in self._data
+
     def clear(self) -> None:
         """Forget everything (a signing key was withdrawn)."""
         self._data.clear()

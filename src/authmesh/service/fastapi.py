@@ -76,14 +76,29 @@ class _BearerDependency(SecurityBase):
         self.rule = rule
         self.required = required
         self._checks_access = bool(rule)
+        # Precomputed: a rule of roles and scopes alone passes on two subset tests.
+        self._grants = (
+            (rule.roles, rule.scopes)
+            if rule == AccessRule(roles=rule.roles, scopes=rule.scopes)
+            else None
+        )
 
     async def __call__(self, connection: HTTPConnection) -> Principal | None:
-        principal = await principal_from_connection(connection, required=self.required)
-        if principal is not None and self._checks_access:
-            try:
-                self.rule.check(principal)
-            except BearerError as exc:
-                raise AuthHTTPException(exc, realm_of(connection)) from None
+        # The middleware's principal is read here, without awaiting another coroutine.
+        principal = connection.scope.get("auth")
+        if not isinstance(principal, Principal):
+            principal = await principal_from_connection(connection, required=self.required)
+            if principal is None:
+                return None
+        if self._checks_access:
+            grants = self._grants
+            if grants is None or not (
+                grants[0] <= principal.roles and grants[1] <= principal.scopes
+            ):
+                try:
+                    self.rule.check(principal)
+                except BearerError as exc:
+                    raise AuthHTTPException(exc, realm_of(connection)) from None
         return principal
 
 
