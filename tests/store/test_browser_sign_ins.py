@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authmesh.store import browser_sign_ins as sign_in_store
 from authmesh.store import clients as client_store
+from authmesh.store import factors as factor_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.db import Database
@@ -98,8 +99,10 @@ async def test_client_and_user_come_in_one_read(db: Database) -> None:
     user_id = await _seed(db)
 
     async with db.transaction() as session:
-        client, user = await sign_in_store.load_client_and_user(session, "spa", " ALICE ")
-        alone, nobody = await sign_in_store.load_client_and_user(session, "spa", "bob")
+        client, user, has_factors = await sign_in_store.load_client_and_user(
+            session, "spa", " ALICE "
+        )
+        alone, nobody, _ = await sign_in_store.load_client_and_user(session, "spa", "bob")
         missing = await sign_in_store.load_client_and_user(session, "nobody", "alice")
 
     assert client is not None and client.client_id == "spa"
@@ -108,5 +111,19 @@ async def test_client_and_user_come_in_one_read(db: Database) -> None:
         "Alice",
         "h",
     )
+    assert not has_factors
     assert alone is not None and nobody is None
-    assert missing == (None, None)
+    assert missing == (None, None, False)
+
+
+async def test_the_same_read_says_whether_the_user_has_a_second_factor(db: Database) -> None:
+    user_id = await _seed(db)
+    async with db.transaction() as session:
+        await factor_store.add_factor(
+            session, user_id=user_id, kind="totp", name="phone", now=NOW, totp_secret="S"
+        )
+
+    async with db.transaction() as session:
+        _, user, has_factors = await sign_in_store.load_client_and_user(session, "spa", "alice")
+
+    assert user is not None and has_factors

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.models import ClientRow, FactorRow, SessionRow, UserRow
+from authmesh.store.rows import detached
 from authmesh.store.users import username_key
 
 __all__ = [
@@ -68,16 +69,17 @@ _LOAD_CLIENT_AND_SIGN_IN = (
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
 
-# The sign-in form's POST: the client it continues and the user it names.
+# The sign-in form's POST: the client it continues, the user it names, and whether
+# that user has a second factor (without one, the sign-in needs no read of them).
 _LOAD_CLIENT_AND_USER = (
-    select(*_CLIENTS.c, *_USERS.c)
+    select(*_CLIENTS.c, *_USERS.c, exists().where(FactorRow.user_id == _USERS.c.id))
     .select_from(_CLIENTS.outerjoin(_USERS, _USERS.c.username_key == bindparam("key")))
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
 
 
 def _client(row: Sequence[Any]) -> ClientRow:
-    return ClientRow(**{c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
+    return detached(ClientRow, {c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
 
 
 def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
@@ -116,14 +118,16 @@ async def load_client_and_sign_in(
 
 async def load_client_and_user(
     session: AsyncSession, client_id: str, username: str
-) -> tuple[ClientRow | None, UserRow | None]:
-    """The client and the user with this username (case-insensitive), both detached, in
-    one statement; ``None`` for either. The user is not there without the client."""
+) -> tuple[ClientRow | None, UserRow | None, bool]:
+    """The client and the user with this username (case-insensitive), both detached, and
+    whether the user has a second factor, in one statement; ``None`` for the client or
+    the user. The user is not there without the client."""
     params = {"client_id": client_id, "key": username_key(username)}
     row = (await session.execute(_LOAD_CLIENT_AND_USER, params)).first()
     if row is None:
-        return None, None
+        return None, None, False
     n = len(_CLIENTS.c)
     if row[n] is None:
-        return _client(row), None
-    return _client(row), UserRow(**{c.key: row[n + i] for i, c in enumerate(_USERS.c)})
+        return _client(row), None, False
+    user = detached(UserRow, {c.key: row[n + i] for i, c in enumerate(_USERS.c)})
+    return _client(row), user, bool(row[-1])

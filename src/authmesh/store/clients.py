@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow
+from authmesh.store.rows import detached
 
 __all__ = [
     "create_client",
@@ -67,7 +68,7 @@ async def get_client(session: AsyncSession, client_id: str) -> ClientRow | None:
     this module's functions, not through the returned object.
     """
     row = (await session.execute(_GET_CLIENT, {"client_id": client_id})).first()
-    return None if row is None else ClientRow(**row._mapping)
+    return None if row is None else detached(ClientRow, row._mapping)
 
 
 async def list_clients(session: AsyncSession) -> Sequence[ClientRow]:

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import AuthorizationCodeRow, SessionRow, UserRoleRow, UserRow
+from authmesh.store.rows import detached
 
 __all__ = [
     "Exchange",
@@ -143,7 +144,9 @@ async def load_exchange(session: AsyncSession, code_hash: str) -> Exchange | Non
         browser_expires_at=expires_at,
         browser_auth_time=auth_time,
         browser_amr=None if amr is None else list(amr),
-        user=UserRow(id=user_id, username=username, blocked=bool(blocked), email=email),
+        user=detached(
+            UserRow, {"id": user_id, "username": username, "blocked": bool(blocked), "email": email}
+        ),
         roles=sorted(row[-1] for row in rows if row[-1] is not None),
     )
 

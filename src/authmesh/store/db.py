@@ -32,6 +32,7 @@ from sqlalchemy.util import await_only
 from authmesh.errors import ConfigError
 from authmesh.store.outages import database_outage
 from authmesh.store.private_files import create_private_file, private_dir
+from authmesh.store.sqlite_driver import connector
 
 __all__ = [
     "Database",
@@ -177,7 +178,10 @@ class Database:
                         f"no authmesh database at {db_path}: check --data-dir or "
                         "--database-url, or create it with 'authmesh db upgrade'"
                     )
-            kwargs["connect_args"] = {"timeout": statement}
+            # aiosqlite behind a cursor that costs one hand-off to its thread a statement.
+            parsed = make_url(self.url)
+            url_args, url_kwargs = parsed.get_dialect()().create_connect_args(parsed)
+            kwargs["async_creator"] = connector(url_args, {**url_kwargs, "timeout": statement})
         else:
             kwargs.update(
                 pool_size=10,

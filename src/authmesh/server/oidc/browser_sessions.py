@@ -61,8 +61,9 @@ class SignedIn:
 
 async def read_sign_in(
     ctx: ServerContext, client_id: str, username: str
-) -> tuple[ClientRow | None, UserRow | None]:
-    """The client a sign-in form continues and the user it names, in one statement.
+) -> tuple[ClientRow | None, UserRow | None, bool]:
+    """The client a sign-in form continues, the user it names and whether that user has a
+    second factor, in one statement.
 
     No user is looked up for an unknown client: the form is refused before any
     password is checked.
