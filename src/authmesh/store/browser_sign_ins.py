@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authmesh.store.clients import CLIENT_COLUMNS, client_of
 from authmesh.store.models import ClientRow, FactorRow, SessionRow, UserRow
 from authmesh.store.rows import detached
 from authmesh.store.users import username_key
@@ -59,7 +60,7 @@ _LOAD_SIGN_IN = (
 )
 # /authorize with a cookie.
 _LOAD_CLIENT_AND_SIGN_IN = (
-    select(*_CLIENTS.c, *_SIGN_IN_COLUMNS)
+    select(*CLIENT_COLUMNS, *_SIGN_IN_COLUMNS)
     .select_from(
         _CLIENTS.outerjoin(
             SessionRow.__table__.join(UserRow.__table__, UserRow.id == SessionRow.user_id),
@@ -72,14 +73,10 @@ _LOAD_CLIENT_AND_SIGN_IN = (
 # The sign-in form's POST: the client it continues, the user it names, and whether
 # that user has a second factor (without one, the sign-in needs no read of them).
 _LOAD_CLIENT_AND_USER = (
-    select(*_CLIENTS.c, *_USERS.c, exists().where(FactorRow.user_id == _USERS.c.id))
+    select(*CLIENT_COLUMNS, *_USERS.c, exists().where(FactorRow.user_id == _USERS.c.id))
     .select_from(_CLIENTS.outerjoin(_USERS, _USERS.c.username_key == bindparam("key")))
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
-
-
-def _client(row: Sequence[Any]) -> ClientRow:
-    return detached(ClientRow, {c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
 
 
 def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
@@ -113,7 +110,7 @@ async def load_client_and_sign_in(
     row = (await session.execute(_LOAD_CLIENT_AND_SIGN_IN, params)).first()
     if row is None:
         return None, None
-    return _client(row), _sign_in(row[len(_CLIENTS.c) :])
+    return client_of(row), _sign_in(row[len(CLIENT_COLUMNS) :])
 
 
 async def load_client_and_user(
@@ -126,8 +123,8 @@ async def load_client_and_user(
     row = (await session.execute(_LOAD_CLIENT_AND_USER, params)).first()
     if row is None:
         return None, None, False
-    n = len(_CLIENTS.c)
+    n = len(CLIENT_COLUMNS)
     if row[n] is None:
-        return _client(row), None, False
+        return client_of(row), None, False
     user = detached(UserRow, {c.key: row[n + i] for i, c in enumerate(_USERS.c)})
-    return _client(row), user, bool(row[-1])
+    return client_of(row), user, bool(row[-1])

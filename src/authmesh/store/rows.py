@@ -17,13 +17,15 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import ClassManager, configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
+from authmesh.store.models import Base
+
 __all__ = ["detached"]
 
-_Row = TypeVar("_Row")
+_Row = TypeVar("_Row", bound=Base)
 
 
 @cache
-def _manager(cls: type[Any]) -> ClassManager[Any]:
+def _manager(cls: type[Base]) -> ClassManager[Any]:
     configure_mappers()  # attribute reads need the mappers set up, as a first query does
     return manager_of_class(cls)
 

@@ -5,7 +5,10 @@ and SQLAlchemy's adapter makes four such calls per statement: open a cursor,
 execute, fetch the rows, close the cursor. Each hand-off wakes the event loop
 from the other thread and costs more CPU than a small statement itself. The
 cursor here does the four in one call and keeps the rows, the description,
-the row count and the last row id; everything else is aiosqlite's own.
+the row count and the last row id. A transaction's ``BEGIN`` goes with its
+first statement, and a commit or rollback with nothing to end is skipped (the
+pool rolls back every connection it takes back, even after a commit); the
+rest is aiosqlite's own.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ class _OneHopCursor:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _run(self, call: Callable[[sqlite3.Cursor], object]) -> None:
-        """In the driver's thread: run ``call`` on a fresh sqlite3 cursor, keep the results."""
+    def _run(self, begin: str | None, call: Callable[[sqlite3.Cursor], object]) -> None:
+        """In the driver's thread: ``begin`` if the transaction waits for it, then ``call``
+        on a fresh sqlite3 cursor; keep the results."""
         cursor = self._conn._conn.cursor()
         try:
+            if begin is not None:
+                cursor.execute(begin)
             call(cursor)
             self.description = cursor.description
             self.rows = cursor.fetchall() if cursor.description else []
@@ -64,12 +70,14 @@ class _OneHopCursor:
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _OneHopCursor:
         """Execute one statement and fetch its rows, in one hand-off."""
         params = () if parameters is None else parameters
-        await self._conn._execute(self._run, lambda c: c.execute(sql, params))  # type: ignore[arg-type]
+        begin = self._conn.take_begin()
+        await self._conn.call(self._run, begin, lambda c: c.execute(sql, params))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _OneHopCursor:
         """Execute one statement for each parameter set, in one hand-off."""
-        await self._conn._execute(self._run, lambda c: c.executemany(sql, parameters))  # type: ignore[arg-type]
+        begin = self._conn.take_begin()
+        await self._conn.call(self._run, begin, lambda c: c.executemany(sql, parameters))
         return self
 
     async def fetchone(self) -> Any | None:
@@ -101,11 +109,50 @@ class _OneHopCursor:
 
 
 class OneHopConnection(aiosqlite.Connection):
-    """An :class:`aiosqlite.Connection` whose cursors cost one hand-off a statement."""
+    """An :class:`aiosqlite.Connection` whose cursors cost one hand-off a statement.
+
+    Statements go through :meth:`cursor` (as SQLAlchemy sends them): aiosqlite's
+    own ``execute`` helpers do not send a ``BEGIN`` left by :meth:`begin_lazily`.
+    """
+
+    _begin: str | None = None
 
     def cursor(self) -> _OneHopCursor:  # type: ignore[override]
         """A cursor; ``async with`` and ``await`` give it back at once, with no hand-off."""
         return _OneHopCursor(self)
+
+    async def call(self, fn: Callable[..., object], *args: object) -> Any:
+        """``fn(*args)`` in the driver's thread (aiosqlite's own hand-off)."""
+        return await self._execute(fn, *args)  # type: ignore[no-untyped-call]
+
+    def begin_lazily(self, sql: str) -> None:
+        """Open the transaction with ``sql`` (a ``BEGIN``) in the hand-off of its first
+        statement: its errors, a busy database's included, are that statement's."""
+        self._begin = sql
+
+    def take_begin(self) -> str | None:
+        """The ``BEGIN`` the next statement must send first, if any (it is sent once)."""
+        begin, self._begin = self._begin, None
+        return begin
+
+    def _in_transaction(self) -> bool:
+        # Read in the event loop's thread (the connection is opened with
+        # check_same_thread off): SQLAlchemy sends one call at a time on a connection,
+        # and SQLite's own mutex guards the flag against a call still running.
+        conn = self._connection
+        return conn is not None and conn.in_transaction
+
+    async def commit(self) -> None:
+        """Commit, unless no statement began a transaction (no hand-off then)."""
+        self._begin = None
+        if self._in_transaction():
+            await super().commit()
+
+    async def rollback(self) -> None:
+        """Roll back, unless there is no transaction to end (no hand-off then)."""
+        self._begin = None
+        if self._in_transaction():
+            await super().rollback()
 
 
 def connector(
@@ -114,10 +161,15 @@ def connector(
     """An ``async_creator`` for SQLAlchemy: ``sqlite3.connect(*args, **kwargs)`` behind a
     :class:`OneHopConnection` whose thread does not keep the process alive."""
 
+    # Every call runs in the driver's thread, but for reading whether a transaction
+    # is open, which is safe from any thread.
+    options = {**kwargs, "check_same_thread": False}
+
     async def connect() -> OneHopConnection:
-        conn = OneHopConnection(lambda: sqlite3.connect(*args, **kwargs), 64)
-        thread = getattr(conn, "_thread", conn)  # aiosqlite < 0.22: the connection is a Thread
+        conn = OneHopConnection(lambda: sqlite3.connect(*args, **options), 64)
+        thread: Any = getattr(conn, "_thread", conn)  # aiosqlite < 0.22: a Thread itself
         thread.daemon = True
-        return await conn
+        await conn  # starts the thread and opens the sqlite3 connection in it
+        return conn
 
     return connect

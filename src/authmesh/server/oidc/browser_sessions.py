@@ -68,7 +68,7 @@ async def read_sign_in(
     No user is looked up for an unknown client: the form is refused before any
     password is checked.
     """
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:  # one read: no transaction around it
         return await sign_in_store.load_client_and_user(session, client_id, username)
 
 
@@ -126,7 +126,7 @@ async def current_browser_session(ctx: ServerContext, cookie: str | None) -> Bro
     """The live browser session the cookie names, or ``None`` (ended, expired, blocked)."""
     if not cookie:
         return None
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:  # one read: no transaction around it
         return await find_browser_session(session, ctx, cookie)
 
 
