@@ -27,8 +27,13 @@ __all__ = [
     "use_code",
 ]
 
+# Table columns only: a statement naming a mapped class's attribute runs through the
+# ORM's compile and result layers, which cost more than the row.
 _CODES = AuthorizationCodeRow.__table__
 _CLIENTS = ClientRow.__table__
+_SESSIONS = SessionRow.__table__
+_USERS = UserRow.__table__
+_ROLES = UserRoleRow.__table__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,23 +87,23 @@ _CODE_COLUMNS = (
     _CODES.c.session_id,
 )
 _EXCHANGE = (
-    _CODES.join(UserRow, UserRow.id == _CODES.c.user_id)
-    .outerjoin(SessionRow, SessionRow.id == _CODES.c.browser_session_id)
-    .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
+    _CODES.join(_USERS, _USERS.c.id == _CODES.c.user_id)
+    .outerjoin(_SESSIONS, _SESSIONS.c.id == _CODES.c.browser_session_id)
+    .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
 )
 _LOAD_CLIENT_AND_EXCHANGE = (
     select(
         *CLIENT_COLUMNS,
         *_CODE_COLUMNS,
         _CODES.c.user_id,
-        SessionRow.ended_at,
-        SessionRow.expires_at,
-        SessionRow.auth_time,
-        SessionRow.amr,
-        UserRow.username,
-        UserRow.blocked,
-        UserRow.email,
-        UserRoleRow.role,
+        _SESSIONS.c.ended_at,
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.auth_time,
+        _SESSIONS.c.amr,
+        _USERS.c.username,
+        _USERS.c.blocked,
+        _USERS.c.email,
+        _ROLES.c.role,
     )
     .select_from(_CLIENTS.outerjoin(_EXCHANGE, _CODES.c.code_hash == bindparam("code_hash")))
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
