@@ -54,6 +54,7 @@ class Answer:
 class Browser:
     """A cookie jar over one keep-alive connection; :meth:`forget` starts a fresh jar."""
 
+    port: int
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     cookies: dict[str, str] = field(default_factory=dict)
@@ -61,7 +62,7 @@ class Browser:
     @classmethod
     async def open(cls, port: int) -> Browser:
         """Connect to the server on the loopback port."""
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+        return cls(port, *await asyncio.open_connection("127.0.0.1", port))
 
     def forget(self) -> None:
         """Drop every cookie, as a new browser profile would have none."""
@@ -85,8 +86,20 @@ class Browser:
             lines.append(f"Cookie: {jar}\r\n")
         if content_type:
             lines.append(f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n")
-        self.writer.write("".join(lines).encode() + b"\r\n" + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        request = "".join(lines).encode() + b"\r\n" + body
+        self.writer.write(request)
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                raise
+            # The server closed the idle keep-alive connection (uvicorn does after 5 s,
+            # as while the other flow's window runs): reconnect and send again, as a
+            # browser does. Nothing was answered, so nothing was done.
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         headers = []
         for line in head.decode("latin-1").split("\r\n")[1:]:

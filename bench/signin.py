@@ -302,22 +302,21 @@ def _rest(cost: dict[str, dict[str, float]], argon_ms: float) -> str:
     )
 
 
-#: Where the rest goes, from py-spy profiles of the servers (2026-11-30).
+#: Where the rest goes, from py-spy, cProfile and callgrind profiles of the servers
+#: (2026-11-30).
 _WHERE = (
     "The rest is mostly the database, statement by statement through SQLAlchemy and "
-    "the async driver: a statement costs a few tenths of a millisecond of CPU, about "
-    "twice as much on SQLite as on PostgreSQL (aiosqlite hands each cursor, execute, "
-    "fetch and close to its thread), and a transaction about as much again (on "
-    "PostgreSQL: a one-round-trip ping of the pooled connection, BEGIN, COMMIT). "
-    "Then uvicorn, the "
-    "middleware, two EdDSA signatures per exchange and the page or JSON of each "
-    "request. `/authorize` with the SSO cookie is one transaction of two statements "
-    "(the client with the browser session and its user; the new code); the exchange, "
-    "one of five (client; the code with its browser session, user and roles, the "
-    "code row locked; one update that uses the code and binds it to the new session; "
-    "the session; its refresh token). A sign-in adds the form page (the client, "
-    "Jinja2, a signed request) and, at `/login`, two transactions: the client with "
-    "the user before the password check, then the browser session, its audit row "
-    "and the code. What is left is a floor of this design: fewer statements would "
-    "need backend-specific SQL, and a cheaper statement a cheaper driver layer."
+    "the async driver (a few tenths of a millisecond of CPU each; on SQLite each "
+    "statement is one hand-off to aiosqlite's thread, its BEGIN IMMEDIATE riding with "
+    "the first statement), the transactions around them (the session, the pooled "
+    "connection, on PostgreSQL a one-round-trip ping, BEGIN and COMMIT), then uvicorn, "
+    "the middleware and routing, two EdDSA signatures per exchange and the page or JSON "
+    "of each request. `/authorize` with the SSO cookie is two statements committed on "
+    "their own (the client with the browser session and its user; the new code); the "
+    "exchange, one transaction of four (the client with the code, its browser session, "
+    "user and roles; one update that uses the code and binds it to the new session; the "
+    "session; its refresh token). A sign-in adds the form page (the client, Jinja2, a "
+    "signed request) and, at `/login`, the client with the user and whether they have a "
+    "second factor (one read) before the password check, then one transaction: the "
+    "browser session, its audit row and the code."
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from authmesh.store import browser_sign_ins as sign_in_store
 from authmesh.store import clients as client_store
+from authmesh.store import codes as code_store
+from authmesh.store import factors as factor_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.db import Database
@@ -98,8 +100,10 @@ async def test_client_and_user_come_in_one_read(db: Database) -> None:
     user_id = await _seed(db)
 
     async with db.transaction() as session:
-        client, user = await sign_in_store.load_client_and_user(session, "spa", " ALICE ")
-        alone, nobody = await sign_in_store.load_client_and_user(session, "spa", "bob")
+        client, user, has_factors = await sign_in_store.load_client_and_user(
+            session, "spa", " ALICE "
+        )
+        alone, nobody, _ = await sign_in_store.load_client_and_user(session, "spa", "bob")
         missing = await sign_in_store.load_client_and_user(session, "nobody", "alice")
 
     assert client is not None and client.client_id == "spa"
@@ -108,5 +112,56 @@ async def test_client_and_user_come_in_one_read(db: Database) -> None:
         "Alice",
         "h",
     )
+    assert not has_factors
     assert alone is not None and nobody is None
-    assert missing == (None, None)
+    assert missing == (None, None, False)
+
+
+async def test_the_same_read_says_whether_the_user_has_a_second_factor(db: Database) -> None:
+    user_id = await _seed(db)
+    async with db.transaction() as session:
+        await factor_store.add_factor(
+            session, user_id=user_id, kind="totp", name="phone", now=NOW, totp_secret="S"
+        )
+
+    async with db.transaction() as session:
+        _, user, has_factors = await sign_in_store.load_client_and_user(session, "spa", "alice")
+
+    assert user is not None and has_factors
+
+
+async def test_the_exchange_reads_client_and_code_together_and_a_code_is_used_once(
+    db: Database,
+) -> None:
+    user_id = await _seed(db)
+    async with db.transaction() as session:
+        await code_store.add_code(
+            session,
+            code_hash="h" * 64,
+            client_id="spa",
+            user_id=user_id,
+            browser_session_id="gone",
+            redirect_uri="https://spa.example/cb",
+            scope="openid",
+            audiences=["orders"],
+            nonce=None,
+            code_challenge="c",
+            now=NOW,
+            expires_at=NOW + 60,
+        )
+
+    async with db.transaction() as session:
+        client, found = await code_store.load_client_and_exchange(session, "spa", "h" * 64)
+        _, unknown = await code_store.load_client_and_exchange(session, "spa", "x" * 64)
+        _, no_code = await code_store.load_client_and_exchange(session, "spa", None)
+        nobody = await code_store.load_client_and_exchange(session, "nobody", "h" * 64)
+        first = await code_store.use_code(session, "h" * 64, now=NOW + 1, session_id="s1")
+        again = await code_store.use_code(session, "h" * 64, now=NOW + 2, session_id="s2")
+        used = await code_store.load_use(session, "h" * 64)
+
+    assert client is not None and client.client_id == "spa"
+    assert found is not None and found.user.id == user_id and found.roles == ["user"]
+    assert found.used_at is None and found.browser_expires_at is None  # no such sign-in
+    assert unknown is None and no_code is None and nobody == (None, None)
+    assert (first, again) == (True, False)
+    assert used == (NOW + 1, "s1")

@@ -253,10 +253,14 @@ def create_app(
     )
     app.state.context = ctx
     app.state.metrics = metrics
+    # Routes are matched in the order they are included, router by router: the token
+    # endpoint and the sign-in pages, which carry the load, come first.
+    for module in (oauth, signin):
+        app.include_router(module.router)
     for mfa_module in (mfa_signin, mfa_account, mfa_admin):
         app.include_router(mfa_module.router)
     app.state.readiness = readiness
-    for module in (wellknown, oauth, signin, logout, account, admin, feed, ssf, health, static):
+    for module in (wellknown, logout, account, admin, feed, ssf, health, static):
         app.include_router(module.router)
     for module in (account_sessions, admin_keys):
         app.include_router(module.router)

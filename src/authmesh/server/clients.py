@@ -35,6 +35,7 @@ __all__ = [
     "ClientView",
     "NewClient",
     "authenticate_client",
+    "check_client_credentials",
     "check_dpop_requirement",
     "check_grant_type",
     "get_client",
@@ -173,10 +174,20 @@ async def authenticate_client(
             for a public client.
     """
     if session is None:
-        async with ctx.db.transaction() as own:
+        async with ctx.db.autocommit() as own:  # one read: no transaction around it
             client = await client_store.get_client(own, creds.client_id)
     else:
         client = await client_store.get_client(session, creds.client_id)
+    return check_client_credentials(client, creds)
+
+
+def check_client_credentials(client: ClientRow | None, creds: ClientCredentials) -> ClientRow:
+    """The client read for ``creds.client_id``, if the credentials prove it (see
+    :func:`authenticate_client`, for a caller that read the client with something else).
+
+    Raises:
+        InvalidClient: as :func:`authenticate_client`.
+    """
     if client is None:
         secret_matches(creds.secret or "", _DUMMY_HASH)
         raise InvalidClient("client authentication failed")

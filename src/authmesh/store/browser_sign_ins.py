@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.clients import CLIENT_COLUMNS, client_of
+from authmesh.store.models import ClientRow, FactorRow, SessionRow, UserRow
+from authmesh.store.rows import detached
 from authmesh.store.users import username_key
 
 __all__ = [
@@ -23,8 +25,13 @@ __all__ = [
     "load_client_and_user",
 ]
 
+# Table columns, not the mapped classes' attributes: a statement that names an ORM
+# attribute anywhere runs through the ORM's compile and result layers, which cost
+# more than the row (these statements only read columns).
 _CLIENTS = ClientRow.__table__
 _USERS = UserRow.__table__
+_SESSIONS = SessionRow.__table__
+_FACTORS = FactorRow.__table__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,44 +47,35 @@ class BrowserSignIn:
 
 
 _SIGN_IN_COLUMNS = (
-    SessionRow.id,
-    SessionRow.user_id,
-    SessionRow.auth_time,
-    SessionRow.amr,
-    UserRow.username,
-    UserRow.blocked,
+    _SESSIONS.c.id,
+    _SESSIONS.c.user_id,
+    _SESSIONS.c.auth_time,
+    _SESSIONS.c.amr,
+    _USERS.c.username,
+    _USERS.c.blocked,
 )
 _OPEN = and_(
-    SessionRow.browser_secret_hash == bindparam("secret_hash"),
-    SessionRow.ended_at.is_(None),
-    SessionRow.expires_at > bindparam("now"),
+    _SESSIONS.c.browser_secret_hash == bindparam("secret_hash"),
+    _SESSIONS.c.ended_at.is_(None),
+    _SESSIONS.c.expires_at > bindparam("now"),
 )
+_SIGN_IN = _SESSIONS.join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
 # The browser session and its user in one statement.
-_LOAD_SIGN_IN = (
-    select(*_SIGN_IN_COLUMNS).join(UserRow, UserRow.id == SessionRow.user_id).where(_OPEN)
-)
+_LOAD_SIGN_IN = select(*_SIGN_IN_COLUMNS).select_from(_SIGN_IN).where(_OPEN)
 # /authorize with a cookie.
 _LOAD_CLIENT_AND_SIGN_IN = (
-    select(*_CLIENTS.c, *_SIGN_IN_COLUMNS)
-    .select_from(
-        _CLIENTS.outerjoin(
-            SessionRow.__table__.join(UserRow.__table__, UserRow.id == SessionRow.user_id),
-            _OPEN,
-        )
-    )
+    select(*CLIENT_COLUMNS, *_SIGN_IN_COLUMNS)
+    .select_from(_CLIENTS.outerjoin(_SIGN_IN, _OPEN))
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
 
-# The sign-in form's POST: the client it continues and the user it names.
+# The sign-in form's POST: the client it continues, the user it names, and whether
+# that user has a second factor (without one, the sign-in needs no read of them).
 _LOAD_CLIENT_AND_USER = (
-    select(*_CLIENTS.c, *_USERS.c)
+    select(*CLIENT_COLUMNS, *_USERS.c, exists().where(_FACTORS.c.user_id == _USERS.c.id))
     .select_from(_CLIENTS.outerjoin(_USERS, _USERS.c.username_key == bindparam("key")))
     .where(_CLIENTS.c.client_id == bindparam("client_id"))
 )
-
-
-def _client(row: Sequence[Any]) -> ClientRow:
-    return ClientRow(**{c.key: row[i] for i, c in enumerate(_CLIENTS.c)})
 
 
 def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
@@ -111,19 +109,21 @@ async def load_client_and_sign_in(
     row = (await session.execute(_LOAD_CLIENT_AND_SIGN_IN, params)).first()
     if row is None:
         return None, None
-    return _client(row), _sign_in(row[len(_CLIENTS.c) :])
+    return client_of(row), _sign_in(row[len(CLIENT_COLUMNS) :])
 
 
 async def load_client_and_user(
     session: AsyncSession, client_id: str, username: str
-) -> tuple[ClientRow | None, UserRow | None]:
-    """The client and the user with this username (case-insensitive), both detached, in
-    one statement; ``None`` for either. The user is not there without the client."""
+) -> tuple[ClientRow | None, UserRow | None, bool]:
+    """The client and the user with this username (case-insensitive), both detached, and
+    whether the user has a second factor, in one statement; ``None`` for the client or
+    the user. The user is not there without the client."""
     params = {"client_id": client_id, "key": username_key(username)}
     row = (await session.execute(_LOAD_CLIENT_AND_USER, params)).first()
     if row is None:
-        return None, None
-    n = len(_CLIENTS.c)
+        return None, None, False
+    n = len(CLIENT_COLUMNS)
     if row[n] is None:
-        return _client(row), None
-    return _client(row), UserRow(**{c.key: row[n + i] for i, c in enumerate(_USERS.c)})
+        return client_of(row), None, False
+    user = detached(UserRow, {c.key: row[n + i] for i, c in enumerate(_USERS.c)})
+    return client_of(row), user, bool(row[-1])

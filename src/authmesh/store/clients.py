@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow
+from authmesh.store.rows import detached
 
 __all__ = [
+    "CLIENT_COLUMNS",
+    "client_of",
     "create_client",
     "delete_client",
     "get_client",
@@ -19,7 +23,16 @@ __all__ = [
 ]
 
 _CLIENTS = ClientRow.__table__
-_GET_CLIENT = select(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("client_id"))
+#: Every column of a client, in the order :func:`client_of` reads them: the first
+#: columns of the statements that read a client together with something else.
+CLIENT_COLUMNS = tuple(_CLIENTS.c)
+_GET_CLIENT = select(*CLIENT_COLUMNS).where(_CLIENTS.c.client_id == bindparam("client_id"))
+
+
+def client_of(row: Sequence[Any]) -> ClientRow:
+    """The client (detached) in the first columns of a row that starts with
+    :data:`CLIENT_COLUMNS`."""
+    return detached(ClientRow, {c.key: row[i] for i, c in enumerate(CLIENT_COLUMNS)})
 
 
 async def create_client(
@@ -67,7 +80,7 @@ async def get_client(session: AsyncSession, client_id: str) -> ClientRow | None:
     this module's functions, not through the returned object.
     """
     row = (await session.execute(_GET_CLIENT, {"client_id": client_id})).first()
-    return None if row is None else ClientRow(**row._mapping)
+    return None if row is None else client_of(row)
 
 
 async def list_clients(session: AsyncSession) -> Sequence[ClientRow]:

@@ -8,17 +8,32 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.store.models import AuthorizationCodeRow, SessionRow, UserRoleRow, UserRow
+from authmesh.store.clients import CLIENT_COLUMNS, client_of
+from authmesh.store.models import (
+    AuthorizationCodeRow,
+    ClientRow,
+    SessionRow,
+    UserRoleRow,
+    UserRow,
+)
+from authmesh.store.rows import detached
 
 __all__ = [
     "Exchange",
     "add_code",
-    "load_exchange",
+    "load_client_and_exchange",
+    "load_use",
     "prune_codes",
     "use_code",
 ]
 
+# Table columns only: a statement naming a mapped class's attribute runs through the
+# ORM's compile and result layers, which cost more than the row.
 _CODES = AuthorizationCodeRow.__table__
+_CLIENTS = ClientRow.__table__
+_SESSIONS = SessionRow.__table__
+_USERS = UserRow.__table__
+_ROLES = UserRoleRow.__table__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,11 +63,15 @@ class Exchange:
     roles: list[str]
 
 
-# One statement instead of four (code, browser session, user, roles), as the
-# refresh grant reads its token. Only the code row is locked: concurrent
-# exchanges of one code contend for it (PostgreSQL; SQLite's BEGIN IMMEDIATE
-# already serializes the writers). The browser session has no foreign key, so
-# it is outer-joined; the user is (ON DELETE CASCADE), so it is always there.
+# One statement instead of five (client, code, browser session, user, roles): the
+# client the request names, outer-joined with the code it presents, so the client
+# comes back without one. The browser session has no foreign key, so it is
+# outer-joined; the user is (ON DELETE CASCADE), so it is there with the code.
+# Nothing is locked (PostgreSQL refuses FOR UPDATE on the outer side of a join):
+# the UPDATE that uses the code is the one place a code is used, so of two
+# concurrent exchanges one uses it and the other, whose UPDATE waited on the
+# first and found the code used, reads who used it (load_use) and ends that
+# session as a replay. SQLite's BEGIN IMMEDIATE serializes the writers anyway.
 # The code's columns, in the order of Exchange's first fields.
 _CODE_COLUMNS = (
     _CODES.c.code_hash,
@@ -67,25 +86,30 @@ _CODE_COLUMNS = (
     _CODES.c.used_at,
     _CODES.c.session_id,
 )
-_LOAD_EXCHANGE = (
+_EXCHANGE = (
+    _CODES.join(_USERS, _USERS.c.id == _CODES.c.user_id)
+    .outerjoin(_SESSIONS, _SESSIONS.c.id == _CODES.c.browser_session_id)
+    .outerjoin(_ROLES, _ROLES.c.user_id == _USERS.c.id)
+)
+_LOAD_CLIENT_AND_EXCHANGE = (
     select(
+        *CLIENT_COLUMNS,
         *_CODE_COLUMNS,
         _CODES.c.user_id,
-        SessionRow.ended_at,
-        SessionRow.expires_at,
-        SessionRow.auth_time,
-        SessionRow.amr,
-        UserRow.username,
-        UserRow.blocked,
-        UserRow.email,
-        UserRoleRow.role,
+        _SESSIONS.c.ended_at,
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.auth_time,
+        _SESSIONS.c.amr,
+        _USERS.c.username,
+        _USERS.c.blocked,
+        _USERS.c.email,
+        _ROLES.c.role,
     )
-    .select_from(AuthorizationCodeRow)
-    .join(UserRow, UserRow.id == AuthorizationCodeRow.user_id)
-    .outerjoin(SessionRow, SessionRow.id == AuthorizationCodeRow.browser_session_id)
-    .outerjoin(UserRoleRow, UserRoleRow.user_id == UserRow.id)
-    .where(AuthorizationCodeRow.code_hash == bindparam("code_hash"))
-    .with_for_update(of=AuthorizationCodeRow)
+    .select_from(_CLIENTS.outerjoin(_EXCHANGE, _CODES.c.code_hash == bindparam("code_hash")))
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+)
+_LOAD_USE = select(_CODES.c.used_at, _CODES.c.session_id).where(
+    _CODES.c.code_hash == bindparam("code_hash")
 )
 _USE_CODE = (
     update(_CODES)
@@ -128,24 +152,41 @@ async def add_code(
     )
 
 
-async def load_exchange(session: AsyncSession, code_hash: str) -> Exchange | None:
-    """The code with its browser sign-in, user and roles, the code row locked; or ``None``."""
-    rows = (await session.execute(_LOAD_EXCHANGE, {"code_hash": code_hash})).all()
+async def load_client_and_exchange(
+    session: AsyncSession, client_id: str, code_hash: str | None
+) -> tuple[ClientRow | None, Exchange | None]:
+    """The client (detached) and the code with this hash, with its browser sign-in,
+    user and roles, in one statement; ``None`` for either. Nothing is locked: use the
+    code with :func:`use_code`, whose answer is the one that counts."""
+    params = {"client_id": client_id, "code_hash": code_hash}
+    rows = (await session.execute(_LOAD_CLIENT_AND_EXCHANGE, params)).all()
     if not rows:
-        return None
+        return None, None
     first = rows[0]
-    n = len(_CODE_COLUMNS)
-    code = {c.key: first[i] for i, c in enumerate(_CODE_COLUMNS)}
+    c = len(CLIENT_COLUMNS)
+    if first[c] is None:
+        return client_of(first), None
+    n = c + len(_CODE_COLUMNS)
+    code = {col.key: first[c + i] for i, col in enumerate(_CODE_COLUMNS)}
     user_id, ended_at, expires_at, auth_time, amr, username, blocked, email = first[n : n + 8]
-    return Exchange(
+    return client_of(first), Exchange(
         **code,
         browser_ended_at=ended_at,
         browser_expires_at=expires_at,
         browser_auth_time=auth_time,
         browser_amr=None if amr is None else list(amr),
-        user=UserRow(id=user_id, username=username, blocked=bool(blocked), email=email),
+        user=detached(
+            UserRow, {"id": user_id, "username": username, "blocked": bool(blocked), "email": email}
+        ),
         roles=sorted(row[-1] for row in rows if row[-1] is not None),
     )
+
+
+async def load_use(session: AsyncSession, code_hash: str) -> tuple[float | None, str | None]:
+    """When the code was used and the session its exchange opened (``None`` for either),
+    as committed now: for the exchange whose :func:`use_code` found it used already."""
+    row = (await session.execute(_LOAD_USE, {"code_hash": code_hash})).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 async def use_code(

@@ -32,6 +32,7 @@ from sqlalchemy.util import await_only
 from authmesh.errors import ConfigError
 from authmesh.store.outages import database_outage
 from authmesh.store.private_files import create_private_file, private_dir
+from authmesh.store.sqlite_driver import OneHopConnection, connector
 
 __all__ = [
     "Database",
@@ -46,6 +47,8 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 #: this: a slow statement is cancelled by PostgreSQL (the connection stays
 #: usable), and the client's bound only fires when the network is silent.
 _CLIENT_MARGIN = 1.0
+#: The execution option that keeps a SQLite connection out of a transaction.
+_NO_BEGIN = "authmesh_no_begin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +124,13 @@ def _sqlite_pragmas(busy_ms: int) -> Any:
 def _sqlite_begin(conn: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads
     # and then writes fails with SQLITE_BUSY when another connection committed
-    # in between, which busy_timeout cannot wait out.
-    # Straight to aiosqlite, one hand-off to its thread: through exec_driver_sql
-    # it would be four (cursor, execute, fetch, close) on every transaction.
+    # in between, which busy_timeout cannot wait out. Sent with the transaction's
+    # first statement, in the same hand-off to aiosqlite's thread.
+    if conn.get_execution_options().get(_NO_BEGIN):
+        return  # Database.autocommit: each statement is its own transaction
     driver = conn.connection.driver_connection
-    assert driver is not None
-    await_only(driver.execute("BEGIN IMMEDIATE"))
+    assert isinstance(driver, OneHopConnection)
+    driver.begin_lazily("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -177,7 +181,10 @@ class Database:
                         f"no authmesh database at {db_path}: check --data-dir or "
                         "--database-url, or create it with 'authmesh db upgrade'"
                     )
-            kwargs["connect_args"] = {"timeout": statement}
+            # aiosqlite behind a cursor that costs one hand-off to its thread a statement.
+            parsed = make_url(self.url)
+            url_args, url_kwargs = parsed.get_dialect()().create_connect_args(parsed)
+            kwargs["async_creator"] = connector(url_args, {**url_kwargs, "timeout": statement})
         else:
             kwargs.update(
                 pool_size=10,
@@ -195,6 +202,13 @@ class Database:
             event.listen(sync_engine.pool, "checkout", self._ping)
         event.listen(sync_engine, "handle_error", self._on_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool, its connections out of any transaction (see autocommit()).
+        autocommit_options = (
+            {_NO_BEGIN: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
+        )
+        self._autocommit_sessions = async_sessionmaker(
+            self.engine.execution_options(**autocommit_options), expire_on_commit=False
+        )
 
     def _pg_connect_args(self, *, bounded: bool) -> dict[str, Any]:
         """asyncpg's arguments; ``bounded`` adds the statement timeouts."""
@@ -254,6 +268,18 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own, with no transaction
+        around them: for reads, and a write that needs no other statement with it.
+
+        It spares a transaction's BEGIN and COMMIT (two round trips on PostgreSQL;
+        on SQLite, the write lock a transaction takes at once). Each statement sees
+        what was committed when it runs, as in a READ COMMITTED transaction.
+        """
+        async with self._autocommit_sessions() as session:
             yield session
 
     async def has_tables(self) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, UserRow
+from authmesh.store.rows import detached
 
 __all__ = [
     "Rotation",
@@ -154,7 +155,7 @@ async def create_session(
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
     await session.execute(insert(_SESSIONS), values)
-    return SessionRow(**values)
+    return detached(SessionRow, values)
 
 
 async def get_session(session: AsyncSession, sid: str) -> SessionRow | None:

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import UserRoleRow, UserRow
+from authmesh.store.rows import detached
 
 __all__ = [
     "count_users",
@@ -88,7 +89,9 @@ async def get_user_and_roles(
     rows = (await session.execute(_USER_AND_ROLES, {"key": username_key(username)})).all()
     if not rows:
         return None, []
-    user = UserRow(**{name: value for name, value in rows[0]._mapping.items() if name != "role"})
+    user = detached(
+        UserRow, {name: value for name, value in rows[0]._mapping.items() if name != "role"}
+    )
     return user, sorted(row.role for row in rows if row.role is not None)
 
 

@@ -61,13 +61,14 @@ class SignedIn:
 
 async def read_sign_in(
     ctx: ServerContext, client_id: str, username: str
-) -> tuple[ClientRow | None, UserRow | None]:
-    """The client a sign-in form continues and the user it names, in one statement.
+) -> tuple[ClientRow | None, UserRow | None, bool]:
+    """The client a sign-in form continues, the user it names and whether that user has a
+    second factor, in one statement.
 
     No user is looked up for an unknown client: the form is refused before any
     password is checked.
     """
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:  # one read: no transaction around it
         return await sign_in_store.load_client_and_user(session, client_id, username)
 
 
@@ -125,7 +126,7 @@ async def current_browser_session(ctx: ServerContext, cookie: str | None) -> Bro
     """The live browser session the cookie names, or ``None`` (ended, expired, blocked)."""
     if not cookie:
         return None
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:  # one read: no transaction around it
         return await find_browser_session(session, ctx, cookie)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authmesh.server import audit
 from authmesh.server.clients import (
     ClientCredentials,
-    authenticate_client,
+    check_client_credentials,
     check_dpop_requirement,
     check_grant_type,
 )
@@ -77,10 +77,11 @@ async def authorization_code_grant(
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
-    One transaction, the code row locked: one read of the code with its browser
-    sign-in, user and roles; one update marks it used and binds it to the
-    session its tokens belong to, which is then opened, so a concurrent replay
-    either waits and then ends that session, or finds no code.
+    One transaction: one read of the client with the code, its browser sign-in,
+    user and roles; one update marks the code used and binds it to the session
+    its tokens belong to, which is then opened. Of two concurrent exchanges of
+    one code, one update uses it; the other finds it used and ends the session
+    the first opened, as for any replay.
 
     Raises:
         InvalidClient: the client credentials do not prove a registered client.
@@ -92,21 +93,28 @@ async def authorization_code_grant(
     cursors: list[int] = []
     opened: Opened | None = None
     async with ctx.db.transaction() as session:
-        client = await authenticate_client(ctx, creds, session=session)
+        read, found = await code_store.load_client_and_exchange(
+            session, creds.client_id, None if code is None else hash_secret(code)
+        )
+        client = check_client_credentials(read, creds)
         check_grant_type(client, "authorization_code")
         check_dpop_requirement(client, dpop_jkt)
         code = _required(code, "code")
         redirect_uri = _required(redirect_uri, "redirect_uri")
         code_verifier = _required(code_verifier, "code_verifier")
-        found = await code_store.load_exchange(session, hash_secret(code))
         if found is not None and found.client_id == client.client_id:
-            if found.used_at is not None:
+            outcome = (
+                UsedBefore(found.session_id)
+                if found.used_at is not None
+                else await _use(ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt)
+            )
+            if isinstance(outcome, UsedBefore):
                 info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-                cursors = await _end_replayed(ctx, session, found, info)
-            else:
-                opened = await _use(
-                    ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt
+                cursors = await _end_replayed(
+                    ctx, session, found.client_id, outcome.session_id, info
                 )
+            else:
+                opened = outcome
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
@@ -134,6 +142,14 @@ def _usable(found: Exchange, redirect_uri: str, verifier: str, now: float) -> bo
 
 
 @dataclass(frozen=True, slots=True)
+class UsedBefore:
+    """The code was used already: a replay. ``session_id`` is the session its first
+    exchange opened (``None`` when that exchange was refused)."""
+
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Opened:
     """The session a code exchange opened, with what its tokens carry."""
 
@@ -151,14 +167,19 @@ async def _use(
     redirect_uri: str,
     verifier: str,
     dpop_jkt: str | None = None,
-) -> Opened | None:
-    """Mark the code used and, if it is good, open its session: the session id is made
-    first so that one UPDATE both uses the code and binds it to the session."""
+) -> Opened | UsedBefore | None:
+    """Mark the code used (even when this request may not use it: a code is presented
+    once) and, if it is good, open its session: the session id is made first so that
+    one UPDATE both uses the code and binds it to the session."""
     now = ctx.now()
     good = _usable(found, redirect_uri, verifier, now)
     sid = session_store.new_session_id() if good else None
-    # The row is locked, so this is the only use; the condition guards all the same.
-    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid) or not good:
+    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid):
+        # Another exchange used it since the read: its update committed while this one
+        # waited for the row (PostgreSQL). A replay after all.
+        _, used_by = await code_store.load_use(session, found.code_hash)
+        return UsedBefore(used_by)
+    if not good:
         return None
     assert found.browser_expires_at is not None and found.browser_auth_time is not None
     settings = ctx.settings
@@ -233,23 +254,24 @@ def _tokens(
 
 
 async def _end_replayed(
-    ctx: ServerContext, session: AsyncSession, found: Exchange, info: RequestInfo
+    ctx: ServerContext,
+    session: AsyncSession,
+    client_id: str,
+    session_id: str | None,
+    info: RequestInfo,
 ) -> list[int]:
+    """End the session a replayed code's first exchange opened, if any, and audit it."""
     cursors: list[int] = []
-    if found.session_id is not None:
-        await session_store.end_session(
-            session, found.session_id, now=ctx.now(), reason="code_replay"
-        )
-        cursors = await publish.revoke(
-            ctx, session, "sid", [found.session_id], reason="code_replay"
-        )
+    if session_id is not None:
+        await session_store.end_session(session, session_id, now=ctx.now(), reason="code_replay")
+        cursors = await publish.revoke(ctx, session, "sid", [session_id], reason="code_replay")
     await audit.record(
         ctx,
         session,
         "code_replay",
         outcome="revoked",
         info=info,
-        client_id=found.client_id,
-        session_id=found.session_id,
+        client_id=client_id,
+        session_id=session_id,
     )
     return cursors

@@ -84,9 +84,11 @@ async def start_authorization(
     ctx: ServerContext, params: Mapping[str, str], cookie: str | None
 ) -> Started:
     """Validate a request at the authorization endpoint, find the browser's sign-in and
-    decide the next step, in one transaction (an SSO answer costs one, not three) of
-    at most two statements (the client with the sign-in; the code), and a third (the
-    roles) only for a password-only sign-in while ``mfa_required_roles`` names some.
+    decide the next step, in at most two statements (the client with the sign-in; the
+    code), each committed on its own: the code is the one write, and a transaction
+    around the read would hold nothing still (the exchange checks the sign-in again).
+    A third (the roles) runs only for a password-only sign-in while
+    ``mfa_required_roles`` names some.
 
     Raises:
         UntrustedRedirect: no known client, or a redirect URI it did not register.
@@ -94,7 +96,7 @@ async def start_authorization(
             including ``prompt=none`` when the user would have to act.
     """
     client_id = requested_client_id(params)
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:
         # One read of the client and the SSO session; the client is checked before
         # the sign-in is looked at.
         client, browser = await find_client_and_browser_session(session, ctx, client_id, cookie)
@@ -118,7 +120,7 @@ async def next_step(
         AuthorizationError: ``prompt=none`` and the user would have to act
             (``login_required``, ``consent_required``).
     """
-    async with ctx.db.transaction() as session:
+    async with ctx.db.autocommit() as session:  # as start_authorization
         return await _decide(
             session,
             ctx,

@@ -261,16 +261,24 @@ async def after_password(
     client: ClientRow | None,
     *,
     step_up: BrowserSession | None = None,
+    has_factors: bool | None = None,
 ) -> Response | None:
     """The second step this user owes after the password (or for a step-up), or ``None``
     when the password is enough: a code/passkey page if they have a factor, enrolment
-    if their roles or the request demand one."""
+    if their roles or the request demand one.
+
+    ``has_factors``: whether the user has a factor, when the caller read it with the
+    user; ``None`` to read it here.
+    """
     ctx = get_context(request)
-    # The roles matter only when a policy names some: a sign-in without one costs a
-    # single extra statement.
-    state = await verify.second_factor_state(
-        ctx, user.id, with_roles=bool(ctx.settings.mfa_required_roles)
-    )
+    with_roles = bool(ctx.settings.mfa_required_roles)
+    if has_factors is False and not with_roles:
+        # Nothing left to read: no factor, and no policy that looks at roles.
+        state = verify.SecondFactorState(has_totp=False, passkeys=[], roles=[])
+    else:
+        # The roles matter only when a policy names some: a sign-in without one costs
+        # a single extra statement.
+        state = await verify.second_factor_state(ctx, user.id, with_roles=with_roles)
     amr = list(step_up.amr) if step_up else ["pwd"]
     asked = cont.request is not None and wants_mfa(cont.request.acr_values, amr)
     sid = step_up.id if step_up else None

@@ -329,8 +329,12 @@ async def _after_password(
     password: str,
     info: RequestInfo,
     then: Callable[[AsyncSession, BrowserSession], Awaitable[Next | AuthorizationError]],
+    *,
+    has_factors: bool,
 ) -> Response | tuple[SignedIn, Next | AuthorizationError]:
     """Check the password; then either the second-factor page, or the opened sign-in.
+
+    ``has_factors``: whether the user has a second factor, as read with the user.
 
     Raises:
         InvalidGrant / RateLimited / TemporarilyUnavailable: as :func:`verify_login`.
@@ -339,7 +343,11 @@ async def _after_password(
         ctx, user, username, password, info=info, client_id=client.client_id
     )
     second_step = await mfa_signin.after_password(
-        request, verified.user, mfa_signin.Continuation(auth_request), client
+        request,
+        verified.user,
+        mfa_signin.Continuation(auth_request),
+        client,
+        has_factors=has_factors,
     )
     if second_step is not None:
         return second_step
@@ -363,7 +371,7 @@ async def login(request: Request) -> Response:
         username = form.get("username", "")[:150]
         password = form.get("password", "")[:1024]
         # The client and the user in one transaction; the user is used only if it is good.
-        found, user = await read_sign_in(ctx, auth_request.client_id, username)
+        found, user, has_factors = await read_sign_in(ctx, auth_request.client_id, username)
         client = _still_registered(found, auth_request)
     except InvalidForm as exc:
         return error_page(f"{exc} Go back to the application and sign in again.")
@@ -392,7 +400,16 @@ async def login(request: Request) -> Response:
             )
             return _new_password_page(request, auth_request, client, user)
         outcome = await _after_password(
-            request, ctx, auth_request, client, user, username, password, info, then
+            request,
+            ctx,
+            auth_request,
+            client,
+            user,
+            username,
+            password,
+            info,
+            then,
+            has_factors=has_factors,
         )
         if isinstance(outcome, Response):
             return outcome
@@ -516,11 +533,20 @@ async def new_password(request: Request) -> Response:
     async def then(session: AsyncSession, browser: BrowserSession) -> Next | AuthorizationError:
         return await after_sign_in(session, ctx, auth_request, client, browser)
 
-    _, fresh_user = await read_sign_in(ctx, client.client_id, user.username)
+    _, fresh_user, has_factors = await read_sign_in(ctx, client.client_id, user.username)
     try:
         # A new password is still one factor: a user with a second one gives it now.
         outcome = await _after_password(
-            request, ctx, auth_request, client, fresh_user, user.username, password, info, then
+            request,
+            ctx,
+            auth_request,
+            client,
+            fresh_user,
+            user.username,
+            password,
+            info,
+            then,
+            has_factors=has_factors,
         )
         if isinstance(outcome, Response):
             return outcome
