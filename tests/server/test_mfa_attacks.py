@@ -4,8 +4,6 @@ moved between browsers, and changes without a recent sign-in (in test_mfa.py).""
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +14,17 @@ from authmesh.server import audit
 from authmesh.server.audit import AuditQuery
 from support.databases import db_target
 from support.harness import Api, claims_of, launch
-from support.mfa import MfaBrowser, ShiftedClock, code_at, recovery_codes_of, text_of
+from support.mfa import (
+    MfaBrowser,
+    ShiftedClock,
+    code_at,
+    options_of,
+    rp_id_of,
+    text_of,
+    with_passkey,
+)
 from support.oidc_flow import redirect_query, register_browser_clients
 from support.soft_authenticator import SoftPasskey, challenge_of_options
-
-_OPTIONS = re.compile(r'data-options="([^"]*)"')
 
 
 @pytest.fixture(scope="module")
@@ -40,41 +44,11 @@ def api(tmp_path_factory: pytest.TempPathFactory, clock: ShiftedClock) -> Iterat
             server.server.stop()
 
 
-def _options(page: httpx.Response) -> str:
-    found = _OPTIONS.search(page.text)
-    assert found, page.text
-    return html.unescape(found.group(1))
-
-
 def _audit(api: Api, action: str, subject: str | None = None) -> list[dict[str, Any]]:
     """The audit trail read from the server's database (an admin login could be
     refused: the brute-force test locks out the test's address)."""
     found = api.server.call(audit.query(api.core, AuditQuery(action=action, subject=subject)))
     return [e.to_json() for e in found]
-
-
-def _rp_id(api: Api) -> str:
-    return httpx.URL(api.url).host
-
-
-def _with_passkey(
-    api: Api, *, passwordless: bool = False
-) -> tuple[str, str, SoftPasskey, MfaBrowser]:
-    """A new user who registered a passkey on the security page (signed in, browser open)."""
-    name, password = api.new_user()
-    b = MfaBrowser(api)
-    assert b.account_sign_in(name, password).status_code == 303
-    page = b.http.get("/account/security/passkeys/new")
-    assert page.status_code == 200, page.text
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    passkey = SoftPasskey(_rp_id(api))
-    credential = passkey.register(challenge_of_options(_options(page)), api.url)
-    form = {**b.hidden(page), "credential": credential, "name": "laptop"}
-    if passwordless:
-        form["passwordless"] = "yes"
-    done = b.http.post("/account/security/passkeys", data=form)
-    assert len(recovery_codes_of(done)) == 10, done.text
-    return name, password, passkey, b
 
 
 def _second_step(api: Api, name: str, password: str) -> tuple[MfaBrowser, httpx.Response]:
@@ -92,12 +66,12 @@ def _post_passkey(b: MfaBrowser, page: httpx.Response, credential: str) -> httpx
 
 
 def test_passkey_as_second_factor_gives_hwk_and_mfa(api: Api) -> None:
-    name, password, passkey, owner = _with_passkey(api)
+    name, password, passkey, owner = with_passkey(api)
     owner.close()
     b, page = _second_step(api, name, password)
     try:
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        credential = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        credential = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         done = _post_passkey(b, page, credential)
         assert done.status_code == 303, done.text
         tokens = b.exchange(redirect_query(done)["code"]).json()
@@ -109,14 +83,14 @@ def test_passkey_as_second_factor_gives_hwk_and_mfa(api: Api) -> None:
 
 
 def test_passwordless_passkey_signs_in_alone(api: Api) -> None:
-    name, _, passkey, owner = _with_passkey(api, passwordless=True)
+    name, _, passkey, owner = with_passkey(api, passwordless=True)
     owner.close()
     b = MfaBrowser(api)
     try:
         login = b.authorize()
         page = b.http.post("/login", data={**b.hidden(login), "method": "passkey"})
         assert page.status_code == 200 and 'action="/login/passkey"' in page.text
-        options = _options(page)
+        options = options_of(page)
         assert '"allowCredentials": []' in options or '"allowCredentials":[]' in options
         credential = passkey.assert_(challenge_of_options(options), api.url)
         done = b.http.post("/login/passkey", data={**b.hidden(page), "credential": credential})
@@ -133,13 +107,13 @@ def test_passwordless_passkey_signs_in_alone(api: Api) -> None:
 
 
 def test_another_users_passkey_is_refused(api: Api) -> None:
-    victim, victim_password, _, b1 = _with_passkey(api)
-    _, _, mallory_key, b2 = _with_passkey(api)
+    victim, victim_password, _, b1 = with_passkey(api)
+    _, _, mallory_key, b2 = with_passkey(api)
     b1.close()
     b2.close()
     b, page = _second_step(api, victim, victim_password)
     try:
-        forged = mallory_key.assert_(challenge_of_options(_options(page)), api.url)
+        forged = mallory_key.assert_(challenge_of_options(options_of(page)), api.url)
         refused = _post_passkey(b, page, forged)
         assert refused.status_code == 200 and "could not be used" in text_of(refused)
         assert not b.has_session_cookie()
@@ -157,11 +131,11 @@ def test_another_users_passkey_is_refused(api: Api) -> None:
 def test_an_assertion_made_for_another_site_is_refused(
     api: Api, origin: str | None, rp_id: str | None
 ) -> None:
-    name, password, passkey, owner = _with_passkey(api)
+    name, password, passkey, owner = with_passkey(api)
     owner.close()
     b, page = _second_step(api, name, password)
     try:
-        challenge = challenge_of_options(_options(page))
+        challenge = challenge_of_options(options_of(page))
         forged = passkey.assert_(challenge, origin or api.url, rp_id=rp_id)
         refused = _post_passkey(b, page, forged)
         assert "could not be used" in text_of(refused) and not b.has_session_cookie()
@@ -171,7 +145,7 @@ def test_an_assertion_made_for_another_site_is_refused(
 
 
 def test_a_stale_or_spent_challenge_is_refused(api: Api, clock: ShiftedClock) -> None:
-    name, password, passkey, owner = _with_passkey(api)
+    name, password, passkey, owner = with_passkey(api)
     owner.close()
     b, page = _second_step(api, name, password)
     try:
@@ -181,13 +155,13 @@ def test_a_stale_or_spent_challenge_is_refused(api: Api, clock: ShiftedClock) ->
         page = _post_passkey(b, page, wrong)
         assert "could not be used" in text_of(page)
         # The right one works once; posted again (a replay), its challenge is spent.
-        good = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        good = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         assert _post_passkey(b, page, good).status_code == 303
         assert "could not be used" in text_of(_post_passkey(b, page, good))
         # A page left open past the limit.
         b2, page2 = _second_step(api, name, password)
         clock.advance(api.core.settings.mfa_pending_ttl + 1)
-        late = passkey.assert_(challenge_of_options(_options(page2)), api.url)
+        late = passkey.assert_(challenge_of_options(options_of(page2)), api.url)
         stale = _post_passkey(b2, page2, late)
         assert stale.status_code == 400 and "took too long" in stale.text
         b2.close()
@@ -199,18 +173,18 @@ def test_a_stale_or_spent_challenge_is_refused(api: Api, clock: ShiftedClock) ->
 
 
 def test_a_cloned_passkey_whose_counter_went_back_is_refused(api: Api) -> None:
-    name, password, passkey, owner = _with_passkey(api)
+    name, password, passkey, owner = with_passkey(api)
     owner.close()
     b, page = _second_step(api, name, password)
     try:
-        good = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        good = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         assert _post_passkey(b, page, good).status_code == 303
     finally:
         b.close()
     passkey.counter = 0  # a copy of the key, made before that sign-in
     b, page = _second_step(api, name, password)
     try:
-        cloned = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        cloned = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         refused = _post_passkey(b, page, cloned)
         assert "could not be used" in text_of(refused) and not b.has_session_cookie()
     finally:
@@ -220,12 +194,12 @@ def test_a_cloned_passkey_whose_counter_went_back_is_refused(api: Api) -> None:
 
 
 def test_a_passkey_not_chosen_for_passwordless_cannot_sign_in_alone(api: Api) -> None:
-    name, _, passkey, owner = _with_passkey(api, passwordless=False)
+    name, _, passkey, owner = with_passkey(api, passwordless=False)
     owner.close()
     b = MfaBrowser(api)
     try:
         page = b.http.post("/login", data={**b.hidden(b.authorize()), "method": "passkey"})
-        credential = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        credential = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         refused = b.http.post("/login/passkey", data={**b.hidden(page), "credential": credential})
         assert "could not be used" in text_of(refused) and not b.has_session_cookie()
     finally:
@@ -239,8 +213,8 @@ def test_a_registration_for_another_origin_is_refused(api: Api) -> None:
     try:
         b.account_sign_in(name, password)
         page = b.http.get("/account/security/passkeys/new")
-        forged = SoftPasskey(_rp_id(api)).register(
-            challenge_of_options(_options(page)), "https://evil.example"
+        forged = SoftPasskey(rp_id_of(api)).register(
+            challenge_of_options(options_of(page)), "https://evil.example"
         )
         again = b.http.post(
             "/account/security/passkeys", data={**b.hidden(page), "credential": forged}
@@ -286,7 +260,7 @@ def test_brute_force_of_codes_is_limited_and_audited(
 
 
 def _account_pages(api: Api) -> tuple[MfaBrowser, dict[str, httpx.Response], str]:
-    name, _, _, b = _with_passkey(api)
+    name, _, _, b = with_passkey(api)
     pages = {
         "security": b.security_page(),
         "totp": b.http.get("/account/security/totp"),
@@ -365,7 +339,7 @@ def test_csrf_on_every_sign_in_factor_form(api: Api, clock: ShiftedClock) -> Non
 
 
 def test_a_passkey_is_named_renamed_and_removed(api: Api) -> None:
-    name, _, passkey, b = _with_passkey(api)
+    name, _, passkey, b = with_passkey(api)
     try:
         page = b.security_page()
         assert "laptop" in page.text
@@ -394,7 +368,7 @@ def test_a_passkey_is_named_renamed_and_removed(api: Api) -> None:
         page = browser.http.post(
             "/login", data={**browser.hidden(browser.authorize()), "method": "passkey"}
         )
-        credential = passkey.assert_(challenge_of_options(_options(page)), api.url)
+        credential = passkey.assert_(challenge_of_options(options_of(page)), api.url)
         refused = browser.http.post(
             "/login/passkey", data={**browser.hidden(page), "credential": credential}
         )

@@ -10,12 +10,25 @@ import time
 import httpx
 import pyotp
 
+from support.harness import Api
 from support.oidc_flow import Browser
+from support.soft_authenticator import SoftPasskey, challenge_of_options
 
-__all__ = ["MfaBrowser", "ShiftedClock", "code_at", "recovery_codes_of", "secret_of"]
+__all__ = [
+    "MfaBrowser",
+    "ShiftedClock",
+    "code_at",
+    "options_of",
+    "recovery_codes_of",
+    "rp_id_of",
+    "secret_of",
+    "text_of",
+    "with_passkey",
+]
 
 _SECRET = re.compile(r'<code class="secret">([A-Z2-7 ]+)</code>')
 _CODES = re.compile(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>")
+_OPTIONS = re.compile(r'data-options="([^"]*)"')
 _FACTOR_FORM = re.compile(r'action="/account/security/factors/([0-9a-f-]{36})/remove"')
 
 
@@ -93,3 +106,34 @@ class MfaBrowser(Browser):
 def text_of(page: httpx.Response) -> str:
     """The page's text with entities decoded (for message assertions)."""
     return html.unescape(page.text)
+
+
+def options_of(page: httpx.Response) -> str:
+    """The WebAuthn options a sign-in or registration page hands its script."""
+    found = _OPTIONS.search(page.text)
+    assert found, page.text
+    return html.unescape(found.group(1))
+
+
+def rp_id_of(api: Api) -> str:
+    return httpx.URL(api.url).host
+
+
+def with_passkey(
+    api: Api, *, passwordless: bool = False
+) -> tuple[str, str, SoftPasskey, MfaBrowser]:
+    """A new user who registered a passkey on the security page (signed in, browser open)."""
+    name, password = api.new_user()
+    b = MfaBrowser(api)
+    assert b.account_sign_in(name, password).status_code == 303
+    page = b.http.get("/account/security/passkeys/new")
+    assert page.status_code == 200, page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    passkey = SoftPasskey(rp_id_of(api))
+    credential = passkey.register(challenge_of_options(options_of(page)), api.url)
+    form = {**b.hidden(page), "credential": credential, "name": "laptop"}
+    if passwordless:
+        form["passwordless"] = "yes"
+    done = b.http.post("/account/security/passkeys", data=form)
+    assert len(recovery_codes_of(done)) == 10, done.text
+    return name, password, passkey, b
