@@ -13,9 +13,10 @@ its thread pool) and take only the connection, which FastAPI passes as it is:
 they read the principal the middleware put in the scope, or verify the token
 themselves when the middleware is not installed.
 
-:func:`protected` makes the same checks as a decorator, with no dependency for
-FastAPI to resolve, for the hottest endpoints (bench/RESULTS.md, part ``rps``,
-compares the two)::
+The routes declared after ``install`` are :class:`AuthRoute` routes, which check
+an endpoint's own SDK dependency without FastAPI resolving it.
+:func:`protected` makes the same checks as a decorator, with no dependency at
+all, for other routes::
 
     @app.get("/orders")
     @protected(scopes="orders:read")
@@ -29,24 +30,27 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends
-from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
-from fastapi.security.base import SecurityBase
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
+from authmesh.service._fastapi_route import AuthRoute, BearerDependency
+from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError
 from authmesh.service.principal import AccessRule, Delegation, Principal
+from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.starlette import (
     AuthHTTPException,
-    install,
     mount_operations,
     principal_from_connection,
     realm_of,
 )
+from authmesh.service.starlette import install as install_on_starlette
 
 __all__ = [
     "AuthHTTPException",
+    "AuthRoute",
     "CurrentPrincipal",
     "authenticated",
     "install",
@@ -61,51 +65,33 @@ _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 _REQUEST_PARAM = "authmesh_request"
 
 
-class _BearerDependency(SecurityBase):
-    """A dependency that FastAPI lists as the ``bearer`` security scheme of its operations.
+def install(
+    app: FastAPI,
+    config_or_auth: ServiceConfig | ServiceAuth,
+    *,
+    middleware: bool = True,
+    required: bool = False,
+    lifespan: bool = True,
+) -> ServiceAuth:
+    """Set authmesh up on a FastAPI app, before it starts; see the Starlette ``install``.
 
-    FastAPI declares a scheme for every dependency that is a :class:`SecurityBase`,
-    so Swagger's "Authorize" button appears with no extra dependency to resolve.
+    The routes the app declares afterwards use :class:`AuthRoute`: an endpoint
+    taking ``require(...)``, ``authenticated`` or ``optional_principal`` is
+    authenticated without FastAPI resolving the dependency, with the same
+    answers. Pass ``route_class=AuthRoute`` to an ``APIRouter`` for its routes.
     """
-
-    def __init__(self, rule: AccessRule, *, required: bool = True) -> None:
-        self.model = HTTPBearerModel(
-            bearerFormat="JWT", description="An access token from the auth server"
-        )
-        self.scheme_name = "bearer"
-        self.rule = rule
-        self.required = required
-        self._checks_access = bool(rule)
-        # Precomputed: a rule of roles and scopes alone passes on two subset tests.
-        self._grants = (
-            (rule.roles, rule.scopes)
-            if rule == AccessRule(roles=rule.roles, scopes=rule.scopes)
-            else None
-        )
-
-    async def __call__(self, connection: HTTPConnection) -> Principal | None:
-        # The middleware's principal is read here, without awaiting another coroutine.
-        principal = connection.scope.get("auth")
-        if not isinstance(principal, Principal):
-            principal = await principal_from_connection(connection, required=self.required)
-            if principal is None:
-                return None
-        if self._checks_access:
-            grants = self._grants
-            if grants is None or not (
-                grants[0] <= principal.roles and grants[1] <= principal.scopes
-            ):
-                try:
-                    self.rule.check(principal)
-                except BearerError as exc:
-                    raise AuthHTTPException(exc, realm_of(connection)) from None
-        return principal
+    auth = install_on_starlette(
+        app, config_or_auth, middleware=middleware, required=required, lifespan=lifespan
+    )
+    if isinstance(app, FastAPI) and app.router.route_class is APIRoute:
+        app.router.route_class = AuthRoute
+    return auth
 
 
 #: Dependency: the caller, or ``None`` without a token (a bad token is still a 401).
-optional_principal = _BearerDependency(AccessRule.of(), required=False)
+optional_principal = BearerDependency(AccessRule.of(), required=False)
 #: Dependency: the caller; 401 without a valid token.
-authenticated = _BearerDependency(AccessRule.of())
+authenticated = BearerDependency(AccessRule.of())
 
 #: ``async def view(user: CurrentPrincipal)``.
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
@@ -142,7 +128,7 @@ def require(
         acr=acr,
         max_age=max_age,
     )
-    return _BearerDependency(rule)  # type: ignore[return-value]
+    return BearerDependency(rule)  # type: ignore[return-value]
 
 
 def protected(
