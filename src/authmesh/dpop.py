@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from authmesh.errors import InvalidDpopProof, InvalidKey
 from authmesh.jose.b64 import b64url_decode, b64url_encode
 from authmesh.jose.errors import MalformedToken
-from authmesh.jose.jws import decode_segment
+from authmesh.jose.jws import decode_flat_segment, decode_segment
 from authmesh.jose.keys import Key
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "DpopProof",
     "ReplayCache",
     "access_token_hash",
+    "checked_proof",
     "make_proof",
     "normalize_htu",
     "verify_proof",
@@ -108,10 +109,18 @@ class ReplayCache:
         seen = self._seen
         if seen.setdefault(key, stamp) != stamp:
             return False
-        self._order.append((expires_at, key))
-        # Expired entries are dropped now and then, not on every proof: the check
-        # of a proof should cost little more than its signature.
-        if len(seen) > self._max or not stamp & 0xFF:
+        order = self._order
+        order.append((expires_at, key))
+        if len(seen) > self._max:
+            # Full: the oldest goes, expired or not. ``popleft`` hands each entry to
+            # one caller only, so racing callers drop distinct entries, no lock.
+            try:
+                seen.pop(order.popleft()[1], None)
+            except IndexError:  # other callers emptied it meanwhile
+                pass
+        elif not stamp & 0xFF:
+            # Expired entries are dropped now and then, not on every proof: the
+            # check of a proof should cost little more than its signature.
             self._prune()
         return True
 
@@ -122,12 +131,17 @@ class ReplayCache:
         try:
             now = self._clock()
             seen, order = self._seen, self._order
-            while order:
-                until, oldest = order[0]
-                if until > now and len(seen) <= self._max:
+            while True:
+                # Taken off atomically, then put back if it stays: a caller evicting
+                # concurrently (above) can never take the same entry.
+                try:
+                    entry = order.popleft()
+                except IndexError:
                     break
-                order.popleft()
-                seen.pop(oldest, None)
+                if entry[0] > now and len(seen) <= self._max:
+                    order.appendleft(entry)
+                    break
+                seen.pop(entry[1], None)
         finally:
             self._pruning.release()
 
@@ -185,7 +199,51 @@ def verify_proof(
     Raises:
         InvalidDpopProof: any check fails; the message says which.
     """
-    header, claims = _checked_signature(proof, algorithms)
+    jkt, jti, iat = checked_proof(
+        proof, method, url, now, access_token, max_age, leeway, replay, algorithms
+    )
+    return DpopProof(jkt, jti, iat)
+
+
+def checked_proof(
+    proof: str,
+    method: str,
+    url: str,
+    now: float,
+    access_token: str | None,
+    max_age: float,
+    leeway: float,
+    replay: ReplayCache | None,
+    algorithms: tuple[str, ...] = ALGORITHMS,
+) -> tuple[str, str, float]:
+    """:func:`verify_proof`'s checks, with positional arguments and a bare tuple.
+
+    For the check on every request of a service, which needs only the ``jkt``:
+    no keyword parsing and no :class:`DpopProof` to build.
+
+    Returns:
+        The proof's ``jkt``, ``jti`` and ``iat``.
+
+    Raises:
+        InvalidDpopProof: any check fails; the message says which.
+    """
+    # One function, not a few: on a proof's way each call costs as much as a check.
+    if not proof or len(proof) > _MAX_PROOF:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    parts = proof.encode("ascii", "replace").split(b".")
+    if len(parts) != 3:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    head, body, signature = parts
+    header = _HEADERS.parsed.get(head)
+    if header is None or header.alg not in algorithms:
+        header = _HEADERS.parse(head, algorithms)
+    try:
+        claims = decode_flat_segment(body, what="payload")
+        raw_signature = b64url_decode(signature)
+    except (MalformedToken, ValueError):
+        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
+    if not header.key.verify(head + b"." + body, raw_signature):
+        raise InvalidDpopProof("the proof's signature is wrong")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
         raise InvalidDpopProof("the proof needs a jti")
@@ -211,7 +269,7 @@ def verify_proof(
     jkt = header.jkt
     if replay is not None and not replay.first_use(f"{jkt}:{jti}", iat + max_age + leeway):
         raise InvalidDpopProof("the proof was used before")
-    return DpopProof(jkt=jkt, jti=jti, iat=float(iat))
+    return jkt, jti, float(iat)
 
 
 _NUMBER = (int, float)
@@ -269,23 +327,22 @@ class _HeaderMemo:
     A client signs every proof with the same key, so every proof it sends has
     the same header segment: decoding it, importing the JWK and hashing its
     thumbprint once leaves the signature check as the cost of a proof. A lookup
-    takes no lock (one atomic ``dict.get``); adding one does.
+    takes no lock (one atomic ``parsed.get``, a header found there still has its
+    ``alg`` checked against the caller's); adding one does.
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._parsed: OrderedDict[bytes, _Header] = OrderedDict()
+        self.parsed: OrderedDict[bytes, _Header] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
-        found = self._parsed.get(segment)
-        if found is not None and found.alg in algorithms:
-            return found
+    def parse(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
+        """Check ``segment`` as a proof header for ``algorithms``, and remember it."""
         parsed = _parse_header(segment, algorithms)
         with self._lock:
-            self._parsed[segment] = parsed
-            if len(self._parsed) > self._size:
-                self._parsed.popitem(last=False)
+            self.parsed[segment] = parsed
+            if len(self.parsed) > self._size:
+                self.parsed.popitem(last=False)
         return parsed
 
 
@@ -312,21 +369,3 @@ def _parse_header(segment: bytes, algorithms: tuple[str, ...]) -> _Header:
     except InvalidKey:
         raise InvalidDpopProof("the proof's jwk is not a usable public key") from None
     return _Header(alg=key.alg, key=key, jkt=key.thumbprint())
-
-
-def _checked_signature(proof: str, algorithms: tuple[str, ...]) -> tuple[_Header, dict[str, Any]]:
-    if not proof or len(proof) > _MAX_PROOF:
-        raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    parts = proof.encode("ascii", "replace").split(b".")
-    if len(parts) != 3:
-        raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    head, body, signature = parts
-    header = _HEADERS.get(head, algorithms)
-    try:
-        claims = decode_segment(body, what="payload")
-        raw_signature = b64url_decode(signature)
-    except (MalformedToken, ValueError):
-        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
-    if not header.key.verify(head + b"." + body, raw_signature):
-        raise InvalidDpopProof("the proof's signature is wrong")
-    return header, claims
