@@ -12,7 +12,6 @@ This module imports nothing of the server or the SDK: both check proofs here.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -86,16 +85,16 @@ class ReplayCache:
 
     Bounded: past ``max_entries`` the oldest entries go first. Thread-safe without a
     lock on the way of a proof: recording a key is one atomic ``dict.setdefault``
-    (under the GIL), stamped with a number no other call gets, so of two requests
-    carrying one proof exactly one sees its own stamp come back.
+    (under the GIL) of an entry object no other call has, so of two requests
+    carrying one proof exactly one sees its own entry come back.
     """
 
     def __init__(self, *, max_entries: int = 100_000, clock: Any = time.time) -> None:
-        self._seen: dict[str, int] = {}
-        # (expires_at, key) in the order recorded: what to drop first, without
-        # scanning the dict (deleting from the front of a dict leaves holes behind).
+        self._seen: dict[str, tuple[float, str]] = {}
+        # The same (expires_at, key) entries in the order recorded: what to drop
+        # first, without scanning the dict (deleting from the front of a dict leaves
+        # holes behind).
         self._order: deque[tuple[float, str]] = deque()
-        self._stamps = itertools.count(1)
         self._pruning = threading.Lock()
         self._max = max_entries
         self._clock = clock
@@ -105,12 +104,12 @@ class ReplayCache:
 
     def first_use(self, key: str, expires_at: float) -> bool:
         """Record ``key`` until ``expires_at``; whether it was not seen before."""
-        stamp = next(self._stamps)
+        entry = (expires_at, key)
         seen = self._seen
-        if seen.setdefault(key, stamp) != stamp:
+        if seen.setdefault(key, entry) is not entry:
             return False
         order = self._order
-        order.append((expires_at, key))
+        order.append(entry)
         if len(seen) > self._max:
             # Full: the oldest goes, expired or not. ``popleft`` hands each entry to
             # one caller only, so racing callers drop distinct entries, no lock.
@@ -118,7 +117,7 @@ class ReplayCache:
                 seen.pop(order.popleft()[1], None)
             except IndexError:  # other callers emptied it meanwhile
                 pass
-        elif not stamp & 0xFF:
+        elif not len(order) & 0xFF:
             # Expired entries are dropped now and then, not on every proof: the
             # check of a proof should cost little more than its signature.
             self._prune()
