@@ -3,9 +3,9 @@
 The check of a proof remembers what repeats between requests (a client's parsed
 header, a token's ``ath``), records ``jti``s and evicts them without a lock, and
 reads the claims without the duplicate check when their commas rule duplicates
-out; each test here is
-an attack or a race that such a shortcut could get wrong. The HTTP faces (token
-endpoint, SDK adapters) are tested in ``tests/server`` and ``tests/acceptance``.
+out; each test here is an attack or a race that such a shortcut could get wrong.
+The HTTP faces (token endpoint, SDK adapters) are tested in ``tests/server`` and
+``tests/acceptance``.
 """
 
 from __future__ import annotations
