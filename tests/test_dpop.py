@@ -234,3 +234,14 @@ def test_a_full_replay_cache_under_racing_threads_keeps_its_bound() -> None:
 
     assert len(cache) == 50
     assert not any(cache.first_use(k, time.time() + 60) for k in fresh)
+
+
+def test_a_url_spelt_otherwise_is_compared_anew_for_every_request_url(key: Key) -> None:
+    spelt = "HTTPS://Orders.Internal:443/orders/7"
+    for _ in range(2):  # the second time both spellings are remembered
+        proof = _signed(key, _header(key), json.dumps(_claims(htu=spelt)))
+        assert _verify(proof).jkt == key.thumbprint()
+
+    proof = _signed(key, _header(key), json.dumps(_claims(htu=spelt)))
+    with pytest.raises(InvalidDpopProof, match="another URL"):
+        _verify(proof, url="https://orders.internal/orders/8")

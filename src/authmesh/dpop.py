@@ -11,6 +11,7 @@ This module imports nothing of the server or the SDK: both check proofs here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -272,13 +273,16 @@ def checked_proof(
 
 
 _NUMBER = (int, float)
+# A service has a handful of URLs and a client spells each one way: urllib's parse
+# once per spelling. Bounded (least recently used go first), and thread-safe.
+_normalized = functools.lru_cache(maxsize=1024)(normalize_htu)
 
 
 def _same_url(htu: object, url: str) -> bool:
     if not isinstance(htu, str):
         return False
     try:
-        return normalize_htu(htu) == normalize_htu(url)
+        return _normalized(htu) == _normalized(url)
     except ValueError:  # not a URL at all (a port that is no number, a broken IPv6 host)
         return False
 
