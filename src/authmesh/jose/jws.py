@@ -68,7 +68,7 @@ _DECODER = _JSON.decode
 # around it (every JWT we meet) skips ``decode``'s two whitespace regexes and its
 # Python frames. Anything else goes through ``decode``, which gives the same
 # answer or the same error.
-_SCAN_ONCE = _JSON.scan_once
+_SCAN_ONCE = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str) -> Any:
@@ -85,7 +85,7 @@ def _loads(text: str) -> Any:
 
 # The same scanner building dicts itself, with no Python hook per object; see
 # ``decode_flat_segment`` for when its answer can be trusted.
-_SCAN_PLAIN = json.JSONDecoder(parse_constant=_no_constants).scan_once
+_SCAN_PLAIN = json.JSONDecoder(parse_constant=_no_constants).scan_once  # type: ignore[attr-defined]
 
 
 def decode_flat_segment(segment: bytes, *, what: str) -> dict[str, Any]:
