@@ -262,7 +262,8 @@ def checked_proof(
     if iat < now - max_age - leeway:
         raise InvalidDpopProof("the proof is too old")
     if access_token is not None:
-        if claims.get("ath") != _TOKEN_HASHES.of(access_token):
+        ath = _TOKEN_HASHES.hashes.get(access_token) or _TOKEN_HASHES.of(access_token)
+        if claims.get("ath") != ath:
             raise InvalidDpopProof("the proof does not name this access token (ath)")
     elif "ath" in claims:
         raise InvalidDpopProof("a proof for the token endpoint names no access token")
@@ -296,17 +297,18 @@ class _TokenHashes:
     """
 
     def __init__(self, size: int = 4096) -> None:
-        self._hashes: OrderedDict[str, str] = OrderedDict()
+        #: Read directly on a proof's way (one ``get``), :meth:`of` when missing.
+        self.hashes: OrderedDict[str, str] = OrderedDict()
         self._size = size
 
     def of(self, access_token: str) -> str:
-        found = self._hashes.get(access_token)
+        found = self.hashes.get(access_token)
         if found is None:
             found = access_token_hash(access_token)
-            self._hashes[access_token] = found
-            if len(self._hashes) > self._size:
+            self.hashes[access_token] = found
+            if len(self.hashes) > self._size:
                 try:
-                    self._hashes.popitem(last=False)
+                    self.hashes.popitem(last=False)
                 except KeyError:  # another thread emptied it meanwhile
                     pass
         return found
