@@ -274,9 +274,10 @@ def checked_proof(
 
 
 _NUMBER = (int, float)
-# A service has a handful of URLs and a client spells each one way: urllib's parse
-# once per spelling. Bounded (least recently used go first), and thread-safe.
-_normalized = functools.lru_cache(maxsize=1024)(normalize_htu)
+# A client spells each URL of a service one way: urllib's parse once per spelling
+# lately seen. Bounded (least recently used go first; a proof is at most 8 KiB, so
+# at most a few MiB), and thread-safe.
+_normalized = functools.lru_cache(maxsize=256)(normalize_htu)
 
 
 def _same_url(htu: object, url: str) -> bool:
