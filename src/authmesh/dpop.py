@@ -257,9 +257,9 @@ def checked_proof(
     iat = claims.get("iat")
     if not isinstance(iat, _NUMBER) or isinstance(iat, bool):
         raise InvalidDpopProof("the proof needs a numeric iat")
-    if iat > now + leeway:
-        raise InvalidDpopProof("the proof is issued in the future")
-    if iat < now - max_age - leeway:
+    if not now - max_age - leeway <= iat <= now + leeway:
+        if iat > now + leeway:
+            raise InvalidDpopProof("the proof is issued in the future")
         raise InvalidDpopProof("the proof is too old")
     if access_token is not None:
         ath = _TOKEN_HASHES.hashes.get(access_token) or _TOKEN_HASHES.of(access_token)
