@@ -1,9 +1,11 @@
 """``authmesh.dpop`` on its own: what its shortcuts must never let through.
 
 The check of a proof remembers what repeats between requests (a client's parsed
-header, a token's ``ath``) and records ``jti``s without a lock; each test here is
-an attack or a race that such a shortcut could get wrong. The HTTP faces (token
-endpoint, SDK adapters) are tested in ``tests/server`` and ``tests/acceptance``.
+header, a token's ``ath``), records ``jti``s and evicts them without a lock, and
+reads the claims without the duplicate check when their commas rule duplicates
+out; each test here is an attack or a race that such a shortcut could get wrong.
+The HTTP faces (token endpoint, SDK adapters) are tested in ``tests/server`` and
+``tests/acceptance``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from authmesh import dpop as dpop_module
 from authmesh.dpop import ReplayCache, make_proof, verify_proof
 from authmesh.errors import InvalidDpopProof
 from authmesh.jose import Key
@@ -165,3 +168,80 @@ def test_of_threads_recording_one_proof_exactly_one_wins() -> None:
 
     assert len(wins) == 4
     assert sum(wins) == len(keys)
+
+
+def test_a_duplicate_claim_behind_a_comma_in_a_value_is_refused(key: Key) -> None:
+    payload = '{"jti":"a,b","htm":"GET","htu":"https://evil.example/x","htu":"%s","iat":%d}'
+    proof = _signed(key, _header(key), payload % (URL, int(time.time())))
+
+    with pytest.raises(InvalidDpopProof, match="base64url JSON"):
+        _verify(proof)
+
+
+def test_a_claim_with_a_comma_is_read_all_the_same(key: Key) -> None:
+    proof = _signed(key, _header(key), json.dumps(_claims(jti="a,b", nonce="x,y")))
+
+    assert _verify(proof).jti == "a,b"
+
+
+def test_a_remembered_header_key_never_checks_a_proof_naming_another_key(key: Key) -> None:
+    other = Key.generate("ES256")
+    _verify(make_proof(key, method="GET", url=URL))  # key's header is remembered now
+
+    # other's header, signed by key: the remembered key must not be the one used.
+    forged = _signed(key, _header(other), json.dumps(_claims()))
+    with pytest.raises(InvalidDpopProof, match="signature"):
+        _verify(forged)
+    assert _verify(make_proof(other, method="GET", url=URL)).jkt == other.thumbprint()
+    assert _verify(make_proof(key, method="GET", url=URL)).jkt == key.thumbprint()
+
+
+def test_the_header_memo_holds_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    memo = dpop_module._HeaderMemo(size=2)
+    monkeypatch.setattr(dpop_module, "_HEADERS", memo)
+    keys = [Key.generate("EdDSA") for _ in range(4)]
+
+    for client in keys * 2:  # every header pushed out before it comes round again
+        proof = make_proof(client, method="GET", url=URL)
+        assert _verify(proof).jkt == client.thumbprint()
+        assert len(memo.parsed) <= 2
+
+
+def test_a_full_replay_cache_under_racing_threads_keeps_its_bound() -> None:
+    cache = ReplayCache(max_entries=50)
+    start = threading.Barrier(4)
+
+    def record(thread: int) -> None:
+        start.wait(timeout=10)
+        for i in range(2000):
+            cache.first_use(f"t{thread}:{i}", time.time() + 60)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        sys.setswitchinterval(interval)
+    # Each key the racers recorded was evicted through its own entry: none was
+    # left behind to hold a place for ever, so fresh keys fill the bound exactly.
+    fresh = [f"fresh:{i}" for i in range(50)]
+    for k in fresh:
+        assert cache.first_use(k, time.time() + 60)
+
+    assert len(cache) == 50
+    assert not any(cache.first_use(k, time.time() + 60) for k in fresh)
+
+
+def test_a_url_spelt_otherwise_is_compared_anew_for_every_request_url(key: Key) -> None:
+    spelt = "HTTPS://Orders.Internal:443/orders/7"
+    for _ in range(2):  # the second time both spellings are remembered
+        proof = _signed(key, _header(key), json.dumps(_claims(htu=spelt)))
+        assert _verify(proof).jkt == key.thumbprint()
+
+    proof = _signed(key, _header(key), json.dumps(_claims(htu=spelt)))
+    with pytest.raises(InvalidDpopProof, match="another URL"):
+        _verify(proof, url="https://orders.internal/orders/8")

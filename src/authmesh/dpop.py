@@ -11,8 +11,8 @@ This module imports nothing of the server or the SDK: both check proofs here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from authmesh.errors import InvalidDpopProof, InvalidKey
 from authmesh.jose.b64 import b64url_decode, b64url_encode
 from authmesh.jose.errors import MalformedToken
-from authmesh.jose.jws import decode_segment
+from authmesh.jose.jws import decode_flat_segment, decode_segment
 from authmesh.jose.keys import Key
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "DpopProof",
     "ReplayCache",
     "access_token_hash",
+    "checked_proof",
     "make_proof",
     "normalize_htu",
     "verify_proof",
@@ -85,16 +86,16 @@ class ReplayCache:
 
     Bounded: past ``max_entries`` the oldest entries go first. Thread-safe without a
     lock on the way of a proof: recording a key is one atomic ``dict.setdefault``
-    (under the GIL), stamped with a number no other call gets, so of two requests
-    carrying one proof exactly one sees its own stamp come back.
+    (under the GIL) of an entry object no other call has, so of two requests
+    carrying one proof exactly one sees its own entry come back.
     """
 
     def __init__(self, *, max_entries: int = 100_000, clock: Any = time.time) -> None:
-        self._seen: dict[str, int] = {}
-        # (expires_at, key) in the order recorded: what to drop first, without
-        # scanning the dict (deleting from the front of a dict leaves holes behind).
+        self._seen: dict[str, tuple[float, str]] = {}
+        # The same (expires_at, key) entries in the order recorded: what to drop
+        # first, without scanning the dict (deleting from the front of a dict leaves
+        # holes behind).
         self._order: deque[tuple[float, str]] = deque()
-        self._stamps = itertools.count(1)
         self._pruning = threading.Lock()
         self._max = max_entries
         self._clock = clock
@@ -104,14 +105,22 @@ class ReplayCache:
 
     def first_use(self, key: str, expires_at: float) -> bool:
         """Record ``key`` until ``expires_at``; whether it was not seen before."""
-        stamp = next(self._stamps)
+        entry = (expires_at, key)
         seen = self._seen
-        if seen.setdefault(key, stamp) != stamp:
+        if seen.setdefault(key, entry) is not entry:
             return False
-        self._order.append((expires_at, key))
-        # Expired entries are dropped now and then, not on every proof: the check
-        # of a proof should cost little more than its signature.
-        if len(seen) > self._max or not stamp & 0xFF:
+        order = self._order
+        order.append(entry)
+        if len(seen) > self._max:
+            # Full: the oldest goes, expired or not. ``popleft`` hands each entry to
+            # one caller only, so racing callers drop distinct entries, no lock.
+            try:
+                seen.pop(order.popleft()[1], None)
+            except IndexError:  # other callers emptied it meanwhile
+                pass
+        elif not len(order) & 0xFF:
+            # Expired entries are dropped now and then, not on every proof: the
+            # check of a proof should cost little more than its signature.
             self._prune()
         return True
 
@@ -122,12 +131,17 @@ class ReplayCache:
         try:
             now = self._clock()
             seen, order = self._seen, self._order
-            while order:
-                until, oldest = order[0]
-                if until > now and len(seen) <= self._max:
+            while True:
+                # Taken off atomically, then put back if it stays: a caller evicting
+                # concurrently (above) can never take the same entry.
+                try:
+                    entry = order.popleft()
+                except IndexError:
                     break
-                order.popleft()
-                seen.pop(oldest, None)
+                if entry[0] > now and len(seen) <= self._max:
+                    order.appendleft(entry)
+                    break
+                seen.pop(entry[1], None)
         finally:
             self._pruning.release()
 
@@ -185,7 +199,51 @@ def verify_proof(
     Raises:
         InvalidDpopProof: any check fails; the message says which.
     """
-    header, claims = _checked_signature(proof, algorithms)
+    jkt, jti, iat = checked_proof(
+        proof, method, url, now, access_token, max_age, leeway, replay, algorithms
+    )
+    return DpopProof(jkt, jti, iat)
+
+
+def checked_proof(
+    proof: str,
+    method: str,
+    url: str,
+    now: float,
+    access_token: str | None,
+    max_age: float,
+    leeway: float,
+    replay: ReplayCache | None,
+    algorithms: tuple[str, ...] = ALGORITHMS,
+) -> tuple[str, str, float]:
+    """:func:`verify_proof`'s checks, with positional arguments and a bare tuple.
+
+    For the check on every request of a service, which needs only the ``jkt``:
+    no keyword parsing and no :class:`DpopProof` to build.
+
+    Returns:
+        The proof's ``jkt``, ``jti`` and ``iat``.
+
+    Raises:
+        InvalidDpopProof: any check fails; the message says which.
+    """
+    # One function, not a few: on a proof's way each call costs as much as a check.
+    if not proof or len(proof) > _MAX_PROOF:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    parts = proof.encode("ascii", "replace").split(b".")
+    if len(parts) != 3:
+        raise InvalidDpopProof("the DPoP header is not a compact JWT")
+    head, body, signature = parts
+    header = _HEADERS.parsed.get(head)
+    if header is None or header.alg not in algorithms:
+        header = _HEADERS.parse(head, algorithms)
+    try:
+        claims = decode_flat_segment(body, what="payload")
+        raw_signature = b64url_decode(signature)
+    except (MalformedToken, ValueError):
+        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
+    if not header.key.verify(head + b"." + body, raw_signature):
+        raise InvalidDpopProof("the proof's signature is wrong")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
         raise InvalidDpopProof("the proof needs a jti")
@@ -199,29 +257,34 @@ def verify_proof(
     iat = claims.get("iat")
     if not isinstance(iat, _NUMBER) or isinstance(iat, bool):
         raise InvalidDpopProof("the proof needs a numeric iat")
-    if iat > now + leeway:
-        raise InvalidDpopProof("the proof is issued in the future")
-    if iat < now - max_age - leeway:
+    if not now - max_age - leeway <= iat <= now + leeway:
+        if iat > now + leeway:
+            raise InvalidDpopProof("the proof is issued in the future")
         raise InvalidDpopProof("the proof is too old")
     if access_token is not None:
-        if claims.get("ath") != _TOKEN_HASHES.of(access_token):
+        ath = _TOKEN_HASHES.hashes.get(access_token) or _TOKEN_HASHES.of(access_token)
+        if claims.get("ath") != ath:
             raise InvalidDpopProof("the proof does not name this access token (ath)")
     elif "ath" in claims:
         raise InvalidDpopProof("a proof for the token endpoint names no access token")
     jkt = header.jkt
     if replay is not None and not replay.first_use(f"{jkt}:{jti}", iat + max_age + leeway):
         raise InvalidDpopProof("the proof was used before")
-    return DpopProof(jkt=jkt, jti=jti, iat=float(iat))
+    return jkt, jti, float(iat)
 
 
 _NUMBER = (int, float)
+# A client spells each URL of a service one way: urllib's parse once per spelling
+# lately seen. Bounded (least recently used go first; a proof is at most 8 KiB, so
+# at most a few MiB), and thread-safe.
+_normalized = functools.lru_cache(maxsize=256)(normalize_htu)
 
 
 def _same_url(htu: object, url: str) -> bool:
     if not isinstance(htu, str):
         return False
     try:
-        return normalize_htu(htu) == normalize_htu(url)
+        return _normalized(htu) == _normalized(url)
     except ValueError:  # not a URL at all (a port that is no number, a broken IPv6 host)
         return False
 
@@ -235,17 +298,18 @@ class _TokenHashes:
     """
 
     def __init__(self, size: int = 4096) -> None:
-        self._hashes: OrderedDict[str, str] = OrderedDict()
+        #: Read directly on a proof's way (one ``get``), :meth:`of` when missing.
+        self.hashes: OrderedDict[str, str] = OrderedDict()
         self._size = size
 
     def of(self, access_token: str) -> str:
-        found = self._hashes.get(access_token)
+        found = self.hashes.get(access_token)
         if found is None:
             found = access_token_hash(access_token)
-            self._hashes[access_token] = found
-            if len(self._hashes) > self._size:
+            self.hashes[access_token] = found
+            if len(self.hashes) > self._size:
                 try:
-                    self._hashes.popitem(last=False)
+                    self.hashes.popitem(last=False)
                 except KeyError:  # another thread emptied it meanwhile
                     pass
         return found
@@ -269,23 +333,22 @@ class _HeaderMemo:
     A client signs every proof with the same key, so every proof it sends has
     the same header segment: decoding it, importing the JWK and hashing its
     thumbprint once leaves the signature check as the cost of a proof. A lookup
-    takes no lock (one atomic ``dict.get``); adding one does.
+    takes no lock (one atomic ``parsed.get``, a header found there still has its
+    ``alg`` checked against the caller's); adding one does.
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._parsed: OrderedDict[bytes, _Header] = OrderedDict()
+        self.parsed: OrderedDict[bytes, _Header] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
-        found = self._parsed.get(segment)
-        if found is not None and found.alg in algorithms:
-            return found
+    def parse(self, segment: bytes, algorithms: tuple[str, ...]) -> _Header:
+        """Check ``segment`` as a proof header for ``algorithms``, and remember it."""
         parsed = _parse_header(segment, algorithms)
         with self._lock:
-            self._parsed[segment] = parsed
-            if len(self._parsed) > self._size:
-                self._parsed.popitem(last=False)
+            self.parsed[segment] = parsed
+            if len(self.parsed) > self._size:
+                self.parsed.popitem(last=False)
         return parsed
 
 
@@ -312,21 +375,3 @@ def _parse_header(segment: bytes, algorithms: tuple[str, ...]) -> _Header:
     except InvalidKey:
         raise InvalidDpopProof("the proof's jwk is not a usable public key") from None
     return _Header(alg=key.alg, key=key, jkt=key.thumbprint())
-
-
-def _checked_signature(proof: str, algorithms: tuple[str, ...]) -> tuple[_Header, dict[str, Any]]:
-    if not proof or len(proof) > _MAX_PROOF:
-        raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    parts = proof.encode("ascii", "replace").split(b".")
-    if len(parts) != 3:
-        raise InvalidDpopProof("the DPoP header is not a compact JWT")
-    head, body, signature = parts
-    header = _HEADERS.get(head, algorithms)
-    try:
-        claims = decode_segment(body, what="payload")
-        raw_signature = b64url_decode(signature)
-    except (MalformedToken, ValueError):
-        raise InvalidDpopProof("the proof is not valid base64url JSON") from None
-    if not header.key.verify(head + b"." + body, raw_signature):
-        raise InvalidDpopProof("the proof's signature is wrong")
-    return header, claims

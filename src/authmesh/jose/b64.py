@@ -25,6 +25,7 @@ for _i, _c in enumerate(_ALPHABET):
 # Mask of the bits a final character must leave zero, and the padding, by len % 4.
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)
 _PADDING = (b"", b"", b"==", b"=")
+_A2B = binascii.a2b_base64
 
 
 def b64url_encode(data: bytes) -> bytes:
@@ -40,13 +41,12 @@ def b64url_decode(segment: bytes) -> bytes:
             length, or non-zero unused bits in the last character.
     """
     remainder = len(segment) & 3
-    if remainder == 1:
-        raise ValueError("not base64url")
-    if remainder and _VALUE[segment[-1]] & _UNUSED_BITS[remainder]:  # -1 & mask is non-zero
-        raise ValueError("not canonical base64url")
+    if remainder:
+        if remainder == 1:
+            raise ValueError("not base64url")
+        if _VALUE[segment[-1]] & _UNUSED_BITS[remainder]:  # -1 & mask is non-zero
+            raise ValueError("not canonical base64url")
     try:
-        return binascii.a2b_base64(
-            segment.translate(_TO_STANDARD) + _PADDING[remainder], strict_mode=True
-        )
+        return _A2B(segment.translate(_TO_STANDARD) + _PADDING[remainder], strict_mode=True)
     except binascii.Error as exc:
         raise ValueError("not base64url") from exc

@@ -33,6 +33,7 @@ __all__ = [
     "FORBIDDEN_HEADERS",
     "VerifiedJWS",
     "VerifiedToken",
+    "decode_flat_segment",
     "decode_segment",
     "sign_jwt",
     "verify_jws",
@@ -67,7 +68,7 @@ _DECODER = _JSON.decode
 # around it (every JWT we meet) skips ``decode``'s two whitespace regexes and its
 # Python frames. Anything else goes through ``decode``, which gives the same
 # answer or the same error.
-_SCAN_ONCE = _JSON.scan_once
+_SCAN_ONCE = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str) -> Any:
@@ -80,6 +81,34 @@ def _loads(text: str) -> Any:
             if end == len(text):
                 return obj
     return _DECODER(text)
+
+
+# The same scanner building dicts itself, with no Python hook per object; see
+# ``decode_flat_segment`` for when its answer can be trusted.
+_SCAN_PLAIN = json.JSONDecoder(parse_constant=_no_constants).scan_once  # type: ignore[attr-defined]
+
+
+def decode_flat_segment(segment: bytes, *, what: str) -> dict[str, Any]:
+    """:func:`decode_segment`, quicker for an object without commas in its values.
+
+    The object is read without the duplicate check first, then kept only if it
+    has one member more than its text has commas. Every member but the first
+    follows a comma, so it then has no member twice, and its values hold no comma
+    at all: no nested object has a second member to repeat a name with. Anything
+    else (a comma in a string or between an array's items) is read again by
+    :func:`decode_segment`, which gives the same answer or the same refusal.
+
+    Raises:
+        MalformedToken: as :func:`decode_segment`.
+    """
+    try:
+        text = b64url_decode(segment).decode("utf-8")
+        obj, end = _SCAN_PLAIN(text, 0)
+    except (ValueError, UnicodeDecodeError, RecursionError, StopIteration):
+        return decode_segment(segment, what=what)
+    if end != len(text) or type(obj) is not dict or len(obj) != text.count(",") + 1:
+        return decode_segment(segment, what=what)
+    return obj
 
 
 def decode_segment(segment: bytes, *, what: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Sequence
 
 import httpx
 
-from authmesh.dpop import ReplayCache, make_proof, verify_proof
+from authmesh.dpop import ReplayCache, checked_proof, make_proof
 from authmesh.errors import DpopRequired, InvalidDpopProof
 from authmesh.jose import Key
 from authmesh.jose.policy import Clock
@@ -75,17 +75,17 @@ class ProofChecker:
             raise DpopRequired("the token is not bound to a DPoP key: send it as a bearer token")
         if len(proofs) != 1 or "," in proofs[0]:
             raise InvalidDpopProof("send exactly one DPoP proof")
-        proof = verify_proof(
+        jkt, _, _ = checked_proof(
             proofs[0],
-            method=method,
-            url=url(),
-            now=self._clock(),
-            access_token=principal.token,
-            max_age=self.max_age,
-            leeway=self.leeway,
-            replay=self.replay,
+            method,
+            url(),
+            self._clock(),
+            principal.token,
+            self.max_age,
+            self.leeway,
+            self.replay,
         )
-        if proof.jkt != bound:
+        if jkt != bound:
             raise InvalidDpopProof("the proof is signed by another key than the token is bound to")
 
 
