@@ -92,7 +92,7 @@ async def authorization_code_grant(
     """
     cursors: list[int] = []
     opened: Opened | None = None
-    async with ctx.db.transaction() as session:
+    async with ctx.db.transaction(short=True) as session:
         read, found = await code_store.load_client_and_exchange(
             session, creds.client_id, None if code is None else hash_secret(code)
         )
