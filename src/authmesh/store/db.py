@@ -269,7 +269,7 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error.
 
         ``short``: only a few small statements (a request's), which on SQLite may then
-        run in the event loop's thread (see :func:`~authmesh.store.sqlite_driver.inline_statements`).
+        run in the event loop's thread (see :func:`.sqlite_driver.inline_statements`).
         """
         async with self.sessions() as session, session.begin():
             with self._statements(short):
