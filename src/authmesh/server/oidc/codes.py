@@ -9,6 +9,7 @@ second presenter may be the thief, or the first one was.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ from authmesh.store import codes as code_store
 from authmesh.store import sessions as session_store
 from authmesh.store.codes import Exchange
 from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.rows import detached
 
 __all__ = ["authorization_code_grant", "issue_code"]
 
@@ -174,40 +176,57 @@ async def _use(
     now = ctx.now()
     good = _usable(found, redirect_uri, verifier, now)
     sid = session_store.new_session_id() if good else None
-    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid):
+    opening: dict[str, Any] | None = None
+    refresh_row: dict[str, Any] | None = None
+    refresh: str | None = None
+    if good:
+        assert found.browser_expires_at is not None and found.browser_auth_time is not None
+        settings = ctx.settings
+        opening = session_store.session_values(
+            session_id=sid,
+            user_id=found.user.id,
+            client_id=client.client_id,
+            scope=found.scope,
+            audiences=found.audiences,
+            now=now,
+            expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
+            auth_time=found.browser_auth_time,
+            parent_id=found.browser_session_id,
+            amr=found.browser_amr or ["pwd"],
+            dpop_jkt=public_client_binding(client, dpop_jkt),
+        )
+        if "refresh_token" in client.grant_types:
+            refresh = new_secret()
+            refresh_row = {
+                "token_hash": hash_secret(refresh),
+                "created_at": now,
+                "expires_at": min(now + settings.refresh_idle_ttl, opening["expires_at"]),
+            }
+    if opening is not None and not ctx.db.is_sqlite:
+        # PostgreSQL: the code used and the session opened in one round trip.
+        used = await code_store.use_code_opening(
+            session, found.code_hash, now=now, opening=opening, refresh=refresh_row
+        )
+    else:
+        used = await code_store.use_code(session, found.code_hash, now=now, session_id=sid)
+    if not used:
         # Another exchange used it since the read: its update committed while this one
         # waited for the row (PostgreSQL). A replay after all.
         _, used_by = await code_store.load_use(session, found.code_hash)
         return UsedBefore(used_by)
-    if not good:
+    if opening is None:
         return None
-    assert found.browser_expires_at is not None and found.browser_auth_time is not None
-    settings = ctx.settings
-    opened = await session_store.create_session(
-        session,
-        session_id=sid,
-        user_id=found.user.id,
-        client_id=client.client_id,
-        scope=found.scope,
-        audiences=found.audiences,
-        now=now,
-        expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
-        auth_time=found.browser_auth_time,
-        parent_id=found.browser_session_id,
-        amr=found.browser_amr or ["pwd"],
-        dpop_jkt=public_client_binding(client, dpop_jkt),
-    )
-    refresh = None
-    if "refresh_token" in client.grant_types:
-        refresh = new_secret()
-        await session_store.add_refresh_token(
-            session,
-            token_hash=hash_secret(refresh),
-            session_id=opened.id,
-            now=now,
-            expires_at=min(now + settings.refresh_idle_ttl, opened.expires_at),
-        )
-    return Opened(opened, found.user, found.roles, refresh)
+    if ctx.db.is_sqlite:
+        await session_store.insert_session(session, opening)
+        if refresh_row is not None:
+            await session_store.add_refresh_token(
+                session,
+                token_hash=refresh_row["token_hash"],
+                session_id=opening["id"],
+                now=now,
+                expires_at=refresh_row["expires_at"],
+            )
+    return Opened(detached(SessionRow, opening), found.user, found.roles, refresh)
 
 
 def _tokens(
