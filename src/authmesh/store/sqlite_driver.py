@@ -96,13 +96,14 @@ class _OneHopCursor:
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _OneHopCursor:
         """Execute one statement and fetch its rows, in one hand-off."""
-        params = () if parameters is None else parameters
+        params: Any = () if parameters is None else parameters
         await self._send(lambda c: c.execute(sql, params))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _OneHopCursor:
         """Execute one statement for each parameter set, in one hand-off."""
-        await self._send(lambda c: c.executemany(sql, parameters))
+        sets: Any = parameters
+        await self._send(lambda c: c.executemany(sql, sets))
         return self
 
     async def _send(self, call: _Call) -> None:
