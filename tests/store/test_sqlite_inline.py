@@ -33,7 +33,7 @@ async def test_a_short_transaction_hands_off_only_its_begin_and_commit(
     async def counting(self: OneHopConnection, fn: object, *args: object) -> object:
         nonlocal hand_offs
         hand_offs += 1
-        return await real_execute(self, fn, *args)
+        return await real_execute(self, fn, *args)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(OneHopConnection, "_execute", counting)
     async with sqlite_db.transaction(short=True) as session:
