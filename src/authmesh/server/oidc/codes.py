@@ -79,11 +79,12 @@ async def authorization_code_grant(
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
-    One transaction: one read of the client with the code, its browser sign-in,
-    user and roles; one update marks the code used and binds it to the session
-    its tokens belong to, which is then opened. Of two concurrent exchanges of
-    one code, one update uses it; the other finds it used and ends the session
-    the first opened, as for any replay.
+    One read of the client with the code, its browser sign-in, user and roles;
+    one update marks the code used and binds it to the session its tokens belong
+    to, which is then opened (in one transaction on SQLite; in one statement on
+    PostgreSQL). Of two concurrent exchanges of one code, one update uses it; the
+    other finds it used and ends the session the first opened, as for any replay
+    (in a transaction of its own).
 
     Raises:
         InvalidClient: the client credentials do not prove a registered client.
@@ -94,7 +95,14 @@ async def authorization_code_grant(
     """
     cursors: list[int] = []
     opened: Opened | None = None
-    async with ctx.db.transaction(short=True) as session:
+    replayed: UsedBefore | None = None
+    # SQLite: one transaction, which takes the write lock at once (BEGIN IMMEDIATE).
+    # PostgreSQL: the read locks nothing, and the code is used and its session opened
+    # in one statement, which needs no transaction around it.
+    statements = (
+        ctx.db.transaction(short=True) if ctx.db.is_sqlite else ctx.db.autocommit(short=True)
+    )
+    async with statements as session:
         read, found = await code_store.load_client_and_exchange(
             session, creds.client_id, None if code is None else hash_secret(code)
         )
@@ -111,12 +119,14 @@ async def authorization_code_grant(
                 else await _use(ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt)
             )
             if isinstance(outcome, UsedBefore):
-                info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-                cursors = await _end_replayed(
-                    ctx, session, found.client_id, outcome.session_id, info
-                )
+                replayed = outcome
             else:
                 opened = outcome
+    if replayed is not None:
+        assert found is not None  # a replay only of a found code
+        info = RequestInfo(client_ip=client_ip, actor=client.client_id)
+        async with ctx.db.transaction(short=True) as session:
+            cursors = await _end_replayed(ctx, session, found.client_id, replayed.session_id, info)
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
