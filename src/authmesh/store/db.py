@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.util import await_only
 from authmesh.errors import ConfigError
 from authmesh.store.outages import database_outage
 from authmesh.store.private_files import create_private_file, private_dir
-from authmesh.store.sqlite_driver import OneHopConnection, connector
+from authmesh.store.sqlite_driver import OneHopConnection, connector, inline_statements
 
 __all__ = [
     "Database",
@@ -265,22 +265,32 @@ class Database:
                     terminate()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
+    async def transaction(self, *, short: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        ``short``: only a few small statements (a request's), which on SQLite may then
+        run in the event loop's thread (see :func:`.sqlite_driver.inline_statements`).
+        """
         async with self.sessions() as session, session.begin():
-            yield session
+            with self._statements(short):
+                yield session
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+    async def autocommit(self, *, short: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose statements each commit on their own, with no transaction
         around them: for reads, and a write that needs no other statement with it.
 
         It spares a transaction's BEGIN and COMMIT (two round trips on PostgreSQL;
         on SQLite, the write lock a transaction takes at once). Each statement sees
         what was committed when it runs, as in a READ COMMITTED transaction.
+        ``short`` as for :meth:`transaction`.
         """
         async with self._autocommit_sessions() as session:
-            yield session
+            with self._statements(short):
+                yield session
+
+    def _statements(self, short: bool) -> AbstractContextManager[None]:
+        return inline_statements() if short and self.is_sqlite else nullcontext()
 
     async def has_tables(self) -> bool:
         """Whether migrations ever ran here (the Alembic version table exists)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +25,13 @@ __all__ = [
     "get_refresh_token",
     "get_session",
     "get_user_session",
+    "insert_session",
     "load_rotation",
     "mark_refresh_used",
     "new_session_id",
     "open_sessions",
     "reread_use",
+    "session_values",
     "touch_session",
 ]
 
@@ -114,6 +117,42 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
+def session_values(
+    *,
+    user_id: str,
+    client_id: str,
+    scope: str,
+    audiences: Sequence[str],
+    now: float,
+    expires_at: float,
+    auth_time: float | None = None,
+    parent_id: str | None = None,
+    browser_secret_hash: str | None = None,
+    amr: Sequence[str] | None = None,
+    session_id: str | None = None,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+    dpop_jkt: str | None = None,
+) -> dict[str, Any]:
+    """The columns of a new session (see :func:`create_session`)."""
+    return {
+        "id": session_id or new_session_id(),
+        "user_id": user_id,
+        "client_id": client_id,
+        "scope": scope,
+        "audiences": list(audiences),
+        "auth_time": now if auth_time is None else auth_time,
+        "last_used_at": now,
+        "expires_at": expires_at,
+        "parent_id": parent_id,
+        "browser_secret_hash": browser_secret_hash,
+        "amr": None if amr is None else list(amr),
+        "client_ip": client_ip,
+        "user_agent": None if user_agent is None else user_agent[:300],
+        "dpop_jkt": dpop_jkt,
+    }
+
+
 async def create_session(
     session: AsyncSession,
     *,
@@ -136,26 +175,31 @@ async def create_session(
 
     ``session_id`` is the id to give it, when the caller had to name it first.
     """
-    values = {
-        "id": session_id or new_session_id(),
-        "user_id": user_id,
-        "client_id": client_id,
-        "scope": scope,
-        "audiences": list(audiences),
-        "auth_time": now if auth_time is None else auth_time,
-        "last_used_at": now,
-        "expires_at": expires_at,
-        "parent_id": parent_id,
-        "browser_secret_hash": browser_secret_hash,
-        "amr": None if amr is None else list(amr),
-        "client_ip": client_ip,
-        "user_agent": None if user_agent is None else user_agent[:300],
-        "dpop_jkt": dpop_jkt,
-    }
+    values = session_values(
+        user_id=user_id,
+        client_id=client_id,
+        scope=scope,
+        audiences=audiences,
+        now=now,
+        expires_at=expires_at,
+        auth_time=auth_time,
+        parent_id=parent_id,
+        browser_secret_hash=browser_secret_hash,
+        amr=amr,
+        session_id=session_id,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        dpop_jkt=dpop_jkt,
+    )
+    await insert_session(session, values)
+    return detached(SessionRow, values)
+
+
+async def insert_session(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Store a session made of :func:`session_values`."""
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
     await session.execute(insert(_SESSIONS), values)
-    return detached(SessionRow, values)
 
 
 async def get_session(session: AsyncSession, sid: str) -> SessionRow | None:

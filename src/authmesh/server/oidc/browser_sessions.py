@@ -68,7 +68,7 @@ async def read_sign_in(
     No user is looked up for an unknown client: the form is refused before any
     password is checked.
     """
-    async with ctx.db.autocommit() as session:  # one read: no transaction around it
+    async with ctx.db.autocommit(short=True) as session:  # one read: no transaction around it
         return await sign_in_store.load_client_and_user(session, client_id, username)
 
 
@@ -86,7 +86,7 @@ async def open_sign_in(
     run ``then`` in its transaction (see :func:`sign_in`)."""
     secret = new_secret()
     now = ctx.now()
-    async with ctx.db.transaction() as session:
+    async with ctx.db.transaction(short=True) as session:
         if new_hash is not None:
             row = await user_store.get_user_by_id(session, found.id, for_update=True)
             if row is not None:
@@ -126,7 +126,7 @@ async def current_browser_session(ctx: ServerContext, cookie: str | None) -> Bro
     """The live browser session the cookie names, or ``None`` (ended, expired, blocked)."""
     if not cookie:
         return None
-    async with ctx.db.autocommit() as session:  # one read: no transaction around it
+    async with ctx.db.autocommit(short=True) as session:  # one read: no transaction around it
         return await find_browser_session(session, ctx, cookie)
 
 

@@ -9,6 +9,7 @@ second presenter may be the thief, or the first one was.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ from authmesh.store import codes as code_store
 from authmesh.store import sessions as session_store
 from authmesh.store.codes import Exchange
 from authmesh.store.models import ClientRow, SessionRow, UserRow
+from authmesh.store.rows import detached
 
 __all__ = ["authorization_code_grant", "issue_code"]
 
@@ -77,11 +79,12 @@ async def authorization_code_grant(
 ) -> TokenResponse:
     """Exchange a code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
 
-    One transaction: one read of the client with the code, its browser sign-in,
-    user and roles; one update marks the code used and binds it to the session
-    its tokens belong to, which is then opened. Of two concurrent exchanges of
-    one code, one update uses it; the other finds it used and ends the session
-    the first opened, as for any replay.
+    One read of the client with the code, its browser sign-in, user and roles;
+    one update marks the code used and binds it to the session its tokens belong
+    to, which is then opened (in one transaction on SQLite; in one statement on
+    PostgreSQL). Of two concurrent exchanges of one code, one update uses it; the
+    other finds it used and ends the session the first opened, as for any replay
+    (in a transaction of its own).
 
     Raises:
         InvalidClient: the client credentials do not prove a registered client.
@@ -92,7 +95,14 @@ async def authorization_code_grant(
     """
     cursors: list[int] = []
     opened: Opened | None = None
-    async with ctx.db.transaction() as session:
+    replayed: UsedBefore | None = None
+    # SQLite: one transaction, which takes the write lock at once (BEGIN IMMEDIATE).
+    # PostgreSQL: the read locks nothing, and the code is used and its session opened
+    # in one statement, which needs no transaction around it.
+    statements = (
+        ctx.db.transaction(short=True) if ctx.db.is_sqlite else ctx.db.autocommit(short=True)
+    )
+    async with statements as session:
         read, found = await code_store.load_client_and_exchange(
             session, creds.client_id, None if code is None else hash_secret(code)
         )
@@ -109,12 +119,14 @@ async def authorization_code_grant(
                 else await _use(ctx, session, client, found, redirect_uri, code_verifier, dpop_jkt)
             )
             if isinstance(outcome, UsedBefore):
-                info = RequestInfo(client_ip=client_ip, actor=client.client_id)
-                cursors = await _end_replayed(
-                    ctx, session, found.client_id, outcome.session_id, info
-                )
+                replayed = outcome
             else:
                 opened = outcome
+    if replayed is not None:
+        assert found is not None  # a replay only of a found code
+        info = RequestInfo(client_ip=client_ip, actor=client.client_id)
+        async with ctx.db.transaction(short=True) as session:
+            cursors = await _end_replayed(ctx, session, found.client_id, replayed.session_id, info)
     await publish.announce(ctx, cursors)
     if opened is None:
         raise InvalidGrant(_BAD_CODE)
@@ -174,40 +186,57 @@ async def _use(
     now = ctx.now()
     good = _usable(found, redirect_uri, verifier, now)
     sid = session_store.new_session_id() if good else None
-    if not await code_store.use_code(session, found.code_hash, now=now, session_id=sid):
+    opening: dict[str, Any] | None = None
+    refresh_row: dict[str, Any] | None = None
+    refresh: str | None = None
+    if good:
+        assert found.browser_expires_at is not None and found.browser_auth_time is not None
+        settings = ctx.settings
+        opening = session_store.session_values(
+            session_id=sid,
+            user_id=found.user.id,
+            client_id=client.client_id,
+            scope=found.scope,
+            audiences=found.audiences,
+            now=now,
+            expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
+            auth_time=found.browser_auth_time,
+            parent_id=found.browser_session_id,
+            amr=found.browser_amr or ["pwd"],
+            dpop_jkt=public_client_binding(client, dpop_jkt),
+        )
+        if "refresh_token" in client.grant_types:
+            refresh = new_secret()
+            refresh_row = {
+                "token_hash": hash_secret(refresh),
+                "created_at": now,
+                "expires_at": min(now + settings.refresh_idle_ttl, opening["expires_at"]),
+            }
+    if opening is not None and not ctx.db.is_sqlite:
+        # PostgreSQL: the code used and the session opened in one round trip.
+        used = await code_store.use_code_opening(
+            session, found.code_hash, now=now, opening=opening, refresh=refresh_row
+        )
+    else:
+        used = await code_store.use_code(session, found.code_hash, now=now, session_id=sid)
+    if not used:
         # Another exchange used it since the read: its update committed while this one
         # waited for the row (PostgreSQL). A replay after all.
         _, used_by = await code_store.load_use(session, found.code_hash)
         return UsedBefore(used_by)
-    if not good:
+    if opening is None:
         return None
-    assert found.browser_expires_at is not None and found.browser_auth_time is not None
-    settings = ctx.settings
-    opened = await session_store.create_session(
-        session,
-        session_id=sid,
-        user_id=found.user.id,
-        client_id=client.client_id,
-        scope=found.scope,
-        audiences=found.audiences,
-        now=now,
-        expires_at=min(now + settings.refresh_absolute_ttl, found.browser_expires_at),
-        auth_time=found.browser_auth_time,
-        parent_id=found.browser_session_id,
-        amr=found.browser_amr or ["pwd"],
-        dpop_jkt=public_client_binding(client, dpop_jkt),
-    )
-    refresh = None
-    if "refresh_token" in client.grant_types:
-        refresh = new_secret()
-        await session_store.add_refresh_token(
-            session,
-            token_hash=hash_secret(refresh),
-            session_id=opened.id,
-            now=now,
-            expires_at=min(now + settings.refresh_idle_ttl, opened.expires_at),
-        )
-    return Opened(opened, found.user, found.roles, refresh)
+    if ctx.db.is_sqlite:
+        await session_store.insert_session(session, opening)
+        if refresh_row is not None:
+            await session_store.add_refresh_token(
+                session,
+                token_hash=refresh_row["token_hash"],
+                session_id=opening["id"],
+                now=now,
+                expires_at=refresh_row["expires_at"],
+            )
+    return Opened(detached(SessionRow, opening), found.user, found.roles, refresh)
 
 
 def _tokens(

@@ -96,7 +96,7 @@ async def start_authorization(
             including ``prompt=none`` when the user would have to act.
     """
     client_id = requested_client_id(params)
-    async with ctx.db.autocommit() as session:
+    async with ctx.db.autocommit(short=True) as session:
         # One read of the client and the SSO session; the client is checked before
         # the sign-in is looked at.
         client, browser = await find_client_and_browser_session(session, ctx, client_id, cookie)
@@ -120,7 +120,7 @@ async def next_step(
         AuthorizationError: ``prompt=none`` and the user would have to act
             (``login_required``, ``consent_required``).
     """
-    async with ctx.db.autocommit() as session:  # as start_authorization
+    async with ctx.db.autocommit(short=True) as session:  # as start_authorization
         return await _decide(
             session,
             ctx,
