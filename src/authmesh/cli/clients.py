@@ -16,6 +16,7 @@ from authmesh.cli.server_context import (
     settings_from,
 )
 from authmesh.server import clients as client_service
+from authmesh.server.client_auth import TOKEN_EXCHANGE
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import NotFound
 
@@ -25,7 +26,7 @@ clients_app = typer.Typer(help="Register, list and remove OAuth clients.", no_ar
 _CLI = RequestInfo(actor="cli")
 Many = list[str] | None
 #: Short names for grant types that are URNs.
-GRANT_ALIASES = {"token-exchange": client_service.TOKEN_EXCHANGE}
+GRANT_ALIASES = {"token-exchange": TOKEN_EXCHANGE}
 
 
 @clients_app.command("add")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from authmesh.server import accounts, clients
+from authmesh.server.client_auth import TOKEN_EXCHANGE
 from authmesh.server.context import RequestInfo, ServerContext
 
 __all__ = ["DEMO_CLIENT", "WEBAPP_CLIENT", "move_webapp", "seed", "seed_webapp"]
@@ -83,7 +84,7 @@ async def seed(ctx: ServerContext, webapp_url: str) -> dict[str, str]:
         client_id="orders-svc",
         name="Orders service",
         # Its own calls (client credentials), and calls for the user (token exchange).
-        grant_types=["client_credentials", clients.TOKEN_EXCHANGE],
+        grant_types=["client_credentials", TOKEN_EXCHANGE],
         scopes=["catalog:read"],
         audiences=["catalog"],
         serves=["orders"],

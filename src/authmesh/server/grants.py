@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
-from authmesh.server.clients import (
+from authmesh.server.client_auth import (
     ClientCredentials,
     authenticate_client,
     check_dpop_requirement,

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from authmesh.server.bearer import verify_access_token
-from authmesh.server.clients import ClientCredentials
+from authmesh.server.client_auth import ClientCredentials
 from authmesh.server.console.client import (
     CONSOLE_CLIENT_ID,
     callback_uri,

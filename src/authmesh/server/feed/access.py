@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authmesh.server.clients import authenticate_client, parse_client_credentials
+from authmesh.server.client_auth import authenticate_client, parse_client_credentials
 from authmesh.server.context import ServerContext
 from authmesh.server.errors import InvalidClient, OAuthError
 from authmesh.store.models import ClientRow

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.server import audit
-from authmesh.server.clients import (
+from authmesh.server.client_auth import (
     ClientCredentials,
     check_client_credentials,
     check_dpop_requirement,

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from authmesh.server import accounts, clients
 from authmesh.server import audit as audit_trail
+from authmesh.server.client_auth import GRANT_TYPES
 from authmesh.server.console.sign_in import ConsoleSignIn
 from authmesh.server.errors import NotFound, OAuthError
 from authmesh.server.routes.common import Form, get_context
@@ -210,7 +211,7 @@ async def user_action(request: Request, username: str, action: str, posted: Admi
 def _client_settings(form: Form) -> dict[str, object]:
     return {
         "name": form.get("name") or "",
-        "grant_types": [g for g in clients.GRANT_TYPES if form.get(f"grant_{g}") == "on"],
+        "grant_types": [g for g in GRANT_TYPES if form.get(f"grant_{g}") == "on"],
         "scopes": _words(form.get("scopes")),
         "audiences": _words(form.get("audiences")),
         "redirect_uris": _words(form.get("redirect_uris")),
@@ -229,7 +230,7 @@ async def _clients_page(
         admin,
         status_code=status_code,
         clients=await clients.list_clients(get_context(request)),
-        grant_types=sorted(clients.GRANT_TYPES),
+        grant_types=sorted(GRANT_TYPES),
         done=_done(request),
         error=error,
     )
@@ -283,7 +284,7 @@ async def _client_detail(
         admin,
         status_code=status_code,
         client=client,
-        grant_types=sorted(clients.GRANT_TYPES),
+        grant_types=sorted(GRANT_TYPES),
         done=_done(request),
         error=error,
     )

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from authmesh.dpop import verify_proof
 from authmesh.errors import InvalidDpopProof
 from authmesh.server import grants, introspection
-from authmesh.server.clients import (
+from authmesh.server.client_auth import (
     TOKEN_EXCHANGE,
     authenticate_client,
     check_dpop_requirement,
