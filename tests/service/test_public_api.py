@@ -53,6 +53,7 @@ PRIVATE_MODULES = [
     "authmesh.service._ssf_push_task",
     "authmesh.service._ssf_receiver",
     "authmesh.service._ssf_sets",
+    "authmesh.service._ssf_stream",
     "authmesh.service._subscriber",
 ]
 MODULES = PUBLIC_MODULES + PRIVATE_MODULES
