@@ -53,6 +53,10 @@ PRIVATE_MODULES = [
     "authmesh.service._ssf_push_task",
     "authmesh.service._ssf_receiver",
     "authmesh.service._ssf_sets",
+    "authmesh.service._ssf_stream",
+    "authmesh.service._starlette_bearer",
+    "authmesh.service._starlette_errors",
+    "authmesh.service._starlette_operations",
     "authmesh.service._subscriber",
 ]
 MODULES = PUBLIC_MODULES + PRIVATE_MODULES
@@ -145,7 +149,15 @@ FRAMEWORK_HOMES = {
     "fastapi": {"fastapi", "_fastapi_route"},
     "flask": {"flask"},
     "strawberry": {"strawberry"},
-    "starlette": {"starlette", "fastapi", "_fastapi_route", "strawberry"},
+    "starlette": {
+        "starlette",
+        "_starlette_bearer",
+        "_starlette_errors",
+        "_starlette_operations",
+        "fastapi",
+        "_fastapi_route",
+        "strawberry",
+    },
     "werkzeug": set(),
 }
 

@@ -17,7 +17,7 @@ import pytest
 from authmesh.errors import ConfigError
 from authmesh.jose import Key, sign_jwt
 from authmesh.service import ServiceAuth
-from authmesh.service._ssf_receiver import SsfStreamClient
+from authmesh.service._ssf_stream import SsfStreamClient
 from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"

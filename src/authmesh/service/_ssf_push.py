@@ -41,8 +41,8 @@ from authmesh.jose import UnknownKid
 from authmesh.jose.policy import Clock
 from authmesh.service._feed import FeedProcessor
 from authmesh.service._jwks import JWKSCache
-from authmesh.service._ssf_receiver import PUSH
 from authmesh.service._ssf_sets import VERIFICATION, SetReader, SetRefused
+from authmesh.service._ssf_stream import PUSH
 
 __all__ = ["MAX_BODY", "PushAnswer", "SsfPushEndpoint"]
 

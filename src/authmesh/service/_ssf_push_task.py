@@ -36,7 +36,8 @@ from authmesh.service._feed import FeedProcessor
 from authmesh.service._http import HttpClients
 from authmesh.service._jwks import JWKSCache
 from authmesh.service._ssf_push import SsfPushEndpoint
-from authmesh.service._ssf_receiver import POLL, PUSH, SsfPollSubscriber
+from authmesh.service._ssf_receiver import SsfPollSubscriber
+from authmesh.service._ssf_stream import POLL, PUSH
 from authmesh.service.errors import FeedError
 
 __all__ = ["SsfPushSubscriber"]

@@ -1,4 +1,5 @@
-"""A user's own factors: list, enrol TOTP, register passkeys, recovery codes, remove.
+"""A user's own factors: list, rename, remove; the enrolments live in their own modules
+(:mod:`.totp_enrolment`, :mod:`.passkey_factors`, :mod:`.enrolment`) and are re-exported here.
 
 Every change is audited; removing a factor ends the user's other sessions
 through the revocation feed (the browser sign-in that asked keeps going).
@@ -6,22 +7,23 @@ through the revocation feed (the browser sign-in that asked keeps going).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import secrets
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from authmesh.errors import ConfigError
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
-from authmesh.server.errors import AccessDenied, InvalidRequest, NotFound
+from authmesh.server.errors import NotFound
 from authmesh.server.feed import publish
-from authmesh.server.mfa import recovery, totp
-from authmesh.server.mfa.passkeys import PasskeyError, RelyingParty
-from authmesh.server.secrets import KeyEncryptor
+from authmesh.server.mfa.enrolment import factor_name, regenerate_recovery_codes
+from authmesh.server.mfa.passkey_factors import (
+    PasskeyChallenge,
+    new_passkey_challenge,
+    passkey_registration,
+    register_passkey,
+    relying_party,
+    spend_passkey_challenge,
+)
+from authmesh.server.mfa.totp_enrolment import TotpEnrolment, confirm_totp, start_totp
+from authmesh.server.mfa.totp_sealing import stored_totp_secret, totp_secret_of
 from authmesh.store import factors as factor_store
 from authmesh.store.models import FactorRow
 
@@ -44,8 +46,6 @@ __all__ = [
     "stored_totp_secret",
     "totp_secret_of",
 ]
-
-_MAX_NAME = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,42 +92,6 @@ class Factors:
         }
 
 
-_SEALED = "enc:"
-
-
-@functools.cache
-def _sealer(master_key: str) -> KeyEncryptor:
-    return KeyEncryptor(master_key)
-
-
-def stored_totp_secret(ctx: ServerContext, user_id: str, secret: str) -> str:
-    """How a TOTP secret is stored: sealed (AES-GCM, bound to the user) under the master
-    key when one is set, so a database read alone does not give the codes."""
-    master = ctx.settings.master_key
-    if master is None:
-        return secret
-    sealed = _sealer(master.get_secret_value()).encrypt({"s": secret}, aad=f"totp:{user_id}")
-    return _SEALED + sealed
-
-
-def totp_secret_of(ctx: ServerContext, row: FactorRow) -> str:
-    """The TOTP secret of a stored authenticator.
-
-    Raises:
-        ConfigError: sealed, and the master key is missing or wrong.
-    """
-    stored = row.totp_secret or ""
-    if not stored.startswith(_SEALED):
-        return stored
-    master = ctx.settings.master_key
-    if master is None:
-        raise ConfigError("a TOTP secret is sealed but AUTHMESH_MASTER_KEY is not set")
-    opened = _sealer(master.get_secret_value()).decrypt(
-        stored[len(_SEALED) :], aad=f"totp:{row.user_id}"
-    )
-    return str(opened["s"])
-
-
 def _view(row: FactorRow) -> FactorView:
     return FactorView(
         id=row.id,
@@ -139,111 +103,12 @@ def _view(row: FactorRow) -> FactorView:
     )
 
 
-def _name(name: str, default: str) -> str:
-    cleaned = " ".join(name.split())[:_MAX_NAME]
-    return cleaned or default
-
-
 async def list_factors(ctx: ServerContext, user_id: str) -> Factors:
     """The user's factors, oldest first, and their unused recovery codes."""
     async with ctx.db.transaction() as session:
         rows = await factor_store.list_factors(session, user_id)
         left = await factor_store.count_recovery_codes(session, user_id)
     return Factors([_view(r) for r in rows], left)
-
-
-@dataclass(frozen=True, slots=True)
-class TotpEnrolment:
-    """A TOTP secret offered to the user, with its URI and QR code (not stored yet)."""
-
-    secret: str
-    uri: str
-    qr_svg: str
-
-
-def start_totp(ctx: ServerContext, username: str) -> TotpEnrolment:
-    """A new secret to scan; nothing is stored until :func:`confirm_totp`."""
-    secret = totp.new_totp_secret()
-    uri = totp.provisioning_uri(secret, username=username, issuer_name=ctx.settings.realm)
-    return TotpEnrolment(secret, uri, totp.qr_svg(uri))
-
-
-async def _new_codes(ctx: ServerContext, session: AsyncSession, user_id: str) -> list[str]:
-    codes = recovery.new_recovery_codes()
-    await factor_store.replace_recovery_codes(
-        session,
-        user_id,
-        [recovery.recovery_code_hash(ctx.pepper, c) for c in codes],
-        now=ctx.now(),
-    )
-    return codes
-
-
-async def confirm_totp(
-    ctx: ServerContext,
-    user_id: str,
-    username: str,
-    *,
-    secret: str,
-    code: str,
-    name: str = "",
-    info: RequestInfo | None = None,
-) -> list[str]:
-    """Store a TOTP authenticator once the user proved it works with a code.
-
-    Returns the fresh recovery codes when this is the user's first factor (shown
-    once), else an empty list.
-
-    Raises:
-        InvalidRequest: the code does not match the secret.
-    """
-    step = totp.matching_step(secret, code, ctx.now())
-    async with ctx.db.transaction() as session:
-        if step is None:
-            await audit.record(
-                ctx,
-                session,
-                "mfa_enrol",
-                outcome="failure",
-                info=info,
-                subject=username,
-                kind="totp",
-                reason="bad_code",
-            )
-    if step is None:
-        raise InvalidRequest("that code does not match: check the time on your device")
-    async with ctx.db.transaction() as session:
-        first = not await factor_store.list_factors(session, user_id)
-        row = await factor_store.add_factor(
-            session,
-            user_id=user_id,
-            kind="totp",
-            name=_name(name, "Authenticator app"),
-            now=ctx.now(),
-            totp_secret=stored_totp_secret(ctx, user_id, secret),
-            last_step=step,  # the code just typed is spent
-        )
-        codes = await _new_codes(ctx, session, user_id) if first else []
-        await audit.record(
-            ctx, session, "mfa_enrol", info=info, subject=username, kind="totp", factor=row.id
-        )
-    return codes
-
-
-async def regenerate_recovery_codes(
-    ctx: ServerContext, user_id: str, username: str, *, info: RequestInfo | None = None
-) -> list[str]:
-    """Replace the user's recovery codes with ten new ones (shown once).
-
-    Raises:
-        AccessDenied: the user has no factor (recovery codes back one up).
-    """
-    async with ctx.db.transaction() as session:
-        if not await factor_store.list_factors(session, user_id):
-            raise AccessDenied("set up an authenticator or a passkey first")
-        codes = await _new_codes(ctx, session, user_id)
-        await audit.record(ctx, session, "mfa_recovery_codes", info=info, subject=username)
-    return codes
 
 
 async def remove_factor(
@@ -301,138 +166,6 @@ async def remove_factor(
     return len(ended)
 
 
-# --- passkeys -----------------------------------------------------------------
-
-
-def relying_party(ctx: ServerContext) -> RelyingParty:
-    """This server as a WebAuthn relying party (its issuer URL's host and origin)."""
-    return RelyingParty.for_issuer(ctx.issuer.issuer, ctx.settings.realm)
-
-
-@dataclass(frozen=True, slots=True)
-class PasskeyChallenge:
-    """A WebAuthn challenge and the options JSON that carries it to the browser."""
-
-    challenge: str
-    options_json: str
-
-
-def new_passkey_challenge() -> bytes:
-    """32 random bytes."""
-    return secrets.token_bytes(32)
-
-
-async def passkey_registration(
-    ctx: ServerContext, user_id: str, username: str, *, discoverable: bool
-) -> PasskeyChallenge:
-    """Options for registering a new passkey (the user's others are excluded)."""
-    async with ctx.db.transaction() as session:
-        rows = await factor_store.list_factors(session, user_id)
-    existing = [r.credential_id for r in rows if r.kind == "passkey" and r.credential_id]
-    challenge = new_passkey_challenge()
-    options = relying_party(ctx).registration_options(
-        challenge=challenge,
-        user_id=user_id,
-        username=username,
-        existing=existing,
-        discoverable=discoverable,
-    )
-    return PasskeyChallenge(challenge.hex(), options)
-
-
-async def spend_passkey_challenge(
-    ctx: ServerContext, challenge_hex: str, *, purpose: str, user_id: str | None
-) -> bytes:
-    """The challenge bytes, spent: a second answer to the same challenge is refused.
-
-    Raises:
-        PasskeyError: the challenge was answered before, or is malformed.
-    """
-    try:
-        challenge = bytes.fromhex(challenge_hex)
-    except ValueError:
-        raise PasskeyError("the passkey challenge is malformed") from None
-    now = ctx.now()
-    try:
-        async with ctx.db.transaction() as session:
-            await factor_store.spend_challenge(
-                session,
-                hashlib.sha256(challenge).hexdigest(),
-                purpose=purpose,
-                user_id=user_id,
-                expires_at=now + ctx.settings.mfa_pending_ttl + 60,
-                now=now,
-            )
-    except IntegrityError:
-        raise PasskeyError("this passkey challenge was already answered") from None
-    return challenge
-
-
-async def register_passkey(
-    ctx: ServerContext,
-    user_id: str,
-    username: str,
-    *,
-    credential_json: str,
-    challenge_hex: str,
-    name: str = "",
-    passwordless: bool = False,
-    info: RequestInfo | None = None,
-) -> list[str]:
-    """Verify and store a new passkey; returns fresh recovery codes if it is the first factor.
-
-    Raises:
-        InvalidRequest: the registration does not verify (audited).
-    """
-    try:
-        challenge = await spend_passkey_challenge(
-            ctx, challenge_hex, purpose="register", user_id=user_id
-        )
-        verified = relying_party(ctx).verify_registration(credential_json, challenge)
-    except PasskeyError as exc:
-        async with ctx.db.transaction() as session:
-            await audit.record(
-                ctx,
-                session,
-                "mfa_enrol",
-                outcome="failure",
-                info=info,
-                subject=username,
-                kind="passkey",
-                reason=str(exc)[:200],
-            )
-        raise InvalidRequest(str(exc)) from None
-    try:
-        async with ctx.db.transaction() as session:
-            first = not await factor_store.list_factors(session, user_id)
-            row = await factor_store.add_factor(
-                session,
-                user_id=user_id,
-                kind="passkey",
-                name=_name(name, "Passkey"),
-                now=ctx.now(),
-                credential_id=verified.credential_id,
-                public_key=verified.public_key,
-            )
-            row.sign_count = verified.sign_count
-            row.backed_up = verified.backed_up
-            row.passwordless = passwordless
-            codes = await _new_codes(ctx, session, user_id) if first else []
-            await audit.record(
-                ctx,
-                session,
-                "mfa_enrol",
-                info=info,
-                subject=username,
-                kind="passkey",
-                factor=row.id,
-                passwordless=passwordless,
-            )
-    except IntegrityError:
-        raise InvalidRequest("this passkey is registered already") from None
-    return codes
-
-
 async def rename_factor(
     ctx: ServerContext,
     user_id: str,
@@ -452,5 +185,5 @@ async def rename_factor(
         row = next((r for r in rows if r.id == factor_id), None)
         if row is None:
             raise NotFound("no such factor")
-        row.name = _name(name, row.name)
+        row.name = factor_name(name, row.name)
         await audit.record(ctx, session, "mfa_rename", info=info, subject=username, factor=row.id)

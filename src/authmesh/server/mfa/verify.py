@@ -14,9 +14,10 @@ from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, RateLimited
 from authmesh.server.mfa import recovery, totp
-from authmesh.server.mfa.factors import relying_party, spend_passkey_challenge, totp_secret_of
+from authmesh.server.mfa.passkey_factors import relying_party, spend_passkey_challenge
 from authmesh.server.mfa.passkeys import PasskeyError, credential_id_of
 from authmesh.server.mfa.policy import mfa_required
+from authmesh.server.mfa.totp_sealing import totp_secret_of
 from authmesh.store import factors as factor_store
 from authmesh.store import users as user_store
 from authmesh.store.models import FactorRow, UserRow
