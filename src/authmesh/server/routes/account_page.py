@@ -15,6 +15,7 @@ from authmesh.server.account_sessions import end_own_session, list_own_sessions
 from authmesh.server.console.sign_in import ConsoleSignIn
 from authmesh.server.errors import OAuthError
 from authmesh.server.oidc.consent import list_consents, revoke_consent
+from authmesh.server.routes.browser_forms import cookie_jar
 from authmesh.server.routes.common import get_context
 from authmesh.server.routes.console_common import (
     AccountForm,
@@ -22,7 +23,6 @@ from authmesh.server.routes.console_common import (
     actor_info,
     console_page,
 )
-from authmesh.server.routes.signin import cookie_jar
 from authmesh.server.web.render import page
 
 __all__ = ["router"]

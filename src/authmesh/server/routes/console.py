@@ -13,9 +13,9 @@ from fastapi.responses import RedirectResponse, Response
 from authmesh.server.account_sessions import end_own_session
 from authmesh.server.console.sign_in import PendingSignIn, finish_sign_in, start_sign_in
 from authmesh.server.errors import OAuthError
+from authmesh.server.routes.browser_forms import cookie_jar, form_signer
 from authmesh.server.routes.common import get_context
 from authmesh.server.routes.console_common import AccountForm, actor_info, refused_page
-from authmesh.server.routes.signin import cookie_jar, form_signer
 from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.render import page
 

@@ -22,8 +22,8 @@ from authmesh.server.console.sign_in import (
 )
 from authmesh.server.context import RequestInfo
 from authmesh.server.errors import InvalidRequest
+from authmesh.server.routes.browser_forms import cookie_jar, form_signer
 from authmesh.server.routes.common import Form, get_context, read_form, request_info
-from authmesh.server.routes.signin import cookie_jar, form_signer
 from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.render import page
 

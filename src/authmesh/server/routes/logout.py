@@ -10,14 +10,14 @@ from authmesh.server.oidc.browser_sessions import sign_out
 from authmesh.server.oidc.errors import LogoutRequestError
 from authmesh.server.oidc.flow import client_redirect
 from authmesh.server.oidc.logout import LogoutRequest, validate_logout_request
-from authmesh.server.routes.common import get_context, read_form, request_info
-from authmesh.server.routes.signin import (
+from authmesh.server.routes.browser_forms import (
     browser_session,
     cookie_jar,
     error_page,
     form_signer,
     signed_form_page,
 )
+from authmesh.server.routes.common import get_context, read_form, request_info
 from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.render import page
 

@@ -9,13 +9,10 @@ Every form carries a CSRF token; every refusal is audited.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authmesh.server import audit
 from authmesh.server.errors import (
     AccessDenied,
     InvalidGrant,
@@ -24,18 +21,32 @@ from authmesh.server.errors import (
     RateLimited,
 )
 from authmesh.server.login import verify_login
-from authmesh.server.mfa import factors, totp
+from authmesh.server.mfa import factors
 from authmesh.server.oidc.browser_sessions import BrowserSession, open_sign_in
 from authmesh.server.oidc.flow import Next
-from authmesh.server.routes import signin
-from authmesh.server.routes.common import get_context, read_form, request_info
-from authmesh.server.routes.mfa_signin import (
-    ACCOUNT_CLIENT,
-    Continuation,
-    after_password,
-    passkey_sign_in_page,
-    with_own_script,
+from authmesh.server.routes.browser_forms import (
+    browser_session,
+    cookie_jar,
+    error_page,
+    form_signer,
+    signed_form_page,
 )
+from authmesh.server.routes.common import get_context, read_form, request_info
+from authmesh.server.routes.mfa_account_forms import (
+    HOME,
+    LOGIN_FORM,
+    PAGE_FORM,
+    PASSKEY_FORM,
+    TOTP_FORM,
+    checked_form,
+    page_state,
+    passkey_page,
+    reauth_if_stale,
+    sign_in_page,
+    totp_page,
+)
+from authmesh.server.routes.mfa_pages import after_password, passkey_sign_in_page
+from authmesh.server.routes.mfa_pending import ACCOUNT_CLIENT, Continuation
 from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.render import page
 from authmesh.store import users as user_store
@@ -44,102 +55,19 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-HOME = "/account/security"
-_LOGIN = "account_login"
-_PAGE = "account_security"
-_TOTP = "account_totp"
-_PASSKEY = "account_passkey"
-
-
-def _sign_in_page(
-    request: Request, *, message: str | None = None, username: str = "", status_code: int = 200
-) -> Response:
-    return signin.signed_form_page(
-        request,
-        "signin/login.html",
-        purpose=_LOGIN,
-        state={"cont": Continuation(None, HOME).to_json()},
-        answer_goes_to=None,
-        status_code=status_code,
-        client_name="your account settings",
-        username=username,
-        message=message,
-        action="/account/security/signin",
-        passkeys=factors.relying_party(get_context(request)).usable,
-    )
-
-
-async def _refused(
-    request: Request, action: str, reason: str, browser: BrowserSession | None
-) -> None:
-    ctx = get_context(request)
-    subject = browser.username if browser else None
-    async with ctx.db.transaction() as session:
-        await audit.record(
-            ctx,
-            session,
-            action,
-            outcome="failure",
-            info=request_info(request, actor=subject),
-            subject=subject,
-            reason=reason[:200],
-        )
-
-
-async def _form(
-    request: Request, purpose: str, action: str
-) -> tuple[dict[str, str], dict[str, Any], BrowserSession] | Response:
-    """The posted form of a signed-in page: CSRF token, signed state, the same live
-    sign-in that was shown the page. A refusal is audited and answered with a page."""
-    ctx = get_context(request)
-    browser = await signin.browser_session(request)
-    try:
-        try:
-            form = await read_form(request)
-        except InvalidRequest as exc:
-            raise InvalidForm(exc.description) from None
-        signer = signin.form_signer(request)
-        signer.check_csrf(
-            request.cookies.get(signin.cookie_jar(ctx).csrf_name), form.get("csrf_token")
-        )
-        state = signer.loads(purpose, form.get("request"))
-        if browser is None or state.get("sid") != browser.id:
-            raise InvalidForm("your sign-in changed since the page was shown")
-    except InvalidForm as exc:
-        await _refused(request, action, f"form: {exc}", browser)
-        return signin.error_page(f"{exc} Open your security settings again.", heading="Not changed")
-    return form.single, state, browser
-
-
-async def _fresh(request: Request, browser: BrowserSession, action: str) -> Response | None:
-    """A page asking to sign in again if the sign-in is too old for ``action``."""
-    ctx = get_context(request)
-    if ctx.now() - browser.auth_time <= ctx.settings.mfa_fresh_sign_in:
-        return None
-    await _refused(request, action, "stale_sign_in", browser)
-    return page(
-        "mfa/reauth.html",
-        status_code=403,
-        message="To change how you sign in, sign in again first.",
-    )
-
-
-def _page_state(browser: BrowserSession, **extra: Any) -> dict[str, Any]:
-    return {"uid": browser.user_id, "sid": browser.id, **extra}
-
 
 @router.get("/account/security")
 async def security(request: Request) -> Response:
     """The user's second factors and recovery codes, with what can be done about them."""
-    browser = await signin.browser_session(request)
+    browser = await browser_session(request)
     if browser is None:
-        return _sign_in_page(request)
+        return sign_in_page(request)
     found = await factors.list_factors(get_context(request), browser.user_id)
-    return signin.signed_form_page(
+    return signed_form_page(
         request,
         "mfa/security.html",
-        purpose=_PAGE,
-        state=_page_state(browser),
+        purpose=PAGE_FORM,
+        state=page_state(browser),
         answer_goes_to=None,
         username=browser.username,
         factors=found.factors,
@@ -151,8 +79,8 @@ async def security(request: Request) -> Response:
 @router.get("/account/security/signin")
 async def sign_in_again(request: Request) -> Response:
     """The sign-in form of the security pages (also to sign in again)."""
-    browser = await signin.browser_session(request)
-    return _sign_in_page(request, username=browser.username if browser else "")
+    browser = await browser_session(request)
+    return sign_in_page(request, username=browser.username if browser else "")
 
 
 @router.post("/account/security/signin")
@@ -164,13 +92,11 @@ async def sign_in(request: Request) -> Response:
             form = await read_form(request)
         except InvalidRequest as exc:
             raise InvalidForm(exc.description) from None
-        signer = signin.form_signer(request)
-        signer.check_csrf(
-            request.cookies.get(signin.cookie_jar(ctx).csrf_name), form.get("csrf_token")
-        )
-        signer.loads(_LOGIN, form.get("request"))
+        signer = form_signer(request)
+        signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
+        signer.loads(LOGIN_FORM, form.get("request"))
     except InvalidForm as exc:
-        return signin.error_page(f"{exc} Open your security settings again.")
+        return error_page(f"{exc} Open your security settings again.")
     cont = Continuation(None, HOME)
     if form.get("method") == "passkey":
         return passkey_sign_in_page(request, cont, None)
@@ -191,7 +117,7 @@ async def sign_in(request: Request) -> Response:
             message = (
                 f"Too many sign-in attempts. Try again in {int(exc.retry_after or 60)} seconds."
             )
-        return _sign_in_page(
+        return sign_in_page(
             request,
             message=message,
             username=username,
@@ -214,7 +140,7 @@ async def sign_in(request: Request) -> Response:
         new_hash=verified.new_hash,
     )
     response = RedirectResponse(HOME, 303)
-    jar = signin.cookie_jar(ctx)
+    jar = cookie_jar(ctx)
     jar.set(response, jar.session_name, signed.cookie_secret)
     return response
 
@@ -222,11 +148,11 @@ async def sign_in(request: Request) -> Response:
 @router.post("/account/security/factors/{factor_id}/remove")
 async def remove(request: Request, factor_id: str) -> Response:
     """Remove a factor (a recent sign-in needed); the user's other sessions end."""
-    checked = await _form(request, _PAGE, "mfa_remove")
+    checked = await checked_form(request, PAGE_FORM, "mfa_remove")
     if isinstance(checked, Response):
         return checked
     _form_fields, _state, browser = checked
-    stale = await _fresh(request, browser, "mfa_remove")
+    stale = await reauth_if_stale(request, browser, "mfa_remove")
     if stale is not None:
         return stale
     try:
@@ -239,7 +165,7 @@ async def remove(request: Request, factor_id: str) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except NotFound:
-        return signin.error_page(
+        return error_page(
             "That factor is not yours or is gone.", status_code=404, heading="Not changed"
         )
     return RedirectResponse(HOME, 303)
@@ -248,7 +174,7 @@ async def remove(request: Request, factor_id: str) -> Response:
 @router.post("/account/security/factors/{factor_id}/rename")
 async def rename(request: Request, factor_id: str) -> Response:
     """Give a factor a name the user recognises."""
-    checked = await _form(request, _PAGE, "mfa_rename")
+    checked = await checked_form(request, PAGE_FORM, "mfa_rename")
     if isinstance(checked, Response):
         return checked
     fields, _state, browser = checked
@@ -262,7 +188,7 @@ async def rename(request: Request, factor_id: str) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except NotFound:
-        return signin.error_page(
+        return error_page(
             "That factor is not yours or is gone.", status_code=404, heading="Not changed"
         )
     return RedirectResponse(HOME, 303)
@@ -271,11 +197,11 @@ async def rename(request: Request, factor_id: str) -> Response:
 @router.post("/account/security/recovery-codes")
 async def new_recovery_codes(request: Request) -> Response:
     """Ten new recovery codes (a recent sign-in needed); the old ones stop working."""
-    checked = await _form(request, _PAGE, "mfa_recovery_codes")
+    checked = await checked_form(request, PAGE_FORM, "mfa_recovery_codes")
     if isinstance(checked, Response):
         return checked
     _fields, _state, browser = checked
-    stale = await _fresh(request, browser, "mfa_recovery_codes")
+    stale = await reauth_if_stale(request, browser, "mfa_recovery_codes")
     if stale is not None:
         return stale
     try:
@@ -286,58 +212,28 @@ async def new_recovery_codes(request: Request) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except AccessDenied as exc:  # no factor to back up
-        return signin.error_page(exc.description, status_code=403, heading="Not changed")
+        return error_page(exc.description, status_code=403, heading="Not changed")
     return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
-
-
-def _totp_page(
-    request: Request,
-    browser: BrowserSession,
-    *,
-    secret: str | None = None,
-    message: str | None = None,
-) -> Response:
-    ctx = get_context(request)
-    offer = factors.start_totp(ctx, browser.username)
-    if secret is not None:
-        uri = totp.provisioning_uri(
-            secret, username=browser.username, issuer_name=ctx.settings.realm
-        )
-        offer = factors.TotpEnrolment(secret, uri, totp.qr_svg(uri))
-    return signin.signed_form_page(
-        request,
-        "mfa/enrol_totp.html",
-        purpose=_TOTP,
-        state=_page_state(browser, secret=offer.secret),
-        answer_goes_to=None,
-        qr_svg=offer.qr_svg,
-        secret_display=" ".join(offer.secret[i : i + 4] for i in range(0, len(offer.secret), 4)),
-        required=False,
-        named=True,
-        cancel=HOME,
-        message=message,
-        action="/account/security/totp",
-    )
 
 
 @router.get("/account/security/totp")
 async def totp_form(request: Request) -> Response:
     """A new authenticator secret to scan (a recent sign-in needed)."""
-    browser = await signin.browser_session(request)
+    browser = await browser_session(request)
     if browser is None:
-        return _sign_in_page(request)
-    stale = await _fresh(request, browser, "mfa_enrol")
-    return stale or _totp_page(request, browser)
+        return sign_in_page(request)
+    stale = await reauth_if_stale(request, browser, "mfa_enrol")
+    return stale or totp_page(request, browser)
 
 
 @router.post("/account/security/totp")
 async def totp_confirm(request: Request) -> Response:
     """The code proves the app has the secret: the authenticator is on."""
-    checked = await _form(request, _TOTP, "mfa_enrol")
+    checked = await checked_form(request, TOTP_FORM, "mfa_enrol")
     if isinstance(checked, Response):
         return checked
     fields, state, browser = checked
-    stale = await _fresh(request, browser, "mfa_enrol")
+    stale = await reauth_if_stale(request, browser, "mfa_enrol")
     if stale is not None:
         return stale
     secret = str(state.get("secret") or "")
@@ -352,56 +248,36 @@ async def totp_confirm(request: Request) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except InvalidRequest as exc:
-        return _totp_page(request, browser, secret=secret, message=exc.description)
+        return totp_page(request, browser, secret=secret, message=exc.description)
     if codes:
         return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
     return RedirectResponse(HOME, 303)
 
 
-def _passkey_page(
-    request: Request,
-    browser: BrowserSession,
-    options: factors.PasskeyChallenge,
-    message: str | None = None,
-) -> Response:
-    response = signin.signed_form_page(
-        request,
-        "mfa/passkey_new.html",
-        purpose=_PASSKEY,
-        state=_page_state(browser, ch=options.challenge),
-        answer_goes_to=None,
-        options=options.options_json,
-        back=HOME,
-        message=message,
-        action="/account/security/passkeys",
-    )
-    return with_own_script(response)
-
-
 @router.get("/account/security/passkeys/new")
 async def passkey_form(request: Request) -> Response:
     """The page that asks the browser to create a passkey (a recent sign-in needed)."""
-    browser = await signin.browser_session(request)
+    browser = await browser_session(request)
     if browser is None:
-        return _sign_in_page(request)
-    stale = await _fresh(request, browser, "mfa_enrol")
+        return sign_in_page(request)
+    stale = await reauth_if_stale(request, browser, "mfa_enrol")
     if stale is not None:
         return stale
     options = await factors.passkey_registration(
         get_context(request), browser.user_id, browser.username, discoverable=True
     )
-    return _passkey_page(request, browser, options)
+    return passkey_page(request, browser, options)
 
 
 @router.post("/account/security/passkeys")
 async def passkey_register(request: Request) -> Response:
     """Verify the new passkey against this page's challenge and store it."""
     ctx = get_context(request)
-    checked = await _form(request, _PASSKEY, "mfa_enrol")
+    checked = await checked_form(request, PASSKEY_FORM, "mfa_enrol")
     if isinstance(checked, Response):
         return checked
     fields, state, browser = checked
-    stale = await _fresh(request, browser, "mfa_enrol")
+    stale = await reauth_if_stale(request, browser, "mfa_enrol")
     if stale is not None:
         return stale
     try:
@@ -419,7 +295,7 @@ async def passkey_register(request: Request) -> Response:
         options = await factors.passkey_registration(
             ctx, browser.user_id, browser.username, discoverable=True
         )
-        return _passkey_page(
+        return passkey_page(
             request, browser, options, message="The passkey could not be added. Try again."
         )
     if codes:
