@@ -16,9 +16,14 @@ async def _started(wakeups: Wakeups, count: int, timeout: float) -> list[asyncio
 
 async def test_news_ends_every_wait_with_true_and_leaves_no_timer() -> None:
     wakeups = Wakeups()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     tasks = await _started(wakeups, 200, 30.0)
-    # 200 waits due within the same grain share one timer, not one each.
-    assert len(wakeups._timers) == 1
+    # Waits due within the same grain share one timer, not one each. The 200
+    # deadlines spread over as long as the starts took (a few ms, more on a
+    # loaded machine), which may straddle grain boundaries.
+    grains_spanned = int((loop.time() - started) / GRAIN) + 2
+    assert 1 <= len(wakeups._timers) <= grains_spanned
     wakeups.wake_all()
     assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [True] * 200
     assert len(wakeups) == 0 and not wakeups._timers and not wakeups._due
