@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["LIBRARIES", "git_commit", "load_average", "machine_info", "machine_markdown"]
 
-LIBRARIES = ("cryptography", "PyJWT", "joserfc", "Authlib", "argon2-cffi", "redis")
+LIBRARIES = ("cryptography", "PyJWT", "joserfc", "Authlib", "argon2-cffi", "PyNaCl", "redis")
 
 
 def _cpu_model() -> str:

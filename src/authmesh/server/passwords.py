@@ -29,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from authmesh.errors import ConfigError
+from authmesh.server import argon2_sodium
 from authmesh.server.errors import WeakPassword
 
 __all__ = [
@@ -194,13 +195,26 @@ class PasswordHasher:
         max_concurrency: threads for the async variants; defaults to the CPU count.
     """
 
-    __slots__ = ("_dummy", "_executor", "_hasher", "_lock", "_max_concurrency", "params")
+    __slots__ = (
+        "_dummy",
+        "_executor",
+        "_hasher",
+        "_lock",
+        "_max_concurrency",
+        "_sodium_params",
+        "params",
+    )
 
     def __init__(
         self, params: PasswordParams | None = None, *, max_concurrency: int | None = None
     ) -> None:
         self.params = params or PasswordParams()
-        self._hasher = argon2.PasswordHasher.from_parameters(self.params.to_argon2())
+        parameters = self.params.to_argon2()
+        self._hasher = argon2.PasswordHasher.from_parameters(parameters)
+        # libsodium computes the same Argon2id faster (see argon2_sodium); argon2-cffi
+        # makes the hashes libsodium cannot, and parses every stored hash.
+        sodium_hashes = argon2_sodium.can_hash(parameters)
+        self._sodium_params: argon2.Parameters | None = parameters if sodium_hashes else None
         self._max_concurrency = max(1, max_concurrency or os.cpu_count() or 1)
         self._dummy: str | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -216,7 +230,22 @@ class PasswordHasher:
         """
         if len(password) > MAX_PASSWORD_LENGTH:
             raise WeakPassword(f"a password may have at most {MAX_PASSWORD_LENGTH} characters")
-        return self._hasher.hash(_normalize(password))
+        return self._new_hash(_normalize(password))
+
+    def _new_hash(self, password: str) -> str:
+        if self._sodium_params is not None:
+            return argon2_sodium.hash_password(password.encode(), self._sodium_params)
+        return self._hasher.hash(password)
+
+    def _matches(self, hash: str, password: str) -> bool:
+        """Argon2 verification; raises for a hash that is not a valid Argon2 string."""
+        stored = argon2.extract_parameters(hash)
+        if argon2_sodium.can_verify(hash, stored):
+            return argon2_sodium.verify_password(hash, password.encode())
+        try:
+            return self._hasher.verify(hash, password)
+        except VerificationError:  # includes VerifyMismatchError
+            return False
 
     def verify(self, hash: str | None, password: str) -> bool:
         """Whether ``password`` matches the stored ``hash``.
@@ -234,9 +263,7 @@ class PasswordHasher:
             self.verify_dummy(password)
             return False
         try:
-            return self._hasher.verify(hash, _normalize(password))
-        except VerificationError:  # includes VerifyMismatchError
-            return False
+            return self._matches(hash, _normalize(password))
         except (InvalidHashError, ValueError, TypeError):
             # A stored hash that is not Argon2: an operator problem, reported without
             # naming the account; the caller sees a plain mismatch.
@@ -264,10 +291,7 @@ class PasswordHasher:
         """
         if len(password) > MAX_PASSWORD_LENGTH:
             return False
-        try:
-            self._hasher.verify(self.dummy_hash, _normalize(password))
-        except VerificationError:
-            pass
+        self._matches(self.dummy_hash, _normalize(password))
         return False
 
     @property
@@ -276,7 +300,7 @@ class PasswordHasher:
         dummy = self._dummy
         if dummy is None:
             # Racing threads may each compute one; any of them is as good.
-            dummy = self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
+            dummy = self._dummy = self._new_hash(secrets.token_urlsafe(32))
         return dummy
 
     # -- async API ----------------------------------------------------------------
