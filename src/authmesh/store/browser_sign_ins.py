@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.clients import CLIENT_COLUMNS, client_of
 from authmesh.store.models import ClientRow, FactorRow, SessionRow, UserRow
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 from authmesh.store.users import username_key
 
 __all__ = [
@@ -93,7 +93,7 @@ def _sign_in(values: Sequence[Any]) -> BrowserSignIn | None:
 
 
 async def load_browser_sign_in(
-    session: AsyncSession, secret_hash: str, *, now: float
+    session: Statements, secret_hash: str, *, now: float
 ) -> BrowserSignIn | None:
     """The open browser sign-in whose cookie secret has this hash, with its user; or ``None``."""
     row = (await session.execute(_LOAD_SIGN_IN, {"secret_hash": secret_hash, "now": now})).first()
@@ -101,7 +101,7 @@ async def load_browser_sign_in(
 
 
 async def load_client_and_sign_in(
-    session: AsyncSession, client_id: str, secret_hash: str, *, now: float
+    session: Statements, client_id: str, secret_hash: str, *, now: float
 ) -> tuple[ClientRow | None, BrowserSignIn | None]:
     """The client (detached, as ``clients.get_client`` gives it) and the open browser
     sign-in whose cookie secret has this hash, in one statement; ``None`` for either."""

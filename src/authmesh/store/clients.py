@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ClientRow
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 
 __all__ = [
     "CLIENT_COLUMNS",
@@ -73,7 +73,7 @@ async def create_client(
     return row
 
 
-async def get_client(session: AsyncSession, client_id: str) -> ClientRow | None:
+async def get_client(session: Statements, client_id: str) -> ClientRow | None:
     """The client, or ``None``, detached: read on every token request, so a Core select.
 
     The row is not put in the session's identity map; change a client through

@@ -18,7 +18,7 @@ from authmesh.store.models import (
     UserRoleRow,
     UserRow,
 )
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 
 __all__ = [
     "Exchange",
@@ -123,7 +123,7 @@ _USE_CODE = (
 
 
 async def add_code(
-    session: AsyncSession,
+    session: Statements,
     *,
     code_hash: str,
     client_id: str,
@@ -157,7 +157,7 @@ async def add_code(
 
 
 async def load_client_and_exchange(
-    session: AsyncSession, client_id: str, code_hash: str | None
+    session: Statements, client_id: str, code_hash: str | None
 ) -> tuple[ClientRow | None, Exchange | None]:
     """The client (detached) and the code with this hash, with its browser sign-in,
     user and roles, in one statement; ``None`` for either. Nothing is locked: use the
@@ -186,7 +186,7 @@ async def load_client_and_exchange(
     )
 
 
-async def load_use(session: AsyncSession, code_hash: str) -> tuple[float | None, str | None]:
+async def load_use(session: Statements, code_hash: str) -> tuple[float | None, str | None]:
     """When the code was used and the session its exchange opened (``None`` for either),
     as committed now: for the exchange whose :func:`use_code` found it used already."""
     row = (await session.execute(_LOAD_USE, {"code_hash": code_hash})).first()
@@ -194,7 +194,7 @@ async def load_use(session: AsyncSession, code_hash: str) -> tuple[float | None,
 
 
 async def use_code(
-    session: AsyncSession, code_hash: str, *, now: float, session_id: str | None
+    session: Statements, code_hash: str, *, now: float, session_id: str | None
 ) -> bool:
     """Mark the code used, once, naming the session its exchange opens (if any).
 
@@ -242,7 +242,7 @@ _USE_CODE_OPENING = {refresh: _use_code_opening(refresh) for refresh in (False, 
 
 
 async def use_code_opening(
-    session: AsyncSession,
+    session: Statements,
     code_hash: str,
     *,
     now: float,

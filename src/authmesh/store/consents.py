@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import ConsentRow
+from authmesh.store.rows import Statements
 
-__all__ = ["delete_consent", "get_consent", "list_consents", "save_consent"]
+__all__ = ["consented_scopes", "delete_consent", "list_consents", "save_consent"]
+
+_CONSENTED_SCOPES = select(ConsentRow.scopes).where(
+    ConsentRow.user_id == bindparam("user_id"), ConsentRow.client_id == bindparam("client_id")
+)
 
 
-async def get_consent(session: AsyncSession, user_id: str, client_id: str) -> ConsentRow | None:
-    """The user's consent for the client, or ``None``."""
-    return await session.get(ConsentRow, (user_id, client_id))
+async def consented_scopes(session: Statements, user_id: str, client_id: str) -> list[str] | None:
+    """The scopes the user let the client have, or ``None`` if never asked (a Core read)."""
+    params = {"user_id": user_id, "client_id": client_id}
+    scopes: list[str] | None = (await session.execute(_CONSENTED_SCOPES, params)).scalar()
+    return scopes
 
 
 async def save_consent(

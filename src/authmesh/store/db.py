@@ -21,6 +21,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -206,8 +207,9 @@ class Database:
         autocommit_options = (
             {_NO_BEGIN: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
         )
+        self._autocommit_engine = self.engine.execution_options(**autocommit_options)
         self._autocommit_sessions = async_sessionmaker(
-            self.engine.execution_options(**autocommit_options), expire_on_commit=False
+            self._autocommit_engine, expire_on_commit=False
         )
 
     def _pg_connect_args(self, *, bounded: bool) -> dict[str, Any]:
@@ -288,6 +290,25 @@ class Database:
         async with self._autocommit_sessions() as session:
             with self._statements(short):
                 yield session
+
+    @asynccontextmanager
+    async def core(self, *, transaction: bool) -> AsyncIterator[AsyncConnection]:
+        """A request's few Core statements on one pooled connection, with no ORM session.
+
+        For the hottest requests, whose statements are all Core (a :data:`Statements`
+        in the ``store`` functions they call): the session's own bookkeeping (its
+        transaction object, identity map, connection lookup per statement and close)
+        costs as much there as the statements. ``transaction``: one transaction,
+        committed on success and rolled back on error, as :meth:`transaction`;
+        otherwise each statement commits on its own, as :meth:`autocommit`. Short
+        either way, as ``short=True`` there.
+        """
+        engine = self.engine if transaction else self._autocommit_engine
+        async with engine.connect() as connection:
+            # The commit outside inline_statements, as a session's: see sqlite_driver.
+            async with connection.begin() if transaction else nullcontext():
+                with self._statements(True):
+                    yield connection
 
     def _statements(self, short: bool) -> AbstractContextManager[None]:
         return inline_statements() if short and self.is_sqlite else nullcontext()

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import ClassManager, configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from authmesh.store.models import Base
 
-__all__ = ["detached"]
+__all__ = ["Statements", "detached"]
+
+#: What runs a store function written in Core statements only: an ORM session, or a
+#: bare connection (:meth:`authmesh.store.db.Database.core`, for the hottest requests).
+Statements: TypeAlias = AsyncSession | AsyncConnection
 
 _Row = TypeVar("_Row", bound=Base)
 

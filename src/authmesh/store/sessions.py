@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, UserRow
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 
 __all__ = [
     "Rotation",
@@ -195,7 +195,7 @@ async def create_session(
     return detached(SessionRow, values)
 
 
-async def insert_session(session: AsyncSession, values: dict[str, Any]) -> None:
+async def insert_session(session: Statements, values: dict[str, Any]) -> None:
     """Store a session made of :func:`session_values`."""
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
@@ -274,7 +274,7 @@ async def end_user_sessions(
 
 
 async def add_refresh_token(
-    session: AsyncSession, *, token_hash: str, session_id: str, now: float, expires_at: float
+    session: Statements, *, token_hash: str, session_id: str, now: float, expires_at: float
 ) -> None:
     """Store a new refresh token (by hash)."""
     values = {

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authmesh.store.models import UserRoleRow, UserRow
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 
 __all__ = [
     "count_users",
@@ -163,7 +163,7 @@ async def count_users(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(UserRow))).scalar_one())
 
 
-async def get_roles(session: AsyncSession, user_id: str) -> list[str]:
+async def get_roles(session: Statements, user_id: str) -> list[str]:
     """The user's roles, sorted."""
     stmt = select(UserRoleRow.role).where(UserRoleRow.user_id == user_id).order_by(UserRoleRow.role)
     return list((await session.execute(stmt)).scalars().all())

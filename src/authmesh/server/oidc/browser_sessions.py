@@ -24,6 +24,7 @@ from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.browser_sign_ins import BrowserSignIn
 from authmesh.store.models import ClientRow, UserRow
+from authmesh.store.rows import Statements
 
 __all__ = [
     "BrowserSession",
@@ -131,7 +132,7 @@ async def current_browser_session(ctx: ServerContext, cookie: str | None) -> Bro
 
 
 async def find_browser_session(
-    session: AsyncSession, ctx: ServerContext, cookie: str | None
+    session: Statements, ctx: ServerContext, cookie: str | None
 ) -> BrowserSession | None:
     """:func:`current_browser_session` inside the caller's transaction."""
     secret_hash = _secret_hash(cookie)
@@ -141,7 +142,7 @@ async def find_browser_session(
 
 
 async def find_client_and_browser_session(
-    session: AsyncSession, ctx: ServerContext, client_id: str, cookie: str | None
+    session: Statements, ctx: ServerContext, client_id: str, cookie: str | None
 ) -> tuple[ClientRow | None, BrowserSession | None]:
     """The client and the cookie's live browser sign-in, in one statement when there is
     a cookie (the authorization endpoint's read); ``None`` for either."""

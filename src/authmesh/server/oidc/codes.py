@@ -33,7 +33,7 @@ from authmesh.store import codes as code_store
 from authmesh.store import sessions as session_store
 from authmesh.store.codes import Exchange
 from authmesh.store.models import ClientRow, SessionRow, UserRow
-from authmesh.store.rows import detached
+from authmesh.store.rows import Statements, detached
 
 __all__ = ["authorization_code_grant", "issue_code"]
 
@@ -41,7 +41,7 @@ _BAD_CODE = "the authorization code is invalid, expired or already used"
 
 
 async def issue_code(
-    session: AsyncSession,
+    session: Statements,
     ctx: ServerContext,
     request: AuthorizationRequest,
     client: ClientRow,
@@ -99,10 +99,7 @@ async def authorization_code_grant(
     # SQLite: one transaction, which takes the write lock at once (BEGIN IMMEDIATE).
     # PostgreSQL: the read locks nothing, and the code is used and its session opened
     # in one statement, which needs no transaction around it.
-    statements = (
-        ctx.db.transaction(short=True) if ctx.db.is_sqlite else ctx.db.autocommit(short=True)
-    )
-    async with statements as session:
+    async with ctx.db.core(transaction=ctx.db.is_sqlite) as session:
         read, found = await code_store.load_client_and_exchange(
             session, creds.client_id, None if code is None else hash_secret(code)
         )
@@ -173,7 +170,7 @@ class Opened:
 
 async def _use(
     ctx: ServerContext,
-    session: AsyncSession,
+    session: Statements,
     client: ClientRow,
     found: Exchange,
     redirect_uri: str,

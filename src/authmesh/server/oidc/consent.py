@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.feed import publish
 from authmesh.store import consents as consent_store
 from authmesh.store import sessions as session_store
 from authmesh.store.models import ClientRow
+from authmesh.store.rows import Statements
 
 __all__ = ["Consent", "grant_consent", "list_consents", "needs_consent", "revoke_consent"]
 
@@ -26,7 +25,7 @@ class Consent:
 
 
 async def needs_consent(
-    session: AsyncSession, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
+    session: Statements, client: ClientRow, user_id: str, scopes: list[str], *, forced: bool
 ) -> bool:
     """Whether the user must be asked: always when ``forced`` (``prompt=consent``),
     never for a first-party client otherwise, else when a scope is not yet consented."""
@@ -34,8 +33,8 @@ async def needs_consent(
         return True
     if client.first_party:
         return False
-    row = await consent_store.get_consent(session, user_id, client.client_id)
-    return row is None or not set(scopes) <= set(row.scopes)
+    consented = await consent_store.consented_scopes(session, user_id, client.client_id)
+    return consented is None or not set(scopes) <= set(consented)
 
 
 async def grant_consent(

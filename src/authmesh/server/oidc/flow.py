@@ -26,6 +26,7 @@ from authmesh.server.oidc.consent import needs_consent
 from authmesh.server.oidc.errors import AuthorizationError
 from authmesh.store import users as user_store
 from authmesh.store.models import ClientRow
+from authmesh.store.rows import Statements
 
 __all__ = [
     "Next",
@@ -96,7 +97,7 @@ async def start_authorization(
             including ``prompt=none`` when the user would have to act.
     """
     client_id = requested_client_id(params)
-    async with ctx.db.autocommit(short=True) as session:
+    async with ctx.db.core(transaction=False) as session:
         # One read of the client and the SSO session; the client is checked before
         # the sign-in is looked at.
         client, browser = await find_client_and_browser_session(session, ctx, client_id, cookie)
@@ -120,7 +121,7 @@ async def next_step(
         AuthorizationError: ``prompt=none`` and the user would have to act
             (``login_required``, ``consent_required``).
     """
-    async with ctx.db.autocommit(short=True) as session:  # as start_authorization
+    async with ctx.db.core(transaction=False) as session:  # as start_authorization
         return await _decide(
             session,
             ctx,
@@ -150,7 +151,7 @@ async def after_sign_in(
 
 
 async def _decide(
-    session: AsyncSession,
+    session: Statements,
     ctx: ServerContext,
     request: AuthorizationRequest,
     client: ClientRow,
@@ -186,7 +187,7 @@ async def _decide(
 
 
 async def _policy_owes_mfa(
-    session: AsyncSession, ctx: ServerContext, browser: BrowserSession
+    session: Statements, ctx: ServerContext, browser: BrowserSession
 ) -> bool:
     """Whether the user's roles require a second factor this sign-in did not give: a role
     granted after it, or a policy changed since. Costs a statement only then."""
