@@ -122,6 +122,10 @@ _USE_CODE = (
 )
 
 
+# Built once: a statement made per call would have its cache key computed per call.
+_ADD_CODE = insert(_CODES)
+
+
 async def add_code(
     session: Statements,
     *,
@@ -139,7 +143,7 @@ async def add_code(
 ) -> None:
     """Store a new code."""
     await session.execute(
-        insert(_CODES),
+        _ADD_CODE,
         {
             "code_hash": code_hash,
             "client_id": client_id,

@@ -195,11 +195,16 @@ async def create_session(
     return detached(SessionRow, values)
 
 
+# Built once: a statement made per call would have its cache key computed per call.
+_INSERT_SESSION = insert(_SESSIONS)
+_ADD_REFRESH_TOKEN = insert(_RT)
+
+
 async def insert_session(session: Statements, values: dict[str, Any]) -> None:
     """Store a session made of :func:`session_values`."""
     # A Core insert: the ORM's unit of work costs more than the row (no identity
     # map entry is needed, the caller only reads the values back).
-    await session.execute(insert(_SESSIONS), values)
+    await session.execute(_INSERT_SESSION, values)
 
 
 async def get_session(session: AsyncSession, sid: str) -> SessionRow | None:
@@ -283,7 +288,7 @@ async def add_refresh_token(
         "created_at": now,
         "expires_at": expires_at,
     }
-    await session.execute(insert(_RT), values)
+    await session.execute(_ADD_REFRESH_TOKEN, values)
 
 
 async def get_refresh_token(
