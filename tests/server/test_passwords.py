@@ -13,8 +13,8 @@ import pytest
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 import authmesh.server.passwords as passwords_module
-from authmesh.server import argon2_sodium
 from authmesh.errors import AuthmeshError, ConfigError
+from authmesh.server import argon2_sodium
 from authmesh.server.passwords import (
     COMMON_PASSWORDS,
     MAX_PASSWORD_LENGTH,
