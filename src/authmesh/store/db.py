@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, PoolProxiedConnection
 from sqlalchemy.util import await_only
 
 from authmesh.errors import ConfigError
@@ -48,8 +48,6 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 #: this: a slow statement is cancelled by PostgreSQL (the connection stays
 #: usable), and the client's bound only fires when the network is silent.
 _CLIENT_MARGIN = 1.0
-#: The execution option that keeps a SQLite connection out of a transaction.
-_NO_BEGIN = "authmesh_no_begin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +120,20 @@ def _sqlite_pragmas(busy_ms: int) -> Any:
     return on_connect
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    # IMMEDIATE takes the write lock up front: a deferred transaction that reads
-    # and then writes fails with SQLITE_BUSY when another connection committed
-    # in between, which busy_timeout cannot wait out. Sent with the transaction's
-    # first statement, in the same hand-off to aiosqlite's thread.
-    if conn.get_execution_options().get(_NO_BEGIN):
-        return  # Database.autocommit: each statement is its own transaction
-    driver = conn.connection.driver_connection
+def _sqlite_do_begin(dbapi_connection: PoolProxiedConnection) -> None:
+    """The SQLite dialect's ``do_begin`` (SQLAlchemy's is a no-op there).
+
+    IMMEDIATE takes the write lock up front: a deferred transaction that reads and
+    then writes fails with SQLITE_BUSY when another connection committed in
+    between, which busy_timeout cannot wait out. Sent with the transaction's first
+    statement, in the same hand-off to aiosqlite's thread. Not a ``begin`` event
+    listener, SQLAlchemy's recipe: with any connection event listened for, SQLAlchemy
+    dispatches events around every statement of every connection of the engine.
+    """
+    driver = dbapi_connection.driver_connection
     assert isinstance(driver, OneHopConnection)
-    driver.begin_lazily("BEGIN IMMEDIATE")
+    if not driver.no_transaction:
+        driver.begin_lazily("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -197,19 +199,18 @@ class Database:
         sync_engine = self.engine.sync_engine
         if self.is_sqlite:
             event.listen(sync_engine, "connect", _sqlite_pragmas(round(statement * 1000)))
-            event.listen(sync_engine, "begin", _sqlite_begin)
+            sync_engine.dialect.do_begin = _sqlite_do_begin  # type: ignore[method-assign]
             event.listen(sync_engine.pool, "checkout", self._answered)
         else:
             event.listen(sync_engine.pool, "checkout", self._ping)
         event.listen(sync_engine, "handle_error", self._on_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # The same pool, its connections out of any transaction (see autocommit()).
-        autocommit_options = (
-            {_NO_BEGIN: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
-        )
-        self._autocommit_engine = self.engine.execution_options(**autocommit_options)
-        self._autocommit_sessions = async_sessionmaker(
-            self._autocommit_engine, expire_on_commit=False
+        # The same pool, its connections out of any transaction (see autocommit()): on
+        # PostgreSQL by the isolation level, on SQLite by the driver sending no BEGIN.
+        self._autocommit_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
 
     def _pg_connect_args(self, *, bounded: bool) -> dict[str, Any]:
@@ -287,7 +288,10 @@ class Database:
         what was committed when it runs, as in a READ COMMITTED transaction.
         ``short`` as for :meth:`transaction`.
         """
-        async with self._autocommit_sessions() as session:
+        async with (
+            self._autocommit_connection() as connection,
+            AsyncSession(bind=connection, expire_on_commit=False) as session,
+        ):
             with self._statements(short):
                 yield session
 
@@ -303,12 +307,28 @@ class Database:
         otherwise each statement commits on its own, as :meth:`autocommit`. Short
         either way, as ``short=True`` there.
         """
-        engine = self.engine if transaction else self._autocommit_engine
-        async with engine.connect() as connection:
+        connections = self.engine.connect() if transaction else self._autocommit_connection()
+        async with connections as connection:
             # The commit outside inline_statements, as a session's: see sqlite_driver.
             async with connection.begin() if transaction else nullcontext():
                 with self._statements(True):
                     yield connection
+
+    @asynccontextmanager
+    async def _autocommit_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection on which each statement commits on its own."""
+        async with self._autocommit_engine.connect() as connection:
+            if not self.is_sqlite:
+                yield connection
+                return
+            # Checked out already (connect() does): its driver is at hand, no await.
+            driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            assert isinstance(driver, OneHopConnection)
+            driver.no_transaction = True
+            try:
+                yield connection
+            finally:
+                driver.no_transaction = False
 
     def _statements(self, short: bool) -> AbstractContextManager[None]:
         return inline_statements() if short and self.is_sqlite else nullcontext()

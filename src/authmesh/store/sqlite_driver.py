@@ -150,6 +150,9 @@ class OneHopConnection(aiosqlite.Connection):
     """
 
     _begin: str | None = None
+    #: While true, a transaction SQLAlchemy begins sends no ``BEGIN``: each statement
+    #: commits on its own (``Database.autocommit``).
+    no_transaction = False
     #: Whether this connection's open transaction began with ``BEGIN IMMEDIATE``.
     holds_write_lock = False
     #: The busy timeout the connection was opened with, in milliseconds.
