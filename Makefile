@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench scale venv clean
+.PHONY: run test lint typecheck bench scale venv clean
 
 venv: $(STAMP)
 
@@ -32,9 +32,12 @@ $(STAMP): pyproject.toml
 run: $(DEMO_STAMP)
 	$(BIN)/authmesh demo
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src
 
 # axe-core checks the pages' accessibility in the browser tests.
 AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js

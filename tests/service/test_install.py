@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from flask import Flask, g
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from werkzeug.test import Client
@@ -41,6 +41,22 @@ def test_install_builds_a_service_auth_from_a_config() -> None:
 def test_install_rejects_anything_else() -> None:
     with pytest.raises(TypeError, match="ServiceConfig or a ServiceAuth"):
         starlette_adapter.install(Starlette(), "https://auth.example.com")  # type: ignore[arg-type]
+
+
+def test_find_auth_returns_what_install_stored() -> None:
+    app = Starlette()
+    auth = starlette_adapter.install(app, mock_config(), lifespan=False)
+    assert starlette_adapter.find_auth(HTTPConnection({"type": "http", "app": app})) is auth
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [{"type": "http", "app": Starlette()}, {"type": "http"}],
+    ids=["app-without-install", "no-app-in-scope"],
+)
+def test_find_auth_without_install_says_how_to_set_it_up(scope: dict[str, Any]) -> None:
+    with pytest.raises(RuntimeError, match=r"call install\(app, config_or_auth\)"):
+        starlette_adapter.find_auth(HTTPConnection(scope))
 
 
 @pytest.mark.parametrize(

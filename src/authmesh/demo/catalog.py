@@ -8,12 +8,14 @@ Run by ``authmesh demo`` as ``python -m authmesh.demo.catalog``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from fastapi import FastAPI
 from strawberry.fastapi import GraphQLRouter
+from strawberry.permission import BasePermission
 
 from authmesh.demo.service_common import add_health, demo_facts, host_port, service_config
 from authmesh.demo.storage import DemoStore
@@ -27,6 +29,10 @@ from authmesh.service.strawberry import (
     context_getter,
     principal_from_info,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: it moved here in strawberry 0.236, and the extra allows 0.230.
+    from strawberry.types.field import StrawberryField
 
 __all__ = ["create_app", "main"]
 
@@ -61,6 +67,18 @@ class Viewer:
     )
 
 
+def _guarded_field(
+    make_field: Callable[..., Any], *permissions: type[BasePermission]
+) -> StrawberryField:
+    """``make_field(permission_classes=...)``, typed as the decorator it is here.
+
+    Called without a resolver, ``strawberry.field`` and ``strawberry.mutation`` are typed
+    ``Any`` upstream, because the same call also declares plain data fields.
+    """
+    field: StrawberryField = make_field(permission_classes=list(permissions))
+    return field
+
+
 def _product(row: dict[str, Any]) -> Product:
     return Product(id=strawberry.ID(f"p{row['id']}"), name=row["name"], price=row["price"])
 
@@ -72,11 +90,11 @@ def _store(info: strawberry.Info) -> DemoStore:
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=[IsAuthenticated, HasScope("catalog:read")])
+    @_guarded_field(strawberry.field, IsAuthenticated, HasScope("catalog:read"))
     def products(self, info: strawberry.Info) -> list[Product]:
         return [_product(r) for r in _store(info).query("SELECT * FROM products ORDER BY id")]
 
-    @strawberry.field(permission_classes=[IsAuthenticated, HasScope("catalog:read")])
+    @_guarded_field(strawberry.field, IsAuthenticated, HasScope("catalog:read"))
     def product(self, info: strawberry.Info, id: strawberry.ID) -> Product | None:
         raw = str(id)
         if not raw.startswith("p") or not raw[1:].isdigit():
@@ -84,7 +102,7 @@ class Query:
         rows = _store(info).query("SELECT * FROM products WHERE id = ?", (int(raw[1:]),))
         return _product(rows[0]) if rows else None
 
-    @strawberry.field(permission_classes=[IsAuthenticated])
+    @_guarded_field(strawberry.field, IsAuthenticated)
     def viewer(self, info: strawberry.Info) -> Viewer:
         principal = principal_from_info(info)
         assert principal is not None  # IsAuthenticated ran first
@@ -100,8 +118,8 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(
-        permission_classes=[IsAuthenticated, HasRole("admin"), HasScope("catalog:write")]
+    @_guarded_field(
+        strawberry.mutation, IsAuthenticated, HasRole("admin"), HasScope("catalog:write")
     )
     def add_product(self, info: strawberry.Info, name: str, price: float) -> Product:
         name = name.strip()

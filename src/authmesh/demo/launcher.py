@@ -207,7 +207,7 @@ def run_demo(cfg: DemoConfig) -> int:
         while not stopping:
             for proc in procs:
                 if proc.poll() is not None:
-                    print(f"a demo process exited ({proc.args}); stopping", file=sys.stderr)
+                    print(f"a demo process exited ({proc.args!r}); stopping", file=sys.stderr)
                     return 1
             time.sleep(0.2)
         print("\nstopping the demo…", flush=True)

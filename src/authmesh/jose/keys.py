@@ -246,7 +246,7 @@ class Key:
         if self.is_symmetric:
             raise InvalidKey("an HS256 secret has no public part")
         jwk = self._jose.as_dict(private=False)
-        return Key(JWKRegistry.import_key(jwk), self.alg, self.kid)  # type: ignore[arg-type]
+        return Key(JWKRegistry.import_key(jwk), self.alg, self.kid)
 
     def to_jwk(self, *, private: bool = False) -> dict[str, Any]:
         """The key as a JWK with ``kid``, ``alg`` and ``use``.
@@ -268,11 +268,13 @@ class Key:
         Raises:
             InvalidKey: HS256 secrets have no PEM form.
         """
-        if self.is_symmetric:
+        jose_key = self._jose
+        # An OctKey is exactly an HS256 secret: the constructor ties kty to alg.
+        if isinstance(jose_key, OctKey):
             raise InvalidKey("HS256 secrets have no PEM form")
         if private and not self.is_private:
             raise InvalidKey(f"key {self.kid} has no private part")
-        return bytes(self._jose.as_pem(private=private))
+        return bytes(jose_key.as_pem(private=private))
 
     @property
     def public_key(self) -> Any:

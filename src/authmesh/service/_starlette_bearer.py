@@ -70,7 +70,7 @@ def read_credentials(scope: Scope, auth: Any) -> tuple[str, str] | None:
 
 def _known_tokens(auth: Any) -> Container[str]:
     """The verified-token cache of a :class:`ServiceAuth` or :class:`Verifier`; else empty."""
-    return getattr(getattr(auth, "verifier", auth), "cache", ())  # type: ignore[no-any-return]
+    return getattr(getattr(auth, "verifier", auth), "cache", ())
 
 
 def check_presentation(auth: Any, principal: Principal, scheme: str, scope: Scope) -> None:

@@ -216,12 +216,14 @@ def find_auth(connection: HTTPConnection) -> AsyncTokenVerifier:
         RuntimeError: authmesh was not set up on this app (an operator error: a 500).
     """
     state = getattr(connection.scope.get("app"), "state", None)
-    try:
-        # Starlette's State keeps its attributes in a dict behind __getattr__: calling
-        # that directly skips the ordinary lookup that fails first (most of getattr's cost).
-        auth = state.__getattr__(STATE_ATTR)
-    except AttributeError:
-        auth = getattr(state, STATE_ATTR, None)
+    auth = None
+    if state is not None:
+        try:
+            # Starlette's State keeps its attributes in a dict behind __getattr__: calling
+            # that directly skips the ordinary lookup that fails first (most of getattr's cost).
+            auth = state.__getattr__(STATE_ATTR)
+        except AttributeError:
+            auth = getattr(state, STATE_ATTR, None)
     if auth is None:
         raise RuntimeError(
             "authmesh is not set up on this app: call install(app, config_or_auth) "

@@ -66,7 +66,7 @@ class JobLock:
                 # hold it by now, so ask again like everyone else.
                 log.warning("lost the connection holding the retention lock")
                 await self._drop()
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         dsn = make_url(self._db.url).set(drivername="postgresql").render_as_string(False)
         conn = await asyncpg.connect(dsn, timeout=_CONNECT_TIMEOUT)

@@ -7,7 +7,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -50,6 +51,11 @@ class Base(DeclarativeBase):
     """Declarative base of every authmesh table."""
 
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+
+    if TYPE_CHECKING:
+        # DeclarativeBase types this as any FromClause (a class may map a join or a
+        # subquery); every authmesh row maps one Table, and insert/update/delete want one.
+        __table__: ClassVar[Table]
 
 
 class UserRow(Base):

@@ -14,7 +14,8 @@ import contextlib
 import socket
 import struct
 import threading
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 __all__ = ["TcpProxy"]
 
@@ -99,9 +100,9 @@ class TcpProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _call(self, coro: object) -> None:
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None, "the proxy is not running"
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         future.result(10)
 
     async def _listen(self) -> None:

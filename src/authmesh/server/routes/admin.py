@@ -19,6 +19,18 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 Admin = Annotated[BearerPrincipal, Depends(admin_principal)]
+GrantTypeName = Literal[
+    "authorization_code",
+    "password",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
+
+
+def _client_credentials_only() -> list[GrantTypeName]:
+    """The grant types of a new client that names none: a machine client."""
+    return ["client_credentials"]
 
 
 class NewUser(BaseModel):
@@ -51,15 +63,7 @@ class NewClient(BaseModel):
     client_id: str = Field(min_length=1, max_length=100)
     name: str = Field(default="", max_length=200)
     public: bool = False
-    grant_types: list[
-        Literal[
-            "authorization_code",
-            "password",
-            "refresh_token",
-            "client_credentials",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ]
-    ] = Field(default_factory=lambda: ["client_credentials"], min_length=1)
+    grant_types: list[GrantTypeName] = Field(default_factory=_client_credentials_only, min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     audiences: list[str] = Field(default_factory=list, max_length=100)
     roles: list[str] = Field(default_factory=list, max_length=100)
@@ -80,15 +84,7 @@ class ClientSettings(BaseModel):
     """Body of ``PUT /admin/clients/{client_id}``: every setting but the id, type and roles."""
 
     name: str = Field(default="", max_length=200)
-    grant_types: list[
-        Literal[
-            "authorization_code",
-            "password",
-            "refresh_token",
-            "client_credentials",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ]
-    ] = Field(min_length=1)
+    grant_types: list[GrantTypeName] = Field(min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     audiences: list[str] = Field(default_factory=list, max_length=100)
     redirect_uris: list[str] = Field(default_factory=list, max_length=50)
