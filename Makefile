@@ -44,8 +44,7 @@ AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 $(AXE):
 	npm install --no-save --silent --prefix $(VENV)/axe axe-core@4
 
-test: $(STAMP) $(AXE)
-	$(BIN)/ruff check src tests bench
+test: $(STAMP) $(AXE) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
