@@ -8,7 +8,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from authmesh.testing import wait_for
-from support.harness import Api
+from support.harness import ALICE, Api
+from support.oidc_flow import Browser, register_browser_clients
 from support.tracing import capture_spans, server_spans
 
 
@@ -19,6 +20,28 @@ def test_token_request_is_a_server_span_with_child_sql_spans(
     with capture_spans() as spans:
         assert api.password_grant().status_code == 200
         _check_token_trace(spans)
+
+
+def test_code_exchange_statements_are_traced_too(start_server: Callable[..., Api]) -> None:
+    # On SQLite the exchange's statements skip SQLAlchemy's execution, but not while
+    # the engine is traced.
+    api = start_server(otel=True)
+    register_browser_clients(api)
+    browser = Browser(api)
+    try:
+        code = browser.sign_in(*ALICE)["code"]
+        with capture_spans() as spans:
+            assert browser.exchange(code).status_code == 200
+            wait_for(lambda: server_spans(spans, "POST /oauth/token"), message="the token span")
+            [server] = server_spans(spans, "POST /oauth/token")
+            statements = " ".join(
+                str(s.attributes.get("db.statement"))
+                for s in spans.get_finished_spans()
+                if s.context.trace_id == server.context.trace_id and s.kind is SpanKind.CLIENT
+            )
+    finally:
+        browser.close()
+    assert "authorization_codes" in statements and "refresh_tokens" in statements
 
 
 def _check_token_trace(spans: InMemorySpanExporter) -> None:

@@ -64,3 +64,4 @@ def instrument_server(app: Any, db: Database) -> None:
     EngineTracer(  # type: ignore[no-untyped-call]
         trace.get_tracer(name, __version__), db.engine.sync_engine, usage
     )
+    db.direct_sqlite = False  # every statement through the engine, and so traced

@@ -205,7 +205,7 @@ async def use_code(
     Whether this call was the one that did it.
     """
     result = await session.execute(_USE_CODE, {"h": code_hash, "now": now, "sid": session_id})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[union-attr]
 
 
 def _use_code_opening(with_refresh: bool) -> Insert:

@@ -34,6 +34,7 @@ from authmesh.errors import ConfigError
 from authmesh.store.outages import database_outage
 from authmesh.store.private_files import create_private_file, private_dir
 from authmesh.store.sqlite_driver import OneHopConnection, connector, inline_statements
+from authmesh.store.sqlite_statements import DirectStatements, StatementPlans, direct_statements
 
 __all__ = [
     "Database",
@@ -205,6 +206,10 @@ class Database:
             event.listen(sync_engine.pool, "checkout", self._ping)
         event.listen(sync_engine, "handle_error", self._on_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._plans = StatementPlans(sync_engine.dialect)
+        #: Whether :meth:`core` runs SQLite statements on the driver itself. Off while the
+        #: engine is traced, so that every statement still gets its span.
+        self.direct_sqlite = self.is_sqlite
         # The same pool, its connections out of any transaction (see autocommit()): on
         # PostgreSQL by the isolation level, on SQLite by the driver sending no BEGIN.
         self._autocommit_engine = (
@@ -296,17 +301,24 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def core(self, *, transaction: bool) -> AsyncIterator[AsyncConnection]:
+    async def core(self, *, transaction: bool) -> AsyncIterator[AsyncConnection | DirectStatements]:
         """A request's few Core statements on one pooled connection, with no ORM session.
 
         For the hottest requests, whose statements are all Core (a :data:`Statements`
         in the ``store`` functions they call): the session's own bookkeeping (its
         transaction object, identity map, connection lookup per statement and close)
-        costs as much there as the statements. ``transaction``: one transaction,
-        committed on success and rolled back on error, as :meth:`transaction`;
-        otherwise each statement commits on its own, as :meth:`autocommit`. Short
-        either way, as ``short=True`` there.
+        costs as much there as the statements; on SQLite, so does SQLAlchemy's
+        execution of each (see :mod:`.sqlite_statements`). ``transaction``: one
+        transaction, committed on success and rolled back on error, as
+        :meth:`transaction`; otherwise each statement commits on its own, as
+        :meth:`autocommit`. Short either way, as ``short=True`` there.
         """
+        if self.direct_sqlite:
+            async with direct_statements(
+                self.engine, self._plans, transaction=transaction
+            ) as statements:
+                yield statements
+            return
         connections = self.engine.connect() if transaction else self._autocommit_connection()
         async with connections as connection:
             # The commit outside inline_statements, as a session's: see sqlite_driver.

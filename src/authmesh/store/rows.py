@@ -19,12 +19,14 @@ from sqlalchemy.orm import ClassManager, configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from authmesh.store.models import Base
+from authmesh.store.sqlite_statements import DirectStatements
 
 __all__ = ["Statements", "detached"]
 
-#: What runs a store function written in Core statements only: an ORM session, or a
-#: bare connection (:meth:`authmesh.store.db.Database.core`, for the hottest requests).
-Statements: TypeAlias = AsyncSession | AsyncConnection
+#: What runs a store function written in Core statements only: an ORM session, or
+#: what :meth:`authmesh.store.db.Database.core` gives the hottest requests (a bare
+#: connection; on SQLite, the driver's connection itself).
+Statements: TypeAlias = AsyncSession | AsyncConnection | DirectStatements
 
 _Row = TypeVar("_Row", bound=Base)
 
