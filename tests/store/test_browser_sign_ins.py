@@ -9,6 +9,7 @@ from authmesh.store import factors as factor_store
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.db import Database
+from support.store_rows import add_test_code
 
 NOW = 1_764_390_000.0
 SECRET_HASH = "c" * 64
@@ -135,19 +136,8 @@ async def test_the_exchange_reads_client_and_code_together_and_a_code_is_used_on
 ) -> None:
     user_id = await _seed(db)
     async with db.transaction() as session:
-        await code_store.add_code(
-            session,
-            code_hash="h" * 64,
-            client_id="spa",
-            user_id=user_id,
-            browser_session_id="gone",
-            redirect_uri="https://spa.example/cb",
-            scope="openid",
-            audiences=["orders"],
-            nonce=None,
-            code_challenge="c",
-            now=NOW,
-            expires_at=NOW + 60,
+        await add_test_code(
+            session, code_hash="h" * 64, user_id=user_id, now=NOW, browser_session_id="gone"
         )
 
     async with db.transaction() as session:

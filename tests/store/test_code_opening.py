@@ -11,6 +11,7 @@ from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
 from authmesh.store.db import Database
 from authmesh.store.models import RefreshTokenRow, SessionRow
+from support.store_rows import add_test_code
 
 NOW = 1_764_390_000.0
 
@@ -32,20 +33,7 @@ async def _code(db: Database, code_hash: str) -> str:
         user = await user_store.create_user(
             session, username="Alice", password_hash="h", roles=[], now=NOW
         )
-        await code_store.add_code(
-            session,
-            code_hash=code_hash,
-            client_id="spa",
-            user_id=user.id,
-            browser_session_id="b",
-            redirect_uri="https://spa.example/cb",
-            scope="openid",
-            audiences=["orders"],
-            nonce=None,
-            code_challenge="c",
-            now=NOW,
-            expires_at=NOW + 60,
-        )
+        await add_test_code(session, code_hash=code_hash, user_id=user.id, now=NOW)
         return user.id
 
 

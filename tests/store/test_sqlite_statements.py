@@ -19,6 +19,7 @@ from authmesh.store.db import Database
 from authmesh.store.models import AuthorizationCodeRow, SessionRow, UserRow
 from authmesh.store.sqlite_driver import OneHopConnection
 from authmesh.store.sqlite_statements import DirectStatements, StatementPlans
+from support.store_rows import add_test_code
 
 NOW = 1_764_390_000.0
 CODE = "h" * 64
@@ -57,20 +58,7 @@ async def _seed(db: Database) -> str:
 
 
 async def _add_code(statements: Any, user_id: str) -> None:
-    await code_store.add_code(
-        statements,
-        code_hash=CODE,
-        client_id="spa",
-        user_id=user_id,
-        browser_session_id="b",
-        redirect_uri="https://spa.example/cb",
-        scope="openid",
-        audiences=["orders"],
-        nonce=None,
-        code_challenge="c",
-        now=NOW,
-        expires_at=NOW + 60,
-    )
+    await add_test_code(statements, code_hash=CODE, user_id=user_id, now=NOW)
 
 
 async def test_the_store_reads_give_what_sqlalchemy_gives(db: Database) -> None:
