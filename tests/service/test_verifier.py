@@ -169,6 +169,20 @@ def test_revocation_is_checked_on_the_cached_path(
     assert env.verifier.stats.cache_hits == 2  # the revoked request was a cache hit too
 
 
+def test_cached_answers_known_tokens_only_and_still_checks_revocation(env: Env) -> None:
+    token = env.mint(sub="alice", sid="s1")
+    assert env.verifier.cached(token) is None  # never verified: verify() or averify()
+    principal = env.verifier.verify(token)
+    assert env.verifier.cached(token) is principal
+    assert env.auth.cached(token) is principal
+    env.clock.advance(1)
+    env.revoke("sid", "s1")
+    with pytest.raises(TokenRevoked, match="session"):
+        env.verifier.cached(token)
+    assert env.verifier.stats.cache_hits == 3
+    assert env.verifier.stats.rejected["revoked"] == 1
+
+
 def test_a_subject_event_spares_tokens_issued_after_it(env: Env) -> None:
     old = env.mint(sub="alice")
     env.clock.advance(5)

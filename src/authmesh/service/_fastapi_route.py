@@ -32,7 +32,12 @@ from starlette.responses import Response
 
 from authmesh.service.errors import BearerError
 from authmesh.service.principal import AccessRule, Principal
-from authmesh.service.starlette import AuthHTTPException, principal_from_connection, realm_of
+from authmesh.service.starlette import (
+    AuthHTTPException,
+    known_principal,
+    principal_from_connection,
+    realm_of,
+)
 
 __all__ = ["AuthRoute", "BearerDependency"]
 
@@ -67,9 +72,9 @@ class BearerDependency(SecurityBase):
         )
 
     async def __call__(self, connection: HTTPConnection) -> Principal | None:
-        # The middleware's principal is read here, without awaiting another coroutine.
-        principal = connection.scope.get("auth")
-        if not isinstance(principal, Principal):
+        # The middleware's principal or a cached token's, without awaiting a coroutine.
+        principal = known_principal(connection)
+        if principal is None:
             principal = await principal_from_connection(connection, required=self.required)
             if principal is None:
                 return None

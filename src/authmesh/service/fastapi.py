@@ -42,6 +42,7 @@ from authmesh.service.principal import AccessRule, Delegation, Principal
 from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.starlette import (
     AuthHTTPException,
+    known_principal,
     mount_operations,
     principal_from_connection,
     realm_of,
@@ -184,7 +185,9 @@ def protected(
         @functools.wraps(endpoint)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             request: Request = kwargs[request_name] if keep_request else kwargs.pop(request_name)
-            principal = await principal_from_connection(request, required=True)
+            principal = known_principal(request) or await principal_from_connection(
+                request, required=True
+            )
             assert principal is not None
             if checks_access:
                 try:

@@ -130,6 +130,10 @@ class ServiceAuth:
         """:meth:`Verifier.averify`."""
         return await self.verifier.averify(token)
 
+    def cached(self, token: str) -> Principal | None:
+        """:meth:`Verifier.cached`."""
+        return self.verifier.cached(token)
+
     def check_presentation(
         self,
         principal: Principal,

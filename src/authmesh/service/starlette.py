@@ -63,6 +63,7 @@ __all__ = [
     "get_principal",
     "install",
     "install_error_handlers",
+    "known_principal",
     "mount_operations",
     "principal_from_connection",
     "realm_of",
@@ -181,10 +182,10 @@ async def principal_from_connection(
     Raises:
         AuthHTTPException: a bad token, a malformed header, or (``required``) no token.
     """
-    scope = connection.scope
-    principal = scope.get("auth")
-    if isinstance(principal, Principal):
+    principal = known_principal(connection, auth)
+    if principal is not None:
         return principal
+    scope = connection.scope
     realm = scope.get(CHECKED)
     if realm is None:
         # No middleware ran: authenticate here.
@@ -207,6 +208,44 @@ async def principal_from_connection(
     if required:
         raise AuthHTTPException(MissingToken(), realm)
     return None
+
+
+def known_principal(
+    connection: HTTPConnection, auth: AsyncTokenVerifier | None = None
+) -> Principal | None:
+    """The caller when known without awaiting anything: set by the middleware, or the
+    bearer of a token the verifier has cached (after the checks of every request);
+    ``None``: :func:`principal_from_connection` decides.
+
+    Raises:
+        AuthHTTPException: the cached token is revoked now, the feed is stale, or the
+            token came without the proof its binding asks for.
+    """
+    scope = connection.scope
+    principal = scope.get("auth")
+    if isinstance(principal, Principal):
+        return principal
+    if scope.get(CHECKED) is not None:
+        return None  # the middleware ran and found no token
+    if auth is None:
+        auth = find_auth(connection)
+    cached = getattr(auth, "cached", None)  # a ServiceAuth or a Verifier has it
+    if cached is None:
+        return None
+    try:
+        credentials = read_credentials(scope, auth)
+        if credentials is None:
+            return None
+        scheme, token = credentials
+        found: Principal | None = cached(token)
+        if found is None:
+            return None
+        check_presentation(auth, found, scheme, scope)
+        principal = found
+    except (TokenRejected, BearerError) as exc:
+        raise AuthHTTPException(exc, auth.config.effective_realm) from None
+    scope["auth"] = scope["user"] = principal
+    return principal
 
 
 def find_auth(connection: HTTPConnection) -> AsyncTokenVerifier:
