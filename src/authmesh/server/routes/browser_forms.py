@@ -11,9 +11,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from authmesh.server.context import ServerContext
+from authmesh.server.errors import InvalidRequest
 from authmesh.server.oidc.browser_sessions import BrowserSession, current_browser_session
-from authmesh.server.routes.common import get_context
+from authmesh.server.routes.common import Form, get_context, read_form
 from authmesh.server.web.cookies import CookieJar
+from authmesh.server.web.errors import InvalidForm
 from authmesh.server.web.forms import FormSigner
 from authmesh.server.web.render import origin_of, page
 
@@ -38,6 +40,23 @@ def form_signer(request: Request) -> FormSigner:
     if signer is None:
         signer = state.form_signer = FormSigner(get_context(request).web_key)
     return signer
+
+
+async def posted_signed_form(request: Request, purpose: str) -> tuple[Form, dict[str, Any]]:
+    """The posted form and the state it carries, signed for ``purpose``, its CSRF token
+    checked against the browser's cookie.
+
+    Raises:
+        InvalidForm: an unreadable, forged, expired or cross-site form.
+    """
+    try:
+        form = await read_form(request)
+    except InvalidRequest as exc:
+        raise InvalidForm(exc.description) from None
+    signer = form_signer(request)
+    csrf_cookie = request.cookies.get(cookie_jar(get_context(request)).csrf_name)
+    signer.check_csrf(csrf_cookie, form.get("csrf_token"))
+    return form, signer.loads(purpose, form.get("request"))
 
 
 async def browser_session(request: Request) -> BrowserSession | None:

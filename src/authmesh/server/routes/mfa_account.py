@@ -28,10 +28,10 @@ from authmesh.server.routes.browser_forms import (
     browser_session,
     cookie_jar,
     error_page,
-    form_signer,
+    posted_signed_form,
     signed_form_page,
 )
-from authmesh.server.routes.common import get_context, read_form, request_info
+from authmesh.server.routes.common import get_context, request_info
 from authmesh.server.routes.mfa_account_forms import (
     HOME,
     LOGIN_FORM,
@@ -88,13 +88,7 @@ async def sign_in(request: Request) -> Response:
     """Password, then the second factor if the user has one, then the security page."""
     ctx = get_context(request)
     try:
-        try:
-            form = await read_form(request)
-        except InvalidRequest as exc:
-            raise InvalidForm(exc.description) from None
-        signer = form_signer(request)
-        signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
-        signer.loads(LOGIN_FORM, form.get("request"))
+        form, _ = await posted_signed_form(request, LOGIN_FORM)
     except InvalidForm as exc:
         return error_page(f"{exc} Open your security settings again.")
     cont = Continuation(None, HOME)

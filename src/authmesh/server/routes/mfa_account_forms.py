@@ -11,17 +11,15 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from authmesh.server import audit
-from authmesh.server.errors import InvalidRequest
 from authmesh.server.mfa import factors, totp
 from authmesh.server.oidc.browser_sessions import BrowserSession
 from authmesh.server.routes.browser_forms import (
     browser_session,
-    cookie_jar,
     error_page,
-    form_signer,
+    posted_signed_form,
     signed_form_page,
 )
-from authmesh.server.routes.common import get_context, read_form, request_info
+from authmesh.server.routes.common import get_context, request_info
 from authmesh.server.routes.mfa_pages import with_own_script
 from authmesh.server.routes.mfa_pending import Continuation
 from authmesh.server.web.errors import InvalidForm
@@ -90,16 +88,9 @@ async def checked_form(
 ) -> tuple[dict[str, str], dict[str, Any], BrowserSession] | Response:
     """The posted form of a signed-in page: CSRF token, signed state, the same live
     sign-in that was shown the page. A refusal is audited and answered with a page."""
-    ctx = get_context(request)
     browser = await browser_session(request)
     try:
-        try:
-            form = await read_form(request)
-        except InvalidRequest as exc:
-            raise InvalidForm(exc.description) from None
-        signer = form_signer(request)
-        signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
-        state = signer.loads(purpose, form.get("request"))
+        form, state = await posted_signed_form(request, purpose)
         if browser is None or state.get("sid") != browser.id:
             raise InvalidForm("your sign-in changed since the page was shown")
     except InvalidForm as exc:

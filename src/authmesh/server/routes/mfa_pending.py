@@ -14,10 +14,9 @@ from typing import Any
 from fastapi import Request
 
 from authmesh.server.context import ServerContext
-from authmesh.server.errors import InvalidRequest
 from authmesh.server.oidc.authorization import AuthorizationRequest
-from authmesh.server.routes.browser_forms import cookie_jar, form_signer
-from authmesh.server.routes.common import get_context, read_form
+from authmesh.server.routes.browser_forms import cookie_jar, posted_signed_form
+from authmesh.server.routes.common import get_context
 from authmesh.server.routes.signin_input import still_registered
 from authmesh.server.secrets import hash_secret
 from authmesh.server.web.errors import InvalidForm
@@ -121,13 +120,7 @@ async def posted_step(request: Request, purpose: str) -> tuple[dict[str, str], d
         InvalidForm: a forged, foreign, stale or cross-site form.
     """
     ctx = get_context(request)
-    try:
-        form = await read_form(request)
-    except InvalidRequest as exc:
-        raise InvalidForm(exc.description) from None
-    signer = form_signer(request)
-    signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
-    state = signer.loads(purpose, form.get("request"))
+    form, state = await posted_signed_form(request, purpose)
     bind = state.get("bind")
     if not isinstance(bind, str) or not hmac.compare_digest(bind, _binding(request)):
         raise InvalidForm("the form was not made for this browser")

@@ -13,8 +13,8 @@ from authmesh.server.errors import InvalidRequest
 from authmesh.server.oidc.authorization import AuthorizationRequest
 from authmesh.server.oidc.errors import UntrustedRedirect
 from authmesh.server.oidc.redirect_uris import redirect_uri_matches
-from authmesh.server.routes.browser_forms import cookie_jar, form_signer
-from authmesh.server.routes.common import get_context, read_form
+from authmesh.server.routes.browser_forms import posted_signed_form
+from authmesh.server.routes.common import read_form
 from authmesh.server.web.errors import InvalidForm
 from authmesh.store.models import ClientRow
 
@@ -61,14 +61,7 @@ async def posted_form(
     Raises:
         InvalidForm: a forged, foreign, stale or cross-site form.
     """
-    ctx = get_context(request)
-    try:
-        form = await read_form(request)
-    except InvalidRequest as exc:
-        raise InvalidForm(exc.description) from None
-    signer = form_signer(request)
-    signer.check_csrf(request.cookies.get(cookie_jar(ctx).csrf_name), form.get("csrf_token"))
-    state = signer.loads(purpose, form.get("request"))
+    form, state = await posted_signed_form(request, purpose)
     try:
         auth_request = AuthorizationRequest.from_json(state["req"])
     except (KeyError, TypeError, ValueError):
