@@ -100,9 +100,11 @@ class RevocationState:
             nb = self._sub_nb.get(sub)
             if nb is not None and iat < nb:
                 return "sub"
-        if sid is not None and sid in self._sid:
+        # Empty sets are the common case: testing them first leaves the token's own
+        # strings untouched (their hashes live in them, in memory the request has not read).
+        if self._sid and sid is not None and sid in self._sid:
             return "sid"
-        if jti in self._jti:
+        if self._jti and jti in self._jti:
             return "jti"
         return None
 

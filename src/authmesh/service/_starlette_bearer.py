@@ -7,7 +7,6 @@ per request. A connection it authenticated carries its realm under :data:`CHECKE
 
 from __future__ import annotations
 
-from collections.abc import Container
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +23,7 @@ __all__ = [
     "CHECKED",
     "AsyncTokenVerifier",
     "BearerAuthMiddleware",
+    "cached_principal",
     "check_presentation",
     "read_credentials",
 ]
@@ -51,26 +51,40 @@ def _authorization(scope: Scope) -> list[str]:
     return values
 
 
-def read_credentials(scope: Scope, auth: Any) -> tuple[str, str] | None:
-    """``(scheme, token)`` of the request, exactly as :func:`parse_credentials` reads it.
+def read_credentials(scope: Scope) -> tuple[str, str] | None:
+    """``(scheme, token)`` of the request's ``Authorization`` header (:func:`parse_credentials`)."""
+    return parse_credentials(_authorization(scope))
 
-    A token the verifier holds in its cache passed verification, so it is base64url
-    and dots only: ``<scheme> <token>`` with such a token splits there, and the
-    whitespace scan of the ~1 kB header (the dearest step of checking a known token)
-    is skipped. Anything else takes the full parse.
+
+def cached_principal(scope: Scope, auth: Any) -> Principal | None:
+    """The caller when the verifier holds the request's token, after the checks of every
+    request (revocation, feed freshness, how the token came); ``None``: no token, or one
+    the verifier does not hold, and :func:`read_credentials` with a full verification decide.
+
+    A token the verifier holds passed verification, so it is base64url and dots only:
+    ``<scheme> <token>`` with such a token splits at its one space, and the whitespace
+    scan of the ~1 kB header (the dearest step of checking a known token) is skipped.
+    Any other header, well formed or not, misses the cache and takes the full parse.
+
+    Raises:
+        TokenRejected: the held token is revoked now, or the feed is stale.
+        BearerError: the token came without the proof its binding asks for.
     """
+    # A ServiceAuth's verifier, or a Verifier itself: straight to it, one call fewer.
+    cached = getattr(getattr(auth, "verifier", auth), "cached", None)
+    if cached is None:
+        return None
     values = _authorization(scope)
-    if len(values) == 1:
-        scheme, _, token = values[0].partition(" ")
-        scheme = scheme.lower()
-        if (scheme == "bearer" or scheme == "dpop") and token in _known_tokens(auth):
-            return scheme, token
-    return parse_credentials(values)
-
-
-def _known_tokens(auth: Any) -> Container[str]:
-    """The verified-token cache of a :class:`ServiceAuth` or :class:`Verifier`; else empty."""
-    return getattr(getattr(auth, "verifier", auth), "cache", ())
+    if len(values) != 1:
+        return None
+    scheme, _, token = values[0].partition(" ")
+    scheme = scheme.lower()
+    if scheme != "bearer" and scheme != "dpop":
+        return None
+    principal: Principal | None = cached(token)
+    if principal is not None:
+        check_presentation(auth, principal, scheme, scope)
+    return principal
 
 
 def check_presentation(auth: Any, principal: Principal, scheme: str, scope: Scope) -> None:
@@ -122,15 +136,16 @@ class BearerAuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        principal = None
         try:
-            credentials = read_credentials(scope, self.auth)
-            if credentials is not None:
-                scheme, token = credentials
-                principal = await self.auth.averify(token)
-                check_presentation(self.auth, principal, scheme, scope)
-            elif self.required:
-                raise MissingToken()
+            principal = cached_principal(scope, self.auth)
+            if principal is None:
+                credentials = read_credentials(scope)
+                if credentials is not None:
+                    scheme, token = credentials
+                    principal = await self.auth.averify(token)
+                    check_presentation(self.auth, principal, scheme, scope)
+                elif self.required:
+                    raise MissingToken()
         except (TokenRejected, BearerError) as exc:
             if scope["type"] == "websocket":
                 # Before the handshake completes this makes the server answer 403.

@@ -38,6 +38,7 @@ from authmesh.service._starlette_bearer import (
     CHECKED,
     AsyncTokenVerifier,
     BearerAuthMiddleware,
+    cached_principal,
     check_presentation,
     read_credentials,
 )
@@ -194,7 +195,7 @@ async def principal_from_connection(
         try:
             # The raw ASGI list, as the middleware reads it: building Starlette's
             # Headers view costs more than the check of a known token.
-            credentials = read_credentials(scope, auth)
+            credentials = read_credentials(scope)
             if credentials is not None:
                 scheme, token = credentials
                 principal = await auth.averify(token)
@@ -229,22 +230,12 @@ def known_principal(
         return None  # the middleware ran and found no token
     if auth is None:
         auth = find_auth(connection)
-    cached = getattr(auth, "cached", None)  # a ServiceAuth or a Verifier has it
-    if cached is None:
-        return None
     try:
-        credentials = read_credentials(scope, auth)
-        if credentials is None:
-            return None
-        scheme, token = credentials
-        found: Principal | None = cached(token)
-        if found is None:
-            return None
-        check_presentation(auth, found, scheme, scope)
-        principal = found
+        principal = cached_principal(scope, auth)
     except (TokenRejected, BearerError) as exc:
         raise AuthHTTPException(exc, auth.config.effective_realm) from None
-    scope["auth"] = scope["user"] = principal
+    if principal is not None:
+        scope["auth"] = scope["user"] = principal
     return principal
 
 
@@ -255,14 +246,14 @@ def find_auth(connection: HTTPConnection) -> AsyncTokenVerifier:
         RuntimeError: authmesh was not set up on this app (an operator error: a 500).
     """
     state = getattr(connection.scope.get("app"), "state", None)
-    auth = None
-    if state is not None:
-        try:
-            # Starlette's State keeps its attributes in a dict behind __getattr__: calling
-            # that directly skips the ordinary lookup that fails first (most of getattr's cost).
-            auth = state.__getattr__(STATE_ATTR)
-        except AttributeError:
-            auth = getattr(state, STATE_ATTR, None)
+    # Starlette's State keeps its attributes in the dict ``_state`` behind __getattr__:
+    # reading the dict skips the ordinary lookup that fails first and the Python-level
+    # __getattr__ (together most of getattr's cost on every request).
+    attributes = getattr(state, "_state", None)
+    if isinstance(attributes, dict):
+        auth = attributes.get(STATE_ATTR)
+    else:
+        auth = getattr(state, STATE_ATTR, None)
     if auth is None:
         raise RuntimeError(
             "authmesh is not set up on this app: call install(app, config_or_auth) "
