@@ -12,14 +12,19 @@ token-bearing requests) and ``/noop-dep`` (a dependency doing nothing, same
 requests as ``/protected``); the service's CPU time per request (``/proc``) is
 recorded for every window.
 
-Each round loads the six one after the other
-(order rotating between rounds); ratios are taken per round against ``/open`` of
-the same round. Targets: ``/protected`` ≥ 0.85× the rps of ``/open``, p99 ≤ 1.2×.
+Every ratio is taken within a pair of adjacent windows: each round loads every
+other endpoint next to a window of ``/open`` of its own (the endpoint first in
+every other round, so that a drift of the machine's speed during a pair favours
+neither side). The machine's speed moves by tens of percent within a minute, so
+a ratio against an ``/open`` window a round's length away measured that drift
+as much as the endpoint. Targets: ``/protected`` ≥ 0.85× the rps of ``/open``,
+p99 ≤ 1.2×.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from bench.harness import Spread
 from bench.report import PartResult
@@ -37,11 +42,19 @@ TARGET_P99 = 1.2
 _CONNECTIONS = 16
 
 
+class Window(NamedTuple):
+    """One load window's figures."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+
+
 def run(budget: float) -> PartResult:
     """Rounds of every endpoint until the budget is spent (at least 3 rounds)."""
     started = time.monotonic()
     with service_stack() as stack:
-        setup = time.monotonic() - started
         requests = {
             "/open": [get_request("/open")],
             "/protected": [get_request("/protected", t) for t in stack.tokens],
@@ -51,48 +64,68 @@ def run(budget: float) -> PartResult:
             "/open +token": [get_request("/open", t) for t in stack.tokens],
         }
         service_pid = stack.service.proc.pid if stack.service.proc else 0
-        window = 3.0
-        per_round = len(ENDPOINTS) * (window + 1.5)
-        rounds = max(3, int((budget - setup) / per_round))
-        rps: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-        p99: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-        p50: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-        cpu_us: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        window = 1.5
+        others = [e for e in ENDPOINTS if e != "/open"]
+        # Each endpoint's windows, and beside each the /open window of its pair.
+        runs: dict[str, list[Window]] = {e: [] for e in ENDPOINTS}
+        pair_open: dict[str, list[Window]] = {e: [] for e in ENDPOINTS}
         errors = 0
         jwks_before = stack.server.counts().get("/.well-known/jwks.json", 0)
-        for r in range(rounds):
-            shift = r % len(ENDPOINTS)
-            for endpoint in ENDPOINTS[shift:] + ENDPOINTS[:shift]:
-                cpu0 = cpu_seconds(service_pid)
-                res = load(
-                    {
-                        "port": stack.service.port,
-                        "duration": window,
-                        "warmup": 1.0,
-                        "connections": _CONNECTIONS,
-                        "requests": requests[endpoint],
-                    }
-                )
-                cpu_us[endpoint].append((cpu_seconds(service_pid) - cpu0) / res["answered"] * 1e6)
-                errors += sum(v for k, v in res["statuses"].items() if k != "200")
-                rps[endpoint].append(res["rps"])
-                p99[endpoint].append(res["p99_ms"])
-                p50[endpoint].append(res["p50_ms"])
-            if time.monotonic() - started > budget:
-                break
+
+        def measure(endpoint: str) -> Window:
+            nonlocal errors
+            cpu0 = cpu_seconds(service_pid)
+            res = load(
+                {
+                    "port": stack.service.port,
+                    "duration": window,
+                    "warmup": 0.5,
+                    "connections": _CONNECTIONS,
+                    "requests": requests[endpoint],
+                }
+            )
+            errors += sum(v for k, v in res["statuses"].items() if k != "200")
+            cpu = (cpu_seconds(service_pid) - cpu0) / res["answered"] * 1e6
+            return Window(res["rps"], res["p50_ms"], res["p99_ms"], cpu)
+
+        r, round_took = 0, 0.0
+        # At least 3 rounds; then another while one more fits in the budget.
+        while r < 3 or time.monotonic() - started + round_took <= budget:
+            round_began = time.monotonic()
+            shift = r % len(others)
+            for endpoint in others[shift:] + others[:shift]:
+                if r % 2:
+                    mine, base = measure(endpoint), measure("/open")
+                else:
+                    base, mine = measure("/open"), measure(endpoint)
+                runs[endpoint].append(mine)
+                runs["/open"].append(base)
+                pair_open[endpoint].append(base)
+            round_took = time.monotonic() - round_began
+            r += 1
         jwks_during = stack.server.counts().get("/.well-known/jwks.json", 0) - jwks_before
-    n = len(rps["/open"])
+    pair_open["/open"] = runs["/open"]
+    n = len(runs["/protected"])
     rows, console, verdicts = [], [], []
-    ratio_rps = {
-        e: Spread.of([a / b for a, b in zip(rps[e], rps["/open"], strict=True)]) for e in ENDPOINTS
-    }
-    ratio_cpu = {
-        e: Spread.of([a / b for a, b in zip(cpu_us[e], cpu_us["/open"], strict=True)])
-        for e in ENDPOINTS
-    }
-    ratio_p99 = {
-        e: Spread.of([a / b for a, b in zip(p99[e], p99["/open"], strict=True)]) for e in ENDPOINTS
-    }
+
+    def paired(e: str, field: str) -> list[float]:
+        return [getattr(w, field) for w in runs[e]]
+
+    def ratio(e: str, field: str) -> Spread:
+        return Spread.of(
+            [
+                getattr(a, field) / getattr(b, field)
+                for a, b in zip(runs[e], pair_open[e], strict=True)
+            ]
+        )
+
+    rps = {e: paired(e, "rps") for e in ENDPOINTS}
+    p50 = {e: paired(e, "p50_ms") for e in ENDPOINTS}
+    p99 = {e: paired(e, "p99_ms") for e in ENDPOINTS}
+    cpu_us = {e: paired(e, "cpu_us") for e in ENDPOINTS}
+    ratio_rps = {e: ratio(e, "rps") for e in ENDPOINTS}
+    ratio_cpu = {e: ratio(e, "cpu_us") for e in ENDPOINTS}
+    ratio_p99 = {e: ratio(e, "p99_ms") for e in ENDPOINTS}
     for e in ENDPOINTS:
         rows.append(
             f"| `{e}` | {Spread.of(rps[e]).cell(0)} | {ratio_rps[e].cell(2, '×')} | "
@@ -124,8 +157,14 @@ def run(budget: float) -> PartResult:
         "FastAPI dependency that FastAPI resolves, whatever it does"
     )
 
+    def over_open(e: str) -> list[float]:
+        """Per pair: the endpoint's CPU µs per request over its /open window's."""
+        return [a.cpu_us - b.cpu_us for a, b in zip(runs[e], pair_open[e], strict=True)]
+
     def diff(a: str, b: str) -> float:
-        return Spread.of([x - y for x, y in zip(cpu_us[a], cpu_us[b], strict=True)]).median
+        if b == "/open":
+            return Spread.of(over_open(a)).median
+        return Spread.of([x - y for x, y in zip(over_open(a), over_open(b), strict=True)]).median
 
     auth_cost = diff("/protected", "/open")
     carry_cost = diff("/open +token", "/open")
@@ -133,7 +172,7 @@ def run(budget: float) -> PartResult:
     sdk_cost = diff("/protected", "/open +token")
     decorator_cost = diff("/protected-decorator", "/open +token")
     where = (
-        f"Where the time goes (service CPU per request, medians of per-round differences): "
+        f"Where the time goes (service CPU per request, medians over pairs of adjacent windows): "
         f"`/protected` costs **{auth_cost:.1f} µs** more than `/open`. Of that, "
         f"**{carry_cost:.1f} µs** is receiving the ~{len(stack.tokens[0])}-byte token at all "
         f"(`/open +token`), and **{sdk_cost:.1f} µs** is the SDK's work "
@@ -152,10 +191,12 @@ def run(budget: float) -> PartResult:
     markdown = (
         "## rps — what auth costs a FastAPI service\n\n"
         f"_{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
-        f"{time.monotonic() - started:.0f} s; {n} rounds of {window:.0f} s per endpoint "
-        f"(after 1 s warm-up), {_CONNECTIONS} keep-alive connections, "
+        f"{time.monotonic() - started:.0f} s; {n} rounds; in each, every endpoint's "
+        f"{window:.1f} s window (after 0.5 s warm-up) is paired with a window of `/open` "
+        f"next to it; {_CONNECTIONS} keep-alive connections, "
         f"{len(stack.tokens)} distinct RS256 access tokens cycled; non-200 answers: {errors}._\n\n"
-        "Median (IQR) over rounds; ratios per round against `/open` of the same round.\n\n"
+        "Median (IQR) over rounds; ratios per pair of adjacent windows, against the "
+        "`/open` window of the pair (`/open`'s own row: all its windows).\n\n"
         "| endpoint | requests/s | × `/open` rps | p50 ms | p99 ms | × `/open` p99 | "
         "service CPU µs/request | × `/open` CPU |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n"
