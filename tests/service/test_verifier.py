@@ -23,6 +23,7 @@ from authmesh.jose.errors import (
 )
 from authmesh.revocation import RevocationEvent
 from authmesh.service import ServiceAuth, Verifier
+from authmesh.service._starlette_bearer import cached_principal
 from authmesh.testing import FakeClock
 from support.sdk import MOCK_ISSUER, MockIssuer, mock_config
 
@@ -181,6 +182,27 @@ def test_cached_answers_known_tokens_only_and_still_checks_revocation(env: Env) 
         env.verifier.cached(token)
     assert env.verifier.stats.cache_hits == 3
     assert env.verifier.stats.rejected["revoked"] == 1
+
+
+def _http_scope(*authorization: str) -> dict[str, Any]:
+    return {"type": "http", "headers": [(b"authorization", v.encode()) for v in authorization]}
+
+
+def test_cached_principal_takes_one_exact_header_of_a_held_token_only(env: Env) -> None:
+    token = env.mint(sub="alice", sid="s1")
+    assert cached_principal(_http_scope(f"Bearer {token}"), env.auth) is None  # not verified yet
+    principal = env.verifier.verify(token)
+    assert cached_principal(_http_scope(f"Bearer {token}"), env.auth) is principal
+    assert cached_principal(_http_scope(f"bEaReR {token}"), env.verifier) is principal
+    # Anything else is left to the full parse, which accepts or refuses it.
+    for other in (f"Bearer  {token}", f"Bearer {token} ", f"Basic {token}", token, ""):
+        assert cached_principal(_http_scope(other), env.auth) is None
+    assert cached_principal(_http_scope(f"Bearer {token}", f"Bearer {token}"), env.auth) is None
+    assert cached_principal(_http_scope(), env.auth) is None
+    env.clock.advance(1)
+    env.revoke("sid", "s1")
+    with pytest.raises(TokenRevoked):
+        cached_principal(_http_scope(f"Bearer {token}"), env.auth)
 
 
 def test_a_subject_event_spares_tokens_issued_after_it(env: Env) -> None:
