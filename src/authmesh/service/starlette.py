@@ -229,7 +229,11 @@ def known_principal(
     if scope.get(CHECKED) is not None:
         return None  # the middleware ran and found no token
     if auth is None:
-        auth = find_auth(connection)
+        # find_auth's first step written out (see cached_principal for why).
+        attributes = getattr(getattr(scope.get("app"), "state", None), "_state", None)
+        auth = attributes.get(STATE_ATTR) if isinstance(attributes, dict) else None
+        if auth is None:
+            auth = find_auth(connection)
     try:
         principal = cached_principal(scope, auth)
     except (TokenRejected, BearerError) as exc:
