@@ -78,6 +78,21 @@ def test_covering(ev: RevocationEvent, token: dict[str, Any], kind: str | None) 
     assert state.covering(token["sub"], sid, token["jti"], token["iat"]) == kind
 
 
+def test_refusal_names_the_covering_event_first_then_a_silent_feed() -> None:
+    state, _, mono = state_at()
+    assert state.refusal("u1", "s1", "j1", NOW, 30) is None
+    mono.advance(31)
+    assert state.refusal("u1", "s1", "j1", NOW, 30) == "stale"
+    assert state.refusal("u1", "s1", "j1", NOW, 60) is None
+    state.apply(event("sid", "s1"))
+    assert state.refusal("u1", "s1", "j1", NOW, 30) == "sid"  # revoked beats stale
+    assert state.refusal("u1", "s2", "j1", NOW, 30) == "stale"
+    state.mark_heard()
+    assert state.refusal("u1", "s2", "j1", NOW, 30) is None
+    state.apply(event("jti", "j2", cursor=2))
+    assert state.refusal("u2", None, "j2", NOW, 30) == "jti"
+
+
 def test_missing_iat_is_covered_like_the_wire_rule() -> None:
     state, _, _ = state_at()
     state.apply(event("sub", "u1"))

@@ -108,6 +108,24 @@ class RevocationState:
             return "jti"
         return None
 
+    def refusal(
+        self, sub: str, sid: str | None, jti: str, iat: float, max_stale: float
+    ) -> str | None:
+        """What refuses this token on a request now: the kind of a live event that revokes
+        it (:meth:`covering`), or ``"stale"`` when the feed has been silent for longer than
+        ``max_stale`` seconds; ``None``: nothing.
+
+        Both checks of every request in one call: with no live event (the common case)
+        the revocation rule is not even called.
+        """
+        if self._sub_nb or self._sid or self._jti:
+            kind = self.covering(sub, sid, jti, iat)
+            if kind is not None:
+                return kind
+        if self._monotonic() - self.last_heard > max_stale:
+            return "stale"
+        return None
+
     def is_revoked(self, claims: dict[str, Any]) -> bool:
         """Whether a live event covers a token with these (verified) claims."""
         return (

@@ -168,22 +168,27 @@ class Verifier:
         state = self._revocations
         if state is None:
             return principal
-        kind = state.covering(
-            principal.subject, principal.session_id, principal.token_id, principal.issued_at
+        kind = state.refusal(
+            principal.subject,
+            principal.session_id,
+            principal.token_id,
+            principal.issued_at,
+            self._max_stale,
         )
-        if kind is not None:
+        if kind is None:
+            return principal
+        if kind != "stale":
             raise TokenRevoked(_REVOKED_MESSAGES[kind])
-        if state.seconds_since_heard() > self._max_stale:
-            if not self._fail_open:
-                raise VerifierUnavailable(_STALE_MESSAGE)
-            self._stats.fail_open_accepts += 1
-            now = time.monotonic()
-            if now - self._last_fail_open_warning > 60:
-                self._last_fail_open_warning = now
-                log.warning(
-                    "revocation feed silent for %.0f s: accepting tokens (fail_open)",
-                    state.seconds_since_heard(),
-                )
+        if not self._fail_open:
+            raise VerifierUnavailable(_STALE_MESSAGE)
+        self._stats.fail_open_accepts += 1
+        now = time.monotonic()
+        if now - self._last_fail_open_warning > 60:
+            self._last_fail_open_warning = now
+            log.warning(
+                "revocation feed silent for %.0f s: accepting tokens (fail_open)",
+                state.seconds_since_heard(),
+            )
         return principal
 
     def _complete(self, token: str, claims: dict[str, object]) -> Principal:
