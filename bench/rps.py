@@ -64,7 +64,7 @@ def run(budget: float) -> PartResult:
             "/open +token": [get_request("/open", t) for t in stack.tokens],
         }
         service_pid = stack.service.proc.pid if stack.service.proc else 0
-        window = 1.5
+        window, warmup = 1.0, 0.4
         others = [e for e in ENDPOINTS if e != "/open"]
         # Each endpoint's windows, and beside each the /open window of its pair.
         runs: dict[str, list[Window]] = {e: [] for e in ENDPOINTS}
@@ -79,7 +79,7 @@ def run(budget: float) -> PartResult:
                 {
                     "port": stack.service.port,
                     "duration": window,
-                    "warmup": 0.5,
+                    "warmup": warmup,
                     "connections": _CONNECTIONS,
                     "requests": requests[endpoint],
                 }
@@ -192,8 +192,8 @@ def run(budget: float) -> PartResult:
         "## rps — what auth costs a FastAPI service\n\n"
         f"_{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
         f"{time.monotonic() - started:.0f} s; {n} rounds; in each, every endpoint's "
-        f"{window:.1f} s window (after 0.5 s warm-up) is paired with a window of `/open` "
-        f"next to it; {_CONNECTIONS} keep-alive connections, "
+        f"{window:.1f} s window (after {warmup:.1f} s of warm-up) is paired with a "
+        f"window of `/open` next to it; {_CONNECTIONS} keep-alive connections, "
         f"{len(stack.tokens)} distinct RS256 access tokens cycled; non-200 answers: {errors}._\n\n"
         "Median (IQR) over rounds; ratios per pair of adjacent windows, against the "
         "`/open` window of the pair (`/open`'s own row: all its windows).\n\n"
