@@ -172,7 +172,8 @@ def run(budget: float) -> PartResult:
     sdk_cost = diff("/protected", "/open +token")
     decorator_cost = diff("/protected-decorator", "/open +token")
     where = (
-        f"Where the time goes (service CPU per request, medians over pairs of adjacent windows): "
+        "Where the time goes (service CPU per request, medians over pairs of adjacent "
+        "windows, so the parts need not add up exactly): "
         f"`/protected` costs **{auth_cost:.1f} µs** more than `/open`. Of that, "
         f"**{carry_cost:.1f} µs** is receiving the ~{len(stack.tokens[0])}-byte token at all "
         f"(`/open +token`), and **{sdk_cost:.1f} µs** is the SDK's work "
