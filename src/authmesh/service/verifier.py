@@ -117,13 +117,11 @@ class Verifier:
             TokenRejected: a subclass naming why (incl. ``TokenRevoked`` and
                 ``VerifierUnavailable``); its ``message`` is safe to send back.
         """
+        principal = self.cached(token)
+        if principal is not None:
+            return principal
         try:
-            principal = self.cache.get(token, self._clock())
-            if principal is None:
-                principal = self._verify_sync(token)
-            else:
-                self._stats.cache_hits += 1
-            return self._admit(principal)
+            return self._admit(self._verify_sync(token))
         except TokenRejected as exc:
             self._stats.rejected[exc.reason] += 1
             raise
@@ -150,13 +148,11 @@ class Verifier:
 
     async def averify(self, token: str) -> Principal:
         """Async :meth:`verify` (fetches the JWKS with ``httpx.AsyncClient``)."""
+        principal = self.cached(token)
+        if principal is not None:
+            return principal
         try:
-            principal = self.cache.get(token, self._clock())
-            if principal is None:
-                principal = await self._verify_async(token)
-            else:
-                self._stats.cache_hits += 1
-            return self._admit(principal)
+            return self._admit(await self._verify_async(token))
         except TokenRejected as exc:
             self._stats.rejected[exc.reason] += 1
             raise
