@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from authmesh.store.models import RefreshTokenRow, SessionRow, UserRoleRow, User
 from authmesh.store.rows import Statements, detached
 
 __all__ = [
+    "NewSession",
     "Rotation",
     "add_refresh_token",
     "attach_console_secret",
@@ -117,80 +118,54 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
-def session_values(
-    *,
-    user_id: str,
-    client_id: str,
-    scope: str,
-    audiences: Sequence[str],
-    now: float,
-    expires_at: float,
-    auth_time: float | None = None,
-    parent_id: str | None = None,
-    browser_secret_hash: str | None = None,
-    amr: Sequence[str] | None = None,
-    session_id: str | None = None,
-    client_ip: str | None = None,
-    user_agent: str | None = None,
-    dpop_jkt: str | None = None,
-) -> dict[str, Any]:
+class NewSession(TypedDict):
+    """What opens a session (:func:`session_values`, :func:`create_session`)."""
+
+    user_id: str
+    client_id: str
+    scope: str
+    audiences: Sequence[str]
+    now: float
+    expires_at: float
+    auth_time: NotRequired[float | None]
+    """When the user signed in (default: ``now``)."""
+    parent_id: NotRequired[str | None]
+    browser_secret_hash: NotRequired[str | None]
+    amr: NotRequired[Sequence[str] | None]
+    session_id: NotRequired[str | None]
+    """The id to give it, when the caller had to name it first."""
+    client_ip: NotRequired[str | None]
+    user_agent: NotRequired[str | None]
+    dpop_jkt: NotRequired[str | None]
+
+
+def session_values(**fields: Unpack[NewSession]) -> dict[str, Any]:
     """The columns of a new session (see :func:`create_session`)."""
+    now = fields["now"]
+    auth_time = fields.get("auth_time")
+    amr = fields.get("amr")
+    user_agent = fields.get("user_agent")
     return {
-        "id": session_id or new_session_id(),
-        "user_id": user_id,
-        "client_id": client_id,
-        "scope": scope,
-        "audiences": list(audiences),
+        "id": fields.get("session_id") or new_session_id(),
+        "user_id": fields["user_id"],
+        "client_id": fields["client_id"],
+        "scope": fields["scope"],
+        "audiences": list(fields["audiences"]),
         "auth_time": now if auth_time is None else auth_time,
         "last_used_at": now,
-        "expires_at": expires_at,
-        "parent_id": parent_id,
-        "browser_secret_hash": browser_secret_hash,
+        "expires_at": fields["expires_at"],
+        "parent_id": fields.get("parent_id"),
+        "browser_secret_hash": fields.get("browser_secret_hash"),
         "amr": None if amr is None else list(amr),
-        "client_ip": client_ip,
+        "client_ip": fields.get("client_ip"),
         "user_agent": None if user_agent is None else user_agent[:300],
-        "dpop_jkt": dpop_jkt,
+        "dpop_jkt": fields.get("dpop_jkt"),
     }
 
 
-async def create_session(
-    session: AsyncSession,
-    *,
-    user_id: str,
-    client_id: str,
-    scope: str,
-    audiences: Sequence[str],
-    now: float,
-    expires_at: float,
-    auth_time: float | None = None,
-    parent_id: str | None = None,
-    browser_secret_hash: str | None = None,
-    amr: Sequence[str] | None = None,
-    session_id: str | None = None,
-    client_ip: str | None = None,
-    user_agent: str | None = None,
-    dpop_jkt: str | None = None,
-) -> SessionRow:
-    """Open a session: a login, a browser sign-in, or one client's share of a sign-in.
-
-    ``session_id`` is the id to give it, when the caller had to name it first.
-    """
-    values = session_values(
-        user_id=user_id,
-        client_id=client_id,
-        scope=scope,
-        audiences=audiences,
-        now=now,
-        expires_at=expires_at,
-        auth_time=auth_time,
-        parent_id=parent_id,
-        browser_secret_hash=browser_secret_hash,
-        amr=amr,
-        session_id=session_id,
-        client_ip=client_ip,
-        user_agent=user_agent,
-        dpop_jkt=dpop_jkt,
-    )
+async def create_session(session: AsyncSession, **fields: Unpack[NewSession]) -> SessionRow:
+    """Open a session: a login, a browser sign-in, or one client's share of a sign-in."""
+    values = session_values(**fields)
     await insert_session(session, values)
     return detached(SessionRow, values)
 
