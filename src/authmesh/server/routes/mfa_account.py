@@ -159,9 +159,7 @@ async def remove(request: Request, factor_id: str) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except NotFound:
-        return error_page(
-            "That factor is not yours or is gone.", status_code=404, heading="Not changed"
-        )
+        return _factor_gone()
     return RedirectResponse(HOME, 303)
 
 
@@ -182,9 +180,7 @@ async def rename(request: Request, factor_id: str) -> Response:
             info=request_info(request, actor=browser.username),
         )
     except NotFound:
-        return error_page(
-            "That factor is not yours or is gone.", status_code=404, heading="Not changed"
-        )
+        return _factor_gone()
     return RedirectResponse(HOME, 303)
 
 
@@ -295,3 +291,10 @@ async def passkey_register(request: Request) -> Response:
     if codes:
         return page("mfa/recovery_codes.html", codes=codes, form=None, back=HOME)
     return RedirectResponse(HOME, 303)
+
+
+def _factor_gone() -> Response:
+    """The answer to a change of a factor that is not the user's, or no longer exists."""
+    return error_page(
+        "That factor is not yours or is gone.", status_code=404, heading="Not changed"
+    )
