@@ -377,6 +377,40 @@ def test_removing_a_factor_ends_the_other_sessions(mfa_api: Api, clock: ShiftedC
     assert _audit(mfa_api, "mfa_remove", name)[0]["outcome"] == "success"
 
 
+def test_another_users_factor_can_be_neither_renamed_nor_removed(
+    mfa_api: Api, clock: ShiftedClock
+) -> None:
+    victim, victim_password = mfa_api.new_user()
+    owner = MfaBrowser(mfa_api)
+    try:
+        owner.account_sign_in(victim, victim_password)
+        owner.enrol_totp(clock)
+        (factor,) = owner.factor_ids()
+    finally:
+        owner.close()
+    name, password = mfa_api.new_user()
+    b = MfaBrowser(mfa_api)
+    try:
+        assert b.account_sign_in(name, password).status_code == 303
+        b.enrol_totp(clock)  # the attacker's own page, with its forms
+        page = b.security_page()
+        for action, extra in (("rename", {"name": "mine now"}), ("remove", {})):
+            answer = b.http.post(
+                f"/account/security/factors/{factor}/{action}", data={**b.hidden(page), **extra}
+            )
+            assert answer.status_code == 404, action
+            assert "not yours or is gone" in text_of(answer)
+    finally:
+        b.close()
+    victim_id = mfa_api.user_id(victim)
+
+    async def stored() -> list[tuple[str, str | None]]:
+        async with mfa_api.core.db.transaction() as session:
+            return [(r.id, r.name) for r in await factor_store.list_factors(session, victim_id)]
+
+    assert mfa_api.server.call(stored()) == [(factor, "phone")]
+
+
 def test_recovery_codes_can_be_made_anew(mfa_api: Api, clock: ShiftedClock) -> None:
     name, password = mfa_api.new_user()
     b = MfaBrowser(mfa_api)
