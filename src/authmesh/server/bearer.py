@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authmesh.dpop import verify_proof
 from authmesh.errors import DpopRequired, InsufficientScope, InvalidDpopProof, MissingToken
 from authmesh.jose import ACCESS_TOKEN_TYPES, TokenRejected, TokenRevoked, VerifyPolicy, verify_jwt
 from authmesh.rfc6750 import parse_credentials
 from authmesh.server.context import ServerContext
+from authmesh.server.dpop_proofs import check_proof
 from authmesh.store import revocations
 from authmesh.store import sessions as session_store
 from authmesh.store import users as user_store
@@ -102,14 +102,14 @@ async def authenticate_bearer(
         raise MissingToken("no bearer token")
     scheme, token = credentials
     claims = await verify_access_token(ctx, token)
-    _check_binding(ctx, claims, scheme, token, proofs, method, path)
+    await _check_binding(ctx, claims, scheme, token, proofs, method, path)
     principal = await check_live(ctx, claims)
     if principal is None:
         raise TokenRevoked()
     return principal
 
 
-def _check_binding(
+async def _check_binding(
     ctx: ServerContext,
     claims: dict[str, Any],
     scheme: str,
@@ -128,14 +128,13 @@ def _check_binding(
         raise DpopRequired("the token is not bound to a DPoP key: send it as a bearer token")
     if len(proofs) != 1:
         raise InvalidDpopProof("send exactly one DPoP proof")
-    proof = verify_proof(
+    proof = await check_proof(
+        ctx,
         proofs[0],
         method=method,
         url=f"{ctx.issuer.issuer}{path}",
-        now=ctx.now(),
         access_token=token,
         leeway=float(ctx.settings.leeway),
-        replay=ctx.dpop_replay,
     )
     if proof.jkt != bound:
         raise InvalidDpopProof("the proof is signed by another key than the token is bound to")

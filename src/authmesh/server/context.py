@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from authmesh.dpop import ReplayCache
 from authmesh.jose.policy import Clock
 from authmesh.server.config import ServerSettings
+from authmesh.server.dpop_proofs import SharedProofLog
 from authmesh.server.feed.hub import FeedHub
 from authmesh.server.keys import KeyManager
 from authmesh.server.login_limits import LoginGuard
 from authmesh.server.master_key import MasterKey
 from authmesh.server.passwords import PasswordHasher, PasswordParams, PasswordPolicy
+from authmesh.server.redis_client import short_timeout_client
 from authmesh.server.secrets import new_secret
 from authmesh.server.tokens import TokenIssuer
 from authmesh.store.db import Database, DatabaseTimeouts
@@ -73,6 +75,8 @@ class ServerContext:
     web_key: bytes = b""
     #: DPoP proofs seen at the token endpoint of this process (RFC 9449 §11.1).
     dpop_replay: ReplayCache = field(default_factory=ReplayCache)
+    #: The same for every process, in Redis when it is configured.
+    dpop_shared: SharedProofLog | None = None
     #: Set when a push stream has SETs due at once (a verification asked for, a stream
     #: reconfigured): the push worker of this process wakes for it, not on its idle tick.
     push_due: asyncio.Event = field(default_factory=asyncio.Event)
@@ -125,6 +129,7 @@ class ServerContext:
             hub=FeedHub(db, settings=settings, clock=clock),
             guard=LoginGuard(settings),
             clock=clock,
+            dpop_shared=_shared_proof_log(settings, clock),
         )
 
     async def start(self, *, seal_plaintext_keys: bool = False) -> None:
@@ -158,9 +163,25 @@ class ServerContext:
         """Stop the feed and close the database."""
         await self.hub.stop()
         await self.guard.close()
+        if self.dpop_shared is not None:
+            await self.dpop_shared.aclose()
         await self.db.dispose()
         self.hasher.close()
 
     def now(self) -> float:
         """The injected clock's time."""
         return self.clock()
+
+
+def _shared_proof_log(settings: ServerSettings, clock: Clock) -> SharedProofLog | None:
+    """The DPoP proofs every process shares, in Redis when it is configured."""
+    if not settings.redis_url:
+        return None
+    # One namespace per schema, as for the rate limits: deployments sharing a Redis
+    # keep their own proofs.
+    schema = f"{settings.database_schema}:" if settings.database_schema else ""
+    return SharedProofLog(
+        short_timeout_client(settings.redis_url, timeout=settings.redis_timeout),
+        prefix=f"authmesh:dpop:{schema}",
+        clock=clock,
+    )

@@ -56,7 +56,8 @@ def check_workers(settings: ServerSettings) -> None:
         raise ConfigError(
             "--workers needs Redis (AUTHMESH_REDIS_URL, or redis_url in the config file) so that "
             "every worker "
-            "counts the same failed logins and rate limits"
+            "counts the same failed logins and rate limits, and refuses a DPoP proof "
+            "another worker saw"
         )
 
 

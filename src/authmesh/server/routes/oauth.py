@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from authmesh.dpop import verify_proof
 from authmesh.errors import InvalidDpopProof
 from authmesh.server import grants, introspection
 from authmesh.server.client_auth import (
@@ -19,6 +18,7 @@ from authmesh.server.client_auth import (
     parse_client_credentials,
 )
 from authmesh.server.context import ServerContext
+from authmesh.server.dpop_proofs import check_proof
 from authmesh.server.errors import InvalidDpopProofError, OAuthError, UnsupportedGrantType
 from authmesh.server.oidc.codes import authorization_code_grant
 from authmesh.server.routes.common import (
@@ -108,7 +108,7 @@ async def _client(request: Request, ctx: ServerContext, form: Form) -> ClientRow
     return await authenticate_client(ctx, creds)
 
 
-def _dpop_key(ctx: ServerContext, request: Request) -> str | None:
+async def _dpop_key(ctx: ServerContext, request: Request) -> str | None:
     """The thumbprint of the key the request's DPoP proof proves, or ``None`` without one.
 
     Raises:
@@ -120,12 +120,8 @@ def _dpop_key(ctx: ServerContext, request: Request) -> str | None:
     if len(proofs) > 1:
         raise InvalidDpopProofError("send one DPoP header")
     try:
-        proof = verify_proof(
-            proofs[0],
-            method="POST",
-            url=f"{ctx.issuer.issuer}{TOKEN_PATH}",
-            now=ctx.now(),
-            replay=ctx.dpop_replay,
+        proof = await check_proof(
+            ctx, proofs[0], method="POST", url=f"{ctx.issuer.issuer}{TOKEN_PATH}"
         )
     except InvalidDpopProof as exc:
         raise InvalidDpopProofError(str(exc)) from None
@@ -151,7 +147,7 @@ async def token(request: Request) -> Response:
             grant_type = "unsupported"
             raise UnsupportedGrantType(f"supported: {', '.join(GRANT_TYPES)}")
         creds = parse_client_credentials(request.headers.get("authorization"), form.single)
-        dpop_jkt = _dpop_key(ctx, request)
+        dpop_jkt = await _dpop_key(ctx, request)
         # Sign with the key every replica considers active (another may have rotated).
         await ctx.keys.refresh_if_stale()
         client_ip = request.client.host if request.client else None
