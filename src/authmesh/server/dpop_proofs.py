@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from authmesh.dpop import DpopProof, verify_proof
 from authmesh.errors import InvalidDpopProof
 from authmesh.jose.policy import Clock
+from authmesh.server.redis_outage import RedisOutage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -60,38 +61,39 @@ class SharedProofLog:
         self._redis = redis
         self._prefix = prefix
         self._clock = clock
-        self._monotonic = monotonic
-        self.retry_interval = retry_interval
-        self._down_until: float | None = None
+        self._outage = RedisOutage(retry_interval, monotonic)
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds to leave Redis alone after a failure."""
+        return self._outage.retry_interval
 
     @property
     def redis_down(self) -> bool:
         """Whether the last call to Redis failed (and none succeeded since)."""
-        return self._down_until is not None
+        return self._outage.down
 
     async def first_use(self, proof: DpopProof, *, leeway: float) -> bool:
         """Record the proof until it would be too old; whether no process had seen it.
 
         ``True`` while Redis is down: the caller's own memory is all there is then.
         """
-        if self._down_until is not None and self._monotonic() < self._down_until:
+        if not self._outage.worth_trying():
             return True
         expires_in = proof.iat + MAX_AGE + leeway - self._clock()
         key = f"{self._prefix}{proof.jkt}:{proof.jti}"
         try:
             stored = await self._redis.set(key, b"1", nx=True, px=max(1, int(expires_in * 1000)))
         except RedisError as exc:
-            if self._down_until is None:
+            if self._outage.failed():
                 log.warning(
                     "Redis is down (%s): DPoP proofs are remembered per process until it "
                     "answers again",
                     type(exc).__name__,
                 )
-            self._down_until = self._monotonic() + self.retry_interval
             return True
-        if self._down_until is not None:
+        if self._outage.succeeded():
             log.warning("Redis answers again: DPoP proofs are remembered by every process")
-            self._down_until = None
         return bool(stored)
 
     async def aclose(self) -> None:

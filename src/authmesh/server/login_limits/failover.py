@@ -23,6 +23,7 @@ from typing import TypeVar
 from authmesh.server.login_limits.errors import RateLimiterUnavailable
 from authmesh.server.login_limits.limiter import Clock, Decision, RateLimiter
 from authmesh.server.login_limits.redis_limiter import RedisRateLimiter
+from authmesh.server.redis_outage import RedisOutage
 
 __all__ = ["FailoverRateLimiter"]
 
@@ -44,7 +45,7 @@ class FailoverRateLimiter:
             no fallback; always from :meth:`unlock` when Redis fails.
     """
 
-    __slots__ = ("_clock", "_down_until", "_fallback", "_shared", "retry_interval")
+    __slots__ = ("_fallback", "_outage", "_shared")
 
     def __init__(
         self,
@@ -56,26 +57,27 @@ class FailoverRateLimiter:
     ) -> None:
         self._shared = shared
         self._fallback = fallback
-        self.retry_interval = retry_interval
-        self._clock = clock
-        self._down_until: float | None = None
+        self._outage = RedisOutage(retry_interval, clock)
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds to wait after a failure before calling Redis again."""
+        return self._outage.retry_interval
 
     @property
     def redis_down(self) -> bool:
         """Whether the last call to Redis failed (and no call since succeeded)."""
-        return self._down_until is not None
+        return self._outage.down
 
     def retry_after(self) -> float:
         """Seconds until Redis is tried again (the ``Retry-After`` of a refusal)."""
-        if self._down_until is None:
-            return 0.0
-        return max(0.0, self._down_until - self._clock())
+        return self._outage.retry_after()
 
     async def _run(
         self,
         shared: Callable[[RateLimiter], Awaitable[T]],
     ) -> T:
-        if self._down_until is None or self._clock() >= self._down_until:
+        if self._outage.worth_trying():
             try:
                 result = await shared(self._shared)
             except RateLimiterUnavailable as exc:
@@ -88,15 +90,13 @@ class FailoverRateLimiter:
         return await shared(self._fallback)
 
     def _went_down(self, exc: RateLimiterUnavailable) -> None:
-        if self._down_until is None:
+        if self._outage.failed():
             policy = "per-process limits" if self._fallback is not None else "refusing sign-ins"
             log.warning("%s; %s until it answers again", exc, policy)
-        self._down_until = self._clock() + self.retry_interval
 
     def _came_back(self) -> None:
-        if self._down_until is not None:
+        if self._outage.succeeded():
             log.warning("the rate limiter's Redis answers again; limits are shared again")
-            self._down_until = None
 
     async def ping(self) -> bool:
         """Whether Redis answers now (a health check; it also ends an outage early)."""
