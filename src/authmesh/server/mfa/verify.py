@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from authmesh.server import audit
 from authmesh.server.context import RequestInfo, ServerContext
 from authmesh.server.errors import InvalidGrant, RateLimited
@@ -82,17 +84,7 @@ async def _before(
         await ctx.guard.before_login(limit, info.client_ip)
     except RateLimited:
         async with ctx.db.transaction() as session:
-            await audit.record(
-                ctx,
-                session,
-                "mfa_verify",
-                outcome="failure",
-                info=info,
-                subject=username,
-                client_id=client_id,
-                reason="rate_limited",
-                method=method,
-            )
+            await _audit_failure(ctx, session, username, info, client_id, "rate_limited", method)
         raise
 
 
@@ -107,17 +99,7 @@ async def _failed(
 ) -> None:
     locked = await ctx.guard.failed(limit, info.client_ip)
     async with ctx.db.transaction() as session:
-        await audit.record(
-            ctx,
-            session,
-            "mfa_verify",
-            outcome="failure",
-            info=info,
-            subject=username,
-            client_id=client_id,
-            reason=reason,
-            method=method,
-        )
+        await _audit_failure(ctx, session, username, info, client_id, reason, method)
         if locked:
             await audit.record(
                 ctx,
@@ -128,6 +110,28 @@ async def _failed(
                 subject=username,
                 factor="second",
             )
+
+
+async def _audit_failure(
+    ctx: ServerContext,
+    session: AsyncSession,
+    username: str,
+    info: RequestInfo,
+    client_id: str | None,
+    reason: str,
+    method: str,
+) -> None:
+    await audit.record(
+        ctx,
+        session,
+        "mfa_verify",
+        outcome="failure",
+        info=info,
+        subject=username,
+        client_id=client_id,
+        reason=reason,
+        method=method,
+    )
 
 
 async def check_code(
