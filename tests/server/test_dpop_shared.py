@@ -59,7 +59,7 @@ async def test_a_proof_one_process_saw_is_refused_by_another() -> None:
         assert await elsewhere.first_use(proof, leeway=5)  # another deployment's namespace
         # Remembered exactly as long as the proof could still be accepted.
         ttl = await reader.pttl(f"{prefix}{proof.jkt}:{proof.jti}")
-        assert (MAX_AGE + 5 - 10 - 2) * 1000 < ttl <= (MAX_AGE + 5 - 10) * 1000
+        assert (MAX_AGE + 5 - 10 - 5) * 1000 < ttl <= (MAX_AGE + 5 - 10) * 1000
     finally:
         for log in (worker_a, worker_b, elsewhere):
             await log.aclose()
@@ -87,7 +87,8 @@ async def test_redis_down_costs_one_timeout_then_each_process_remembers_alone(
                 started = time.monotonic()
                 assert await log.first_use(_proof(time.time()), leeway=5)  # Redis left alone
                 second = time.monotonic() - started
-            assert log.redis_down and first < 3.0 and second < 0.05
+            # A call that waited on the frozen Redis would take its whole 0.5 s timeout.
+            assert log.redis_down and first < 3.0 and second < 0.4
             assert "DPoP proofs are remembered per process" in caplog.text
             proxy.restore()
             monotonic.advance(log.retry_interval)
