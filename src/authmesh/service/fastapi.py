@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar, Unpack
 
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
@@ -38,7 +38,7 @@ from starlette.requests import HTTPConnection, Request
 from authmesh.service._fastapi_route import AuthRoute, BearerDependency
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError
-from authmesh.service.principal import AccessRule, Delegation, Principal
+from authmesh.service.principal import AccessRule, AccessRuleArgs, Principal
 from authmesh.service.service_auth import ServiceAuth
 from authmesh.service.starlette import (
     AuthHTTPException,
@@ -98,16 +98,7 @@ authenticated = BearerDependency(AccessRule.of())
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 
 
-def require(
-    *,
-    roles: str | Iterable[str] | None = None,
-    scopes: str | Iterable[str] | None = None,
-    any_roles: str | Iterable[str] | None = None,
-    delegation: Delegation = "allow",
-    actors: str | Iterable[str] | None = None,
-    acr: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+def require(**rule: Unpack[AccessRuleArgs]) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """Dependency factory: the caller must have every role of ``roles``, every scope
     of ``scopes`` and one of ``any_roles``; else 403 ``insufficient_scope`` (RFC 6750 §3.1).
     ``delegation`` accepts (``allow``), needs (``require``) or refuses (``refuse``) a
@@ -120,28 +111,10 @@ def require(
 
     The operation shows the ``bearer`` security scheme in the app's OpenAPI document.
     """
-    rule = AccessRule.of(
-        roles=roles,
-        scopes=scopes,
-        any_roles=any_roles,
-        delegation=delegation,
-        actors=actors,
-        acr=acr,
-        max_age=max_age,
-    )
-    return BearerDependency(rule)  # type: ignore[return-value]
+    return BearerDependency(AccessRule.of(**rule))  # type: ignore[return-value]
 
 
-def protected(
-    *,
-    roles: str | Iterable[str] | None = None,
-    scopes: str | Iterable[str] | None = None,
-    any_roles: str | Iterable[str] | None = None,
-    delegation: Delegation = "allow",
-    actors: str | Iterable[str] | None = None,
-    acr: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-) -> Callable[[_Endpoint], _Endpoint]:
+def protected(**rule: Unpack[AccessRuleArgs]) -> Callable[[_Endpoint], _Endpoint]:
     """Decorator: the endpoint needs a valid token with these roles and scopes.
 
     The same checks and answers as :func:`require` (401 ``invalid_token``, 403
@@ -155,16 +128,8 @@ def protected(
         @protected()
         async def me(user: Principal) -> dict[str, str]: ...
     """
-    rule = AccessRule.of(
-        roles=roles,
-        scopes=scopes,
-        any_roles=any_roles,
-        delegation=delegation,
-        actors=actors,
-        acr=acr,
-        max_age=max_age,
-    )
-    checks_access = bool(rule)
+    access = AccessRule.of(**rule)
+    checks_access = bool(access)
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:
         signature = inspect.signature(endpoint, eval_str=True)
@@ -191,7 +156,7 @@ def protected(
             assert principal is not None
             if checks_access:
                 try:
-                    rule.check(principal)
+                    access.check(principal)
                 except BearerError as exc:
                     raise AuthHTTPException(exc, realm_of(request)) from None
             for name in principal_names:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack, cast
 
 from flask import Flask, Response, g, request
 
@@ -33,7 +33,7 @@ from authmesh.service.bearer import challenge_for
 from authmesh.service.config import ServiceConfig
 from authmesh.service.errors import BearerError, MissingToken
 from authmesh.service.operations import MetricsPage, Probe, liveness, operation_paths, readiness
-from authmesh.service.principal import AccessRule, Delegation, Principal
+from authmesh.service.principal import AccessRule, AccessRuleArgs, Principal
 from authmesh.service.service_auth import ServiceAuth
 
 __all__ = ["AuthMesh", "current_principal", "install", "mount_operations"]
@@ -115,17 +115,7 @@ class AuthMesh:
                 )
             g.principal = principal
 
-    def require(
-        self,
-        *,
-        roles: str | Iterable[str] | None = None,
-        scopes: str | Iterable[str] | None = None,
-        any_roles: str | Iterable[str] | None = None,
-        delegation: Delegation = "allow",
-        actors: str | Iterable[str] | None = None,
-        acr: str | Iterable[str] | None = None,
-        max_age: int | None = None,
-    ) -> Callable[[F], F]:
+    def require(self, **rule: Unpack[AccessRuleArgs]) -> Callable[[F], F]:
         """Decorator: a valid token (401 otherwise) with these roles and scopes (403 otherwise),
         from a sign-in of level ``acr`` at most ``max_age`` seconds old (else 401
         ``insufficient_user_authentication``, RFC 9470).
@@ -133,15 +123,7 @@ class AuthMesh:
         ``delegation`` and ``actors``: as :func:`authmesh.service.fastapi.require`.
         """
 
-        rule = AccessRule.of(
-            roles=roles,
-            scopes=scopes,
-            any_roles=any_roles,
-            delegation=delegation,
-            actors=actors,
-            acr=acr,
-            max_age=max_age,
-        )
+        access = AccessRule.of(**rule)
 
         def decorator(view: F) -> F:
             @functools.wraps(view)
@@ -149,7 +131,7 @@ class AuthMesh:
                 principal = current_principal()
                 if principal is None:
                     raise MissingToken()
-                rule.check(principal)
+                access.check(principal)
                 return view(*args, **kwargs)
 
             return cast(F, wrapper)

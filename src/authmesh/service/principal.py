@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from authmesh.acr import satisfies
 from authmesh.jose.errors import InvalidClaim
 from authmesh.service.errors import InsufficientScope, InsufficientUserAuthentication
 
-__all__ = ["AccessRule", "Delegation", "Principal", "check_access"]
+__all__ = ["AccessRule", "AccessRuleArgs", "Delegation", "Principal", "check_access"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +208,18 @@ def _names(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(value)
 
 
+class AccessRuleArgs(TypedDict, total=False):
+    """The keywords of :meth:`AccessRule.of`, which every framework's ``require`` takes."""
+
+    roles: str | Iterable[str] | None
+    scopes: str | Iterable[str] | None
+    any_roles: str | Iterable[str] | None
+    delegation: Delegation
+    actors: str | Iterable[str] | None
+    acr: str | Iterable[str] | None
+    max_age: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class AccessRule:
     """Roles and scopes an endpoint demands, parsed once where the endpoint is declared."""
@@ -339,17 +351,7 @@ class AccessRule:
             raise InsufficientScope(f"the service {actor!r} may not act for users here")
 
 
-def check_access(
-    principal: Principal,
-    *,
-    roles: str | Iterable[str] | None = None,
-    scopes: str | Iterable[str] | None = None,
-    any_roles: str | Iterable[str] | None = None,
-    delegation: Delegation = "allow",
-    actors: str | Iterable[str] | None = None,
-    acr: str | Iterable[str] | None = None,
-    max_age: int | None = None,
-) -> None:
+def check_access(principal: Principal, **rule: Unpack[AccessRuleArgs]) -> None:
     """Demand every role of ``roles``, every scope of ``scopes``, and one of ``any_roles``;
     of a token a service obtained for the user, what ``delegation`` and ``actors`` say;
     and a sign-in of one of the ``acr`` levels, at most ``max_age`` seconds old.
@@ -360,12 +362,4 @@ def check_access(
         InsufficientScope: a role or scope is missing (RFC 6750 §3.1: 403).
         InsufficientUserAuthentication: the sign-in is too weak or too old (RFC 9470).
     """
-    AccessRule.of(
-        roles=roles,
-        scopes=scopes,
-        any_roles=any_roles,
-        delegation=delegation,
-        actors=actors,
-        acr=acr,
-        max_age=max_age,
-    ).check(principal)
+    AccessRule.of(**rule).check(principal)
