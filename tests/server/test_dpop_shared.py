@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,18 +25,16 @@ from authmesh.server.redis_client import short_timeout_client
 from authmesh.testing import FakeClock, TcpProxy
 from support.databases import db_target
 from support.harness import Api, launch
+from support.redis_server import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.redis
 
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = REDIS_URL
 
 
 @pytest.fixture(autouse=True)
 def _redis_running() -> None:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", 6379)) != 0:
-            pytest.skip("Redis at 127.0.0.1:6379 is not running")
+    require_redis()
 
 
 def _proof(now: float) -> DpopProof:

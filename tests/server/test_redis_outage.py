@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from authmesh.testing import TcpProxy, wait_for
 from support.databases import db_target
 from support.harness import Api, claims_of, launch
 from support.oidc_flow import Browser, register_browser_clients
+from support.redis_server import require_redis
 
 #: A request that waits on Redis at all costs at least a timeout (0.5 s); answers
 #: that never wait come in far below this bound, even on a loaded machine.
@@ -36,16 +36,9 @@ ONE_TIMEOUT = 3.0
 pytestmark = pytest.mark.redis
 
 
-def _redis_running() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", 6379)) == 0
-
-
 @pytest.fixture
 def redis_proxy() -> Iterator[TcpProxy]:
-    if not _redis_running():
-        pytest.skip("Redis at 127.0.0.1:6379 is not running")
+    require_redis()
     with TcpProxy("127.0.0.1", 6379) as proxy:
         yield proxy
 

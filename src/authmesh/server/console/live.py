@@ -1,8 +1,9 @@
 """The live view of revocation: who follows the feed, how far behind, and when each
 follower was sent each of the newest events.
 
-The followers come from the feed's registry of open streams (``ctx.hub.followers``,
-in memory, per server process); the events from the durable log. The view is JSON,
+The followers come from the feed's registries of open streams: this process's
+(``ctx.hub.followers``, in memory) and, with Redis, every other process's post
+(:mod:`~authmesh.server.feed.board`); the events from the durable log. The view is JSON,
 read by the admin console's page once a second.
 """
 
@@ -38,7 +39,7 @@ async def live_view(ctx: ServerContext) -> dict[str, Any]:
     async with ctx.db.transaction() as session:
         rows = await revocations.recent_rows(session, limit=EVENTS_SHOWN)
     registry = ctx.hub.followers
-    snapshot = registry.snapshot()
+    snapshot = await ctx.hub.all_followers()
     head = max([registry.head, *(r.cursor for r in rows)])
     followers = []
     sent_at: dict[int, list[tuple[int, float]]] = {}

@@ -7,6 +7,7 @@
 * :mod:`~authmesh.server.feed.stream`: events after a cursor, then new ones, with heartbeats;
 * :mod:`~authmesh.server.feed.wakeups`: waiting for news or a heartbeat, with shared timers;
 * :mod:`~authmesh.server.feed.followers`: the open streams, their lag, the per-client limit;
+* :mod:`~authmesh.server.feed.board`: every process's open streams, through Redis;
 * :mod:`~authmesh.server.feed.access`: who may read the feed.
 
 The wire contract (JSON and SSE) is in docs/architecture.md; the SSE framing

@@ -13,7 +13,8 @@ client over it is answered 429 with ``Retry-After`` before any stream is set up.
 It lives in memory, per server process, and costs a few attribute writes per
 frame sent: nothing touches the database. A deployment of several server
 replicas has one registry in each; each lists the streams it serves (its
-``server`` name says which).
+``server`` name says which), and with Redis the console's live view gathers
+them all (:mod:`~authmesh.server.feed.board`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from authmesh.jose.policy import Clock
 from authmesh.revocation import RevocationEvent
 from authmesh.server.config import ServerSettings
-from authmesh.server.feed.followers import FollowerRegistry
+from authmesh.server.feed.board import FollowerBoard
+from authmesh.server.feed.followers import FollowerJSON, FollowerRegistry
 from authmesh.server.feed.tail import FeedTail
 from authmesh.server.feed.wakeups import Wakeups
 from authmesh.server.redis_client import short_timeout_client
@@ -60,6 +61,8 @@ class FeedHub:
         self.followers = FollowerRegistry(
             max_per_client=settings.feed_max_streams_per_client, clock=clock
         )
+        #: Every process's streams, through Redis when it is configured.
+        self.board: FollowerBoard | None = None
 
     async def start(self) -> None:
         """Read the newest cursor and start listening for other processes' events."""
@@ -74,6 +77,11 @@ class FeedHub:
             )
             self.backend = "redis"
             self._tasks.append(asyncio.create_task(self._listen_redis()))
+            schema = f"{self._db.schema}:" if self._db.schema else ""
+            self.board = FollowerBoard(
+                self.followers, self._publisher, prefix=f"authmesh:followers:{schema}"
+            )
+            self._tasks.append(asyncio.create_task(self.board.run()))
         elif not self._db.is_sqlite:
             self.backend = "postgres"
             self._tasks.append(asyncio.create_task(self._listen_postgres()))
@@ -89,12 +97,21 @@ class FeedHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.board is not None:
+            await self.board.withdraw()
+            self.board = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
         if self._publisher is not None:
             await self._publisher.aclose()
             self._publisher = None
+
+    async def all_followers(self) -> list[FollowerJSON]:
+        """The open streams of every process (with Redis), else of this one; oldest first."""
+        if self.board is None:
+            return self.followers.snapshot()
+        return await self.board.snapshot()
 
     def drain(self) -> None:
         """End every feed stream of this process (for a shutdown); subscribers reconnect."""
