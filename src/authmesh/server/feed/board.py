@@ -3,9 +3,10 @@
 Each process knows only its own streams (:mod:`~authmesh.server.feed.followers`).
 With Redis configured, each process posts the description of its streams there
 once a second, under a key of its own that expires after a few seconds, so a
-process that died drops off the board by itself; the console's live view reads
-every post. While Redis cannot be reached, the view shows this process's
-streams alone, as without Redis.
+process that died drops off the board by itself, and names itself in a set of
+posters; the console's live view reads the set and every post in it (two round
+trips, whatever else Redis holds: no scan of the keyspace). While Redis cannot
+be reached, the view shows this process's streams alone, as without Redis.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ class FollowerBoard:
     def __init__(
         self, registry: FollowerRegistry, redis: Any, *, prefix: str, interval: float = 1.0
     ) -> None:
+        # Posts live under ``{prefix}post:{server}``, the index of posters at ``{prefix}servers``.
         self._registry = registry
         self._redis = redis
         self._prefix = prefix
+        self._index = f"{prefix}servers"
         self.interval = interval
 
     @property
     def key(self) -> str:
         """Where this process posts (its server name: host and process id)."""
-        return f"{self._prefix}{self._registry.server}"
+        return f"{self._prefix}post:{self._registry.server}"
 
     async def run(self) -> None:
         """Post once per interval until cancelled."""
@@ -57,7 +60,11 @@ class FollowerBoard:
         """Post this process's streams; they expire unless posted again."""
         body = json.dumps(self._registry.snapshot())
         try:
-            await self._redis.set(self.key, body, px=int(self.interval * 5000))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self.key, body, px=int(self.interval * 5000))
+                # An index of the posters, so that a reader never scans the keyspace.
+                pipe.sadd(self._index, self._registry.server)
+                await pipe.execute()
         except RedisError as exc:
             log.debug("could not post this process's feed streams: %s", type(exc).__name__)
 
@@ -65,19 +72,21 @@ class FollowerBoard:
         """Take this process's post down (a shutdown): its streams are ending."""
         try:
             await self._redis.delete(self.key)
+            await self._redis.srem(self._index, self._registry.server)
         except RedisError:
-            pass  # it expires by itself
+            pass  # the post expires by itself, and the next reader drops the name
 
     async def snapshot(self) -> list[FollowerJSON]:
         """The streams of every process that posted lately, oldest first (this one's now)."""
         streams = self._registry.snapshot()
         try:
-            keys = [
-                key
-                async for key in self._redis.scan_iter(match=f"{self._prefix}*", count=200)
-                if key != self.key.encode()
-            ]
+            names = [n.decode() for n in await self._redis.smembers(self._index)]
+            others = [n for n in names if n != self._registry.server]
+            keys = [f"{self._prefix}post:{n}" for n in others]
             posts = await self._redis.mget(keys) if keys else []
+            gone = [n for n, post in zip(others, posts, strict=True) if post is None]
+            if gone:
+                await self._redis.srem(self._index, *gone)
         except RedisError:
             return streams
         for post in posts:
