@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from authmesh.server.console.live import live_view
 from authmesh.testing import wait_for
@@ -53,3 +54,26 @@ def test_the_live_view_lists_the_streams_other_processes_serve(
             assert follower["server"] == second.core.hub.followers.server
             assert not first.core.hub.followers.followers()  # not one of the first's own
     wait_for(lambda: listed() is None, timeout=10)
+
+
+def test_posts_this_code_did_not_write_are_passed_over(start_server: Callable[..., Api]) -> None:
+    api = start_server(redis_url=REDIS)
+    board = api.core.hub.board
+    assert board is not None
+    strangers = [f"stranger-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+
+    prefix = board.key.rsplit("post:", 1)[0]  # the namespace of this database's board
+    bodies = (b"not json", b'{"a": 1}', b'[{"x": 1}, 7]')
+
+    async def plant() -> None:
+        redis = Redis.from_url(REDIS)
+        try:
+            for name, body in zip(strangers, bodies, strict=True):
+                await redis.set(f"{prefix}post:{name}", body, ex=30)
+                await redis.sadd(f"{prefix}servers", name)
+        finally:
+            await redis.aclose()
+
+    api.server.call(plant())
+    view = api.server.call(live_view(api.core))
+    assert view["followers"] == []

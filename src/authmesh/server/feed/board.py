@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 
@@ -80,7 +80,7 @@ class FollowerBoard:
         """The streams of every process that posted lately, oldest first (this one's now)."""
         streams = self._registry.snapshot()
         try:
-            names = [n.decode() for n in await self._redis.smembers(self._index)]
+            names = [n.decode(errors="replace") for n in await self._redis.smembers(self._index)]
             others = [n for n in names if n != self._registry.server]
             keys = [f"{self._prefix}post:{n}" for n in others]
             posts = await self._redis.mget(keys) if keys else []
@@ -90,7 +90,23 @@ class FollowerBoard:
         except RedisError:
             return streams
         for post in posts:
-            if post:
-                streams.extend(json.loads(post))
+            streams.extend(_streams_of(post))
         streams.sort(key=lambda stream: stream["connected_at"])
         return streams
+
+
+def _streams_of(post: bytes | None) -> list[FollowerJSON]:
+    """The streams of a post; none from a post this code did not write (a shared Redis)."""
+    try:
+        streams = json.loads(post) if post else []
+    except ValueError:
+        return []
+    if not isinstance(streams, list):
+        return []
+    return [
+        cast(FollowerJSON, stream)
+        for stream in streams
+        if isinstance(stream, dict)
+        and isinstance(stream.get("connected_at"), int | float)
+        and isinstance(stream.get("deliveries"), list)
+    ]
